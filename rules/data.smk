@@ -1,0 +1,33 @@
+rule generate_dataset:
+    """Render a synthetic dataset (the demo documents) from its registry entry."""
+    output:
+        manifest="data/{dataset}/manifest.jsonl",
+        info="data/{dataset}/dataset.json",
+    log:
+        "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternation(PLAN.generated_datasets),
+    conda:
+        "../envs/data.yaml"
+    params:
+        entry=get_dataset_params,
+    script:
+        "../scripts/generate_dataset.py"
+
+
+rule build_tiny_model:
+    """Build a tiny random-weight VLM (no hub here); loads like any real checkpoint."""
+    output:
+        model=directory("models/tiny/{model}"),
+    log:
+        "logs/models/{model}.log",
+    wildcard_constraints:
+        model=alternation(PLAN.tiny_models),
+    conda:
+        "../envs/inference-hf.yaml"
+    params:
+        source=lambda wildcards: EXPERIMENT.registry.models[
+            wildcards.model
+        ].source.model_dump(),
+    script:
+        "../scripts/build_tiny_model.py"

@@ -1,0 +1,24 @@
+"""Snakemake entry point: predictions of one model on one task through the wrapper."""
+
+from pathlib import Path
+
+from vlmhyperbench.config import load_experiment
+from vlmhyperbench.inference.predict_job import run_predict_job
+from vlmhyperbench.logsetup import setup_logging
+
+log = setup_logging(snakemake.log.main)
+try:
+    stats = run_predict_job(
+        load_experiment(snakemake.config),
+        model_name=snakemake.params.model,
+        task_name=snakemake.wildcards.task,
+        manifest_path=Path(snakemake.input.manifest),
+        output_path=Path(snakemake.output.predictions),
+        journal_path=Path(snakemake.params.journal),
+        wrapper_log_path=Path(snakemake.log.wrapper),
+        fingerprint=snakemake.params.fingerprint,
+    )
+    log.info("done: %s", stats)
+except Exception:
+    log.exception("prediction failed")
+    raise

@@ -1,0 +1,211 @@
+"""Pydantic models of the registry entries and the experiment config.
+
+Every model forbids unknown keys, so a typo (``max_model_lenght``) is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=100)]
+
+TaskKind = Literal["vqa", "classification"]
+BackendName = Literal["hf", "vllm", "sglang", "openai"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- datasets
+class GeneratedSource(Strict):
+    """A dataset made by a registered generator (the synthetic demo documents)."""
+
+    type: Literal["generated"]
+    generator: Literal["demo_documents"] = "demo_documents"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocalSource(Strict):
+    """A folder that already holds ``manifest.jsonl`` + images (absolute or relative to the workdir)."""
+
+    type: Literal["local"]
+    path: str
+
+
+DatasetSource = Annotated[GeneratedSource | LocalSource, Field(discriminator="type")]
+
+
+class DatasetEntry(Strict):
+    name: Name
+    description: str = ""
+    version: str = "1"
+    source: DatasetSource
+
+
+# --------------------------------------------------------------------------- models
+class TinySource(Strict):
+    """A tiny random-weight VLM built locally from transformers configs (tests, demo)."""
+
+    type: Literal["tiny"]
+    arch: Literal["llava", "idefics3"]
+    seed: int = 0
+
+
+class HubSource(Strict):
+    type: Literal["hub"]
+    id: str
+    revision: str = "main"
+
+
+class LocalModelSource(Strict):
+    type: Literal["local"]
+    path: str
+
+
+ModelSource = Annotated[TinySource | HubSource | LocalModelSource, Field(discriminator="type")]
+
+
+class Endpoint(Strict):
+    """An already running OpenAI-compatible server to use instead of starting the wrapper."""
+
+    base_url: HttpUrl
+    api_key_env: str | None = None
+    model: str | None = None  # the served model name, when it differs from the entry's name
+
+
+class EngineArgs(Strict):
+    """Backend engine knobs. Typed so a bad value fails at parse time, not on the GPU node."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    max_model_len: int | None = Field(default=None, gt=0)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    mem_fraction_static: float | None = Field(default=None, gt=0, le=1)
+    limit_mm_per_prompt: dict[str, int] | None = None
+    mm_processor_kwargs: dict[str, Any] | None = None
+    max_num_seqs: int | None = Field(default=None, gt=0)
+    tensor_parallel_size: int | None = Field(default=None, gt=0)
+    trust_remote_code: bool = False
+    chat_template: str | None = None
+    torch_threads: int | None = Field(default=None, gt=0)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class Generation(Strict):
+    max_tokens: int = Field(default=64, gt=0)
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = 0
+    stop: list[str] | None = None
+
+
+class Resources(Strict):
+    gpu: int = Field(default=0, ge=0)
+    mem_mb: int = Field(default=4000, gt=0)
+    threads: int = Field(default=1, gt=0)
+    runtime_min: int = Field(default=120, gt=0)
+
+
+class ModelEntry(Strict):
+    name: Name
+    description: str = ""
+    family: str = ""
+    backend: BackendName = "hf"
+    source: ModelSource
+    endpoint: Endpoint | None = None
+    engine_args: EngineArgs = Field(default_factory=EngineArgs)
+    generation: Generation = Field(default_factory=Generation)
+    resources: Resources = Field(default_factory=Resources)
+    packages: list[str] = Field(default_factory=list)
+    container: str | None = None
+
+    @model_validator(mode="after")
+    def _openai_needs_endpoint(self) -> ModelEntry:
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError("backend 'openai' needs an endpoint: {base_url: …}")
+        return self
+
+
+# --------------------------------------------------------------------------- tasks
+class Prompt(Strict):
+    """Jinja2 templates; the user template sees the sample (question, doc_class, …) and the task."""
+
+    system: str | None = None
+    user: str = "{{ question }}"
+
+
+class Filters(Strict):
+    """Keep samples whose field is in the list; each filter works alone (empty = keep all)."""
+
+    doc_class: list[str] = Field(default_factory=list)
+    question_type: list[str] = Field(default_factory=list)
+    subset: list[str] = Field(default_factory=list)
+
+
+class TaskEntry(Strict):
+    name: Name
+    kind: TaskKind
+    dataset: Name
+    description: str = ""
+    prompt: Prompt = Field(default_factory=Prompt)
+    generation: Generation | None = None  # overrides the model's generation parameters
+    labels: list[str] = Field(default_factory=list)
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=Filters)
+    limit: int | None = Field(default=None, gt=0)
+    metrics: list[Name] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _classification_needs_labels(self) -> TaskEntry:
+        if self.kind == "classification" and not self.labels:
+            raise ValueError("a classification task needs labels: [..]")
+        unknown = sorted(set(self.synonyms) - set(self.labels))
+        if unknown:
+            raise ValueError(f"synonyms for labels not in labels: {unknown}")
+        return self
+
+
+# --------------------------------------------------------------------------- metrics
+class MetricEntry(Strict):
+    name: Name
+    implementation: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    aggregate: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    higher_is_better: bool = True
+    task_kinds: list[TaskKind] = Field(min_length=1)
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- experiment
+class InferenceSettings(Strict):
+    concurrency: int = Field(default=4, gt=0)
+    request_timeout_s: float = Field(default=300, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    startup_timeout_s: float = Field(default=600, gt=0)
+
+
+class ScoringSettings(Strict):
+    bootstrap: int = Field(default=1000, ge=0)
+    seed: int = 0
+
+
+class Overrides(Strict):
+    """Partial entries deep-merged over the registry entries before validation."""
+
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ExperimentConfig(Strict):
+    name: str = "experiment"
+    registry_dir: str = "config"
+    models: list[Name] = Field(min_length=1)
+    tasks: list[Name] = Field(min_length=1)
+    overrides: Overrides = Field(default_factory=Overrides)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)

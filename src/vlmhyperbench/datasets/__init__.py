@@ -1,0 +1,1 @@
+"""Datasets: the manifest contract, the demo generator and (later) importers."""

@@ -1,0 +1,1 @@
+"""Inference client: builds requests, talks to the wrapper (or an endpoint), journals answers."""

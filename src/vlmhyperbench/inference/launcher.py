@@ -1,0 +1,131 @@
+"""Start the Inference API Wrapper for a model on a free loopback port, and stop it afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from vlmhyperbench.config.schema import ModelEntry
+
+
+class WrapperStartError(RuntimeError):
+    """The wrapper died or never became healthy; the message carries its last log lines."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wrapper_command(
+    model: ModelEntry, model_path: str, port: int, media_roots: list[Path], host: str = "127.0.0.1"
+) -> list[str]:
+    """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI)."""
+    command = [
+        sys.executable, "-m", "vlmhb_wrapper", "serve",
+        "--backend", model.backend,
+        "--model", model_path,
+        "--served-model-name", model.name,
+        "--host", host,
+        "--port", str(port),
+    ]  # fmt: skip
+    threads = model.engine_args.torch_threads or model.resources.threads
+    command += ["--threads", str(threads)]
+    for root in media_roots:
+        command += ["--allowed-media-root", str(root)]
+    return command
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_wrapper(
+    build_command: callable,
+    log_path: Path,
+    startup_timeout_s: float = 600,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Run ``build_command(port)`` until the block ends; yields the base URL (``…/v1``).
+
+    The wrapper's output goes to ``log_path``. If it exits or is not healthy within the timeout,
+    ``WrapperStartError`` carries the last lines of its log.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            build_command(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # so we can stop the whole process group
+        )
+    base = f"http://{host}:{port}"
+    try:
+        _wait_healthy(process, base, log_path, startup_timeout_s)
+        yield f"{base}/v1"
+    finally:
+        stop(process)
+
+
+def _wait_healthy(process: subprocess.Popen, base: str, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise WrapperStartError(
+                    f"the wrapper exited with code {process.returncode} before it was ready; "
+                    f"last lines of {log_path}:\n{tail(log_path)}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                response = client.get(f"{base}/health")
+                if response.status_code == 200:
+                    return
+                if response.status_code == 503 and response.json().get("status") == "failed":
+                    raise WrapperStartError(
+                        f"the wrapper failed to load the model: {response.text}; "
+                        f"last lines of {log_path}:\n{tail(log_path)}"
+                    )
+            time.sleep(0.2)
+    raise WrapperStartError(
+        f"the wrapper was not healthy after {timeout_s:.0f} s; last lines of {log_path}:\n{tail(log_path)}"
+    )
+
+
+def stop(process: subprocess.Popen, grace_s: float = 10) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def is_alive(base_url: str) -> bool:
+    """Whether the server behind ``…/v1`` still answers its health check."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        return httpx.get(f"{root}/health", timeout=5.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,37 @@
+"""Build OpenAI chat messages for a sample: images as ``data:`` URLs, then the rendered text."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from vlmhyperbench.prompts import RenderedPrompt
+
+
+class SampleInputError(ValueError):
+    """A problem with one sample's input (missing image…): recorded for that sample only."""
+
+
+def image_data_url(path: Path) -> str:
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SampleInputError(f"image not found: {path}") from exc
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def build_messages(
+    prompt: RenderedPrompt, image_paths: list[Path]
+) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": image_data_url(path)}} for path in image_paths
+    ]
+    content.append({"type": "text", "text": prompt.user})
+    messages: list[dict[str, Any]] = []
+    if prompt.system:
+        messages.append({"role": "system", "content": prompt.system})
+    messages.append({"role": "user", "content": content})
+    return messages

@@ -1,0 +1,61 @@
+"""The ``predict`` stage for one (model, task): start or reach the server, send, write output."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from vlmhyperbench.config import Experiment
+from vlmhyperbench.datasets.manifest import read_manifest
+from vlmhyperbench.inference.journal import Journal
+from vlmhyperbench.inference.launcher import running_wrapper, wrapper_command
+from vlmhyperbench.inference.model_source import model_location
+from vlmhyperbench.inference.runner import PredictRun, RunStats, predict
+from vlmhyperbench.selection import select_samples
+
+log = logging.getLogger("vlmhyperbench.predict")
+
+
+def run_predict_job(
+    experiment: Experiment,
+    model_name: str,
+    task_name: str,
+    manifest_path: Path,
+    output_path: Path,
+    journal_path: Path,
+    wrapper_log_path: Path,
+    fingerprint: str,
+) -> RunStats:
+    model = experiment.registry.models[model_name]
+    task = experiment.registry.tasks[task_name]
+    dataset_dir = manifest_path.parent.resolve()
+    samples = select_samples(task, read_manifest(manifest_path))
+    run = PredictRun(
+        model=model,
+        task=task,
+        samples=samples,
+        dataset_dir=dataset_dir,
+        journal=Journal(journal_path, fingerprint),
+        output_path=output_path,
+        settings=experiment.config.inference,
+        served_model=model.name,
+    )
+    if model.endpoint is not None:
+        if model.endpoint.api_key_env:
+            run.api_key = os.environ.get(model.endpoint.api_key_env) or run.api_key
+        run.served_model = model.endpoint.model or model.name
+        log.info("using the endpoint %s for %s", model.endpoint.base_url, model.name)
+        return predict(run, str(model.endpoint.base_url).rstrip("/"))
+
+    location = model_location(model)
+
+    def command(port: int) -> list[str]:
+        return wrapper_command(model, location, port, media_roots=[dataset_dir])
+
+    log.info("starting the wrapper for %s (%s backend, %s)", model.name, model.backend, location)
+    with running_wrapper(
+        command, wrapper_log_path, startup_timeout_s=experiment.config.inference.startup_timeout_s
+    ) as base_url:
+        log.info("wrapper ready at %s", base_url)
+        return predict(run, base_url)

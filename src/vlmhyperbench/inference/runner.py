@@ -1,0 +1,170 @@
+"""Send a task's samples to an OpenAI-compatible server concurrently, journaling every answer.
+
+Per-sample problems (a missing image, a 4xx answer such as a corrupt image) are recorded with the
+sample and the run goes on. A server that stops answering aborts the run; the journal keeps every
+answer so far, and the re-run sends only the samples still missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from vlmhyperbench.config.schema import InferenceSettings, ModelEntry, TaskEntry
+from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.fingerprints import effective_generation
+from vlmhyperbench.inference.journal import Journal
+from vlmhyperbench.inference.launcher import is_alive
+from vlmhyperbench.inference.messages import SampleInputError, build_messages
+from vlmhyperbench.io import atomic_write
+from vlmhyperbench.prompts import render_prompt
+
+log = logging.getLogger("vlmhyperbench.predict")
+
+PERFORMANCE_KEYS = ("latency_ms", "ttft_ms", "tpot_ms", "prompt_tokens", "completion_tokens", "peak_memory_mb")
+
+
+class PredictionAborted(RuntimeError):
+    """The server stopped answering; answers so far are safe in the journal."""
+
+
+@dataclass
+class PredictRun:
+    model: ModelEntry
+    task: TaskEntry
+    samples: list[Sample]
+    dataset_dir: Path
+    journal: Journal
+    output_path: Path
+    settings: InferenceSettings
+    served_model: str
+    api_key: str = "EMPTY"
+
+
+@dataclass
+class RunStats:
+    total: int
+    already_done: int
+    sent: int
+    errors: int
+
+
+async def _request(
+    client: openai.AsyncOpenAI, run: PredictRun, sample: Sample, generation: dict[str, Any]
+) -> dict[str, Any]:
+    prompt = render_prompt(run.task, sample)
+    messages = build_messages(prompt, [run.dataset_dir / image for image in sample.images])
+    started = time.perf_counter()
+    completion = await client.chat.completions.create(
+        model=run.served_model,
+        messages=messages,
+        max_tokens=generation["max_tokens"],
+        temperature=generation["temperature"],
+        top_p=generation.get("top_p") or openai.NOT_GIVEN,
+        seed=generation.get("seed") if generation.get("seed") is not None else openai.NOT_GIVEN,
+        stop=generation.get("stop") or openai.NOT_GIVEN,
+    )
+    wall_ms = (time.perf_counter() - started) * 1000
+    extra = completion.model_extra or {}
+    performance = dict(extra.get("performance") or {})
+    performance["client_latency_ms"] = round(wall_ms, 3)
+    choice = completion.choices[0]
+    return {
+        "id": sample.id,
+        "prediction": choice.message.content or "",
+        "error": None,
+        "finish_reason": choice.finish_reason,
+        "performance": performance,
+        "usage": completion.usage.model_dump() if completion.usage else None,
+    }
+
+
+def _error_record(sample_id: str, error: str, retryable: bool) -> dict[str, Any]:
+    return {"id": sample_id, "prediction": None, "error": error, "retryable": retryable,
+            "performance": None}  # fmt: skip
+
+
+async def _predict(run: PredictRun, base_url: str) -> RunStats:
+    pending = [s for s in run.samples if not run.journal.done(s.id)]
+    stats = RunStats(total=len(run.samples), already_done=len(run.samples) - len(pending),
+                     sent=0, errors=0)  # fmt: skip
+    log.info(
+        "%s/%s: %d samples, %d already answered (journal %s), %d to send",
+        run.model.name, run.task.name, stats.total, stats.already_done, run.journal.path, len(pending),
+    )  # fmt: skip
+    generation = effective_generation(run.model, run.task)
+    semaphore = asyncio.Semaphore(run.settings.concurrency)
+    server_dead = asyncio.Event()
+    progress_every = max(1, len(pending) // 20)
+
+    async with openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=run.api_key,
+        max_retries=run.settings.max_retries,
+        timeout=run.settings.request_timeout_s,
+    ) as client:
+
+        async def one(sample: Sample) -> None:
+            async with semaphore:
+                if server_dead.is_set():
+                    return
+                try:
+                    record = await _request(client, run, sample, generation)
+                except (SampleInputError, ValueError) as exc:
+                    record = _error_record(sample.id, str(exc), retryable=False)
+                except openai.APIStatusError as exc:
+                    # 4xx: this request is wrong (bad image, too long…) — final for this sample.
+                    retryable = exc.status_code >= 500 or exc.status_code == 429
+                    record = _error_record(sample.id, f"HTTP {exc.status_code}: {exc.message}", retryable)
+                except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                    if not await asyncio.to_thread(is_alive, base_url):
+                        server_dead.set()
+                        return
+                    record = _error_record(sample.id, f"{type(exc).__name__}: {exc}", retryable=True)
+                run.journal.append(record)
+                stats.sent += 1
+                stats.errors += record["error"] is not None
+                if stats.sent % progress_every == 0 or stats.sent == len(pending):
+                    log.info("%s/%s: %d/%d sent, %d errors", run.model.name, run.task.name,
+                             stats.sent, len(pending), stats.errors)  # fmt: skip
+
+        await asyncio.gather(*(one(sample) for sample in pending))
+
+    if server_dead.is_set():
+        raise PredictionAborted(
+            f"{run.model.name}/{run.task.name}: the server at {base_url} stopped answering after "
+            f"{stats.sent} of {len(pending)} samples; their answers are in {run.journal.path}; "
+            "re-run to send only the missing samples"
+        )
+    return stats
+
+
+def write_predictions(run: PredictRun) -> None:
+    """The declared output, in manifest order, written atomically from the journal."""
+    with atomic_write(run.output_path) as handle:
+        for sample in run.samples:
+            record = run.journal.records.get(sample.id)
+            if record is None:
+                record = _error_record(sample.id, "no answer recorded", retryable=True)
+            line = {key: record.get(key) for key in ("id", "prediction", "error", "performance")}
+            line["finish_reason"] = record.get("finish_reason")
+            line["usage"] = record.get("usage")
+            handle.write(_dumps(line) + "\n")
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def predict(run: PredictRun, base_url: str) -> RunStats:
+    stats = asyncio.run(_predict(run, base_url))
+    write_predictions(run)
+    return stats

@@ -1,0 +1,105 @@
+"""Paths of every file target, derived from the experiment — the single source for the rules.
+
+The rules in ``rules/*.smk`` ask this module where things are, so the layout lives in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmhyperbench.config import Experiment
+from vlmhyperbench.config.schema import GeneratedSource, LocalSource, TinySource
+from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
+from vlmhyperbench.inference.model_source import tiny_model_dir
+from vlmhyperbench.prompts import check_templates
+
+DATA_DIR = "data"
+RESULTS_DIR = "results"
+LOGS_DIR = "logs"
+JOURNAL_DIR = f"{RESULTS_DIR}/.journal"
+
+
+def alternation(names: list[str]) -> str:
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(name) for name in sorted(names)) or "(?!)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiment: Experiment
+
+    def __post_init__(self) -> None:
+        for name, task in self.experiment.tasks.items():
+            check_templates(task, str(self.experiment.registry.path_of("tasks", name)))
+
+    # ------------------------------------------------------------------ datasets
+    @property
+    def generated_datasets(self) -> list[str]:
+        return [n for n, d in self.experiment.datasets.items() if isinstance(d.source, GeneratedSource)]
+
+    def dataset_dir(self, dataset: str) -> str:
+        source = self.experiment.registry.datasets[dataset].source
+        if isinstance(source, LocalSource):
+            return str(Path(source.path).expanduser())
+        return f"{DATA_DIR}/{dataset}"
+
+    def manifest(self, task: str) -> str:
+        return f"{self.dataset_dir(self.experiment.registry.tasks[task].dataset)}/manifest.jsonl"
+
+    # ------------------------------------------------------------------ models
+    @property
+    def tiny_models(self) -> list[str]:
+        return [n for n, m in self.experiment.models.items() if isinstance(m.source, TinySource)]
+
+    def model_inputs(self, model: str) -> dict[str, str]:
+        """Files the predict job needs for the model (a locally built model's folder)."""
+        if model in self.tiny_models:
+            return {"model": tiny_model_dir(model)}
+        return {}
+
+    # ------------------------------------------------------------------ predictions
+    def predictions(self, model: str, task: str) -> str:
+        return f"{RESULTS_DIR}/predictions/{model}/{task}.jsonl"
+
+    def journal(self, model: str, task: str) -> str:
+        return f"{JOURNAL_DIR}/{model}/{task}.jsonl"
+
+    def predict_fingerprint(self, model: str, task: str) -> str:
+        registry = self.experiment.registry
+        task_entry = registry.tasks[task]
+        return predict_fingerprint(
+            registry.models[model], task_entry, registry.datasets[task_entry.dataset]
+        )
+
+    # ------------------------------------------------------------------ scores
+    def score(self, model: str, task: str, metric: str, ext: str) -> str:
+        return f"{RESULTS_DIR}/scores/{model}/{task}/{metric}.{ext}"
+
+    def score_fingerprint(self, metric: str, task: str) -> str:
+        registry = self.experiment.registry
+        return score_fingerprint(registry.metrics[metric], registry.tasks[task])
+
+    def all_scores(self, ext: str = "json") -> list[str]:
+        return [
+            self.score(model, task, metric, ext)
+            for model in self.experiment.models
+            for task, entry in self.experiment.tasks.items()
+            for metric in entry.metrics
+        ]
+
+    def all_predictions(self) -> list[str]:
+        return [
+            self.predictions(model, task)
+            for model in self.experiment.models
+            for task in self.experiment.tasks
+        ]
+
+    # ------------------------------------------------------------------ final
+    summary_parquet = f"{RESULTS_DIR}/summary.parquet"
+    summary_csv = f"{RESULTS_DIR}/summary.csv"
+    leaderboard = f"{RESULTS_DIR}/report/leaderboard.md"
+
+    def final_outputs(self) -> list[str]:
+        return [self.summary_csv, self.leaderboard]

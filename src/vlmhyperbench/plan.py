@@ -37,7 +37,9 @@ class Plan:
     # ------------------------------------------------------------------ datasets
     @property
     def generated_datasets(self) -> list[str]:
-        return [n for n, d in self.experiment.datasets.items() if isinstance(d.source, GeneratedSource)]
+        return [
+            n for n, d in self.experiment.datasets.items() if isinstance(d.source, GeneratedSource)
+        ]
 
     def dataset_dir(self, dataset: str) -> str:
         source = self.experiment.registry.datasets[dataset].source
@@ -51,11 +53,16 @@ class Plan:
     # ------------------------------------------------------------------ models
     @property
     def tiny_models(self) -> list[str]:
-        return [n for n, m in self.experiment.models.items() if isinstance(m.source, TinySource)]
+        return [
+            n
+            for n, m in self.experiment.models.items()
+            if isinstance(m.source, TinySource) and m.endpoint is None
+        ]
 
     def model_inputs(self, model: str) -> dict[str, str]:
-        """Files the predict job needs for the model (a locally built model's folder)."""
-        if model in self.tiny_models:
+        """Files the predict job needs for the model (a locally built model's folder, unless the
+        model is served by an external endpoint)."""
+        if model in self.tiny_models and self.experiment.registry.models[model].endpoint is None:
             return {"model": tiny_model_dir(model)}
         return {}
 

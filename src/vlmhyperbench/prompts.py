@@ -35,11 +35,14 @@ def check_templates(task: TaskEntry, where: str) -> None:
         try:
             _compile(source)
         except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"{where}: prompt.{key}: template error on line {exc.lineno}: {exc.message}")
+            raise ConfigError(
+                f"{where}: prompt.{key}: template error on line {exc.lineno}: {exc.message}"
+            ) from None
 
 
 def render_prompt(task: TaskEntry, sample: Sample) -> RenderedPrompt:
-    """The variables a template sees: the sample's fields, ``field`` (meta.field) and the task's labels."""
+    """The variables a template sees: the sample's fields, ``field`` (meta.field) and the task's
+    labels."""
     context = {
         **sample.model_dump(),
         "field": sample.meta.get("field"),
@@ -50,5 +53,7 @@ def render_prompt(task: TaskEntry, sample: Sample) -> RenderedPrompt:
         system = _compile(task.prompt.system).render(context) if task.prompt.system else None
         user = _compile(task.prompt.user).render(context)
     except jinja2.UndefinedError as exc:
-        raise ValueError(f"task {task.name!r}, sample {sample.id!r}: prompt template: {exc}") from exc
+        raise ValueError(
+            f"task {task.name!r}, sample {sample.id!r}: prompt template: {exc}"
+        ) from exc
     return RenderedPrompt(system=system.strip() if system else None, user=user.strip())

@@ -49,7 +49,8 @@ def _expected(error: dict) -> str:
 
 
 def from_validation_error(path: Path | str, exc: ValidationError, prefix: str = "") -> ConfigError:
-    """One line per problem: ``config/models/x.yaml: engine_args.max_model_len: expected int, got 'a'``."""
+    """One line per problem, e.g.
+    ``config/models/x.yaml: engine_args.max_model_len: expected int, got 'a'``."""
     lines = []
     for error in exc.errors():
         loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))]

@@ -71,8 +71,12 @@ def load_experiment(
         known = getattr(registry, kind)
         for index, name in enumerate(getattr(experiment, kind)):
             if name not in known:
-                problems.append(unknown_name(config_path, f"{kind}[{index}]", kind[:-1], name, known))
-        duplicates = sorted({n for n in getattr(experiment, kind) if getattr(experiment, kind).count(n) > 1})
+                problems.append(
+                    unknown_name(config_path, f"{kind}[{index}]", kind[:-1], name, known)
+                )
+        duplicates = sorted(
+            {n for n in getattr(experiment, kind) if getattr(experiment, kind).count(n) > 1}
+        )
         if duplicates:
             problems.append(f"{config_path}: {kind}: listed more than once: {duplicates}")
     if problems:

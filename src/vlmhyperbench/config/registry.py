@@ -1,4 +1,5 @@
-"""Load the YAML registries: one file per entry under ``datasets/``, ``models/``, ``tasks/``, ``metrics/``."""
+"""Load the YAML registries: one file per entry under ``datasets/``, ``models/``, ``tasks/``,
+``metrics/``."""
 
 from __future__ import annotations
 
@@ -57,15 +58,14 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _validate_entry(
-    kind: str, path: Path, raw: Any, override: dict[str, Any] | None
-) -> BaseModel:
+def _validate_entry(kind: str, path: Path, raw: Any, override: dict[str, Any] | None) -> BaseModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
     if raw["name"] != path.stem:
         raise ConfigError(
-            f"{path}: name: {raw['name']!r} differs from the file name; name the file {raw['name']}.yaml"
+            f"{path}: name: {raw['name']!r} differs from the file name; "
+            f"name the file {raw['name']}.yaml"
         )
     if override:
         raw = deep_merge(raw, override)
@@ -90,7 +90,9 @@ def load_registry(
     for kind in KINDS:
         entries: dict[str, BaseModel] = getattr(registry, kind)
         for path in sorted((root / kind).glob("*.y*ml")):
-            entry = _validate_entry(kind, path, read_yaml(path), overrides.get(kind, {}).get(path.stem))
+            entry = _validate_entry(
+                kind, path, read_yaml(path), overrides.get(kind, {}).get(path.stem)
+            )
             entries[entry.name] = entry
             registry.files[(kind, entry.name)] = path
         for name in overrides.get(kind, {}):
@@ -107,7 +109,9 @@ def _check_references(registry: Registry) -> None:
     for name, task in registry.tasks.items():
         path = registry.path_of("tasks", name)
         if task.dataset not in registry.datasets:
-            problems.append(unknown_name(path, "dataset", "dataset", task.dataset, registry.datasets))
+            problems.append(
+                unknown_name(path, "dataset", "dataset", task.dataset, registry.datasets)
+            )
         for index, metric_name in enumerate(task.metrics):
             metric = registry.metrics.get(metric_name)
             if metric is None:

@@ -1,6 +1,7 @@
 """Pydantic models of the registry entries and the experiment config.
 
-Every model forbids unknown keys, so a typo (``max_model_lenght``) is an error, not a silent default.
+Every model forbids unknown keys, so a typo (``max_model_lenght``) is an error, not a silent
+default.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class GeneratedSource(Strict):
 
 
 class LocalSource(Strict):
-    """A folder that already holds ``manifest.jsonl`` + images (absolute or relative to the workdir)."""
+    """A folder that already holds ``manifest.jsonl`` + images (absolute, or relative to the
+    workdir)."""
 
     type: Literal["local"]
     path: str

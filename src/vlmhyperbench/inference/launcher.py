@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -32,18 +33,35 @@ def wrapper_command(
 ) -> list[str]:
     """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI)."""
     command = [
-        sys.executable, "-m", "vlmhb_wrapper", "serve",
-        "--backend", model.backend,
-        "--model", model_path,
-        "--served-model-name", model.name,
-        "--host", host,
-        "--port", str(port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "vlmhb_wrapper",
+        "serve",
+        "--backend",
+        model.backend,
+        "--model",
+        model_path,
+        "--served-model-name",
+        model.name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     threads = model.engine_args.torch_threads or model.resources.threads
     command += ["--threads", str(threads)]
     for root in media_roots:
         command += ["--allowed-media-root", str(root)]
     return command
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel stop the wrapper if the predict job is killed (SIGKILL, OOM) before it
+    can stop the wrapper itself — otherwise a killed run leaves a model server holding memory."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -56,7 +74,7 @@ def tail(path: Path, lines: int = 30) -> str:
 
 @contextlib.contextmanager
 def running_wrapper(
-    build_command: callable,
+    build_command: Callable[[int], list[str]],
     log_path: Path,
     startup_timeout_s: float = 600,
     host: str = "127.0.0.1",
@@ -76,6 +94,7 @@ def running_wrapper(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # so we can stop the whole process group
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     base = f"http://{host}:{port}"
     try:
@@ -105,7 +124,8 @@ def _wait_healthy(process: subprocess.Popen, base: str, log_path: Path, timeout_
                     )
             time.sleep(0.2)
     raise WrapperStartError(
-        f"the wrapper was not healthy after {timeout_s:.0f} s; last lines of {log_path}:\n{tail(log_path)}"
+        f"the wrapper was not healthy after {timeout_s:.0f} s; "
+        f"last lines of {log_path}:\n{tail(log_path)}"
     )
 
 

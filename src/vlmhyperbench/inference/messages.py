@@ -23,9 +23,7 @@ def image_data_url(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
-def build_messages(
-    prompt: RenderedPrompt, image_paths: list[Path]
-) -> list[dict[str, Any]]:
+def build_messages(prompt: RenderedPrompt, image_paths: list[Path]) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": image_data_url(path)}} for path in image_paths
     ]

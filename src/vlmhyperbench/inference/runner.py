@@ -8,6 +8,7 @@ answer so far, and the re-run sends only the samples still missing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +28,14 @@ from vlmhyperbench.prompts import render_prompt
 
 log = logging.getLogger("vlmhyperbench.predict")
 
-PERFORMANCE_KEYS = ("latency_ms", "ttft_ms", "tpot_ms", "prompt_tokens", "completion_tokens", "peak_memory_mb")
+PERFORMANCE_KEYS = (
+    "latency_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "peak_memory_mb",
+)
 
 
 class PredictionAborted(RuntimeError):
@@ -86,18 +94,29 @@ async def _request(
 
 
 def _error_record(sample_id: str, error: str, retryable: bool) -> dict[str, Any]:
-    return {"id": sample_id, "prediction": None, "error": error, "retryable": retryable,
-            "performance": None}  # fmt: skip
+    return {
+        "id": sample_id,
+        "prediction": None,
+        "error": error,
+        "retryable": retryable,
+        "performance": None,
+    }
 
 
 async def _predict(run: PredictRun, base_url: str) -> RunStats:
     pending = [s for s in run.samples if not run.journal.done(s.id)]
-    stats = RunStats(total=len(run.samples), already_done=len(run.samples) - len(pending),
-                     sent=0, errors=0)  # fmt: skip
+    stats = RunStats(
+        total=len(run.samples), already_done=len(run.samples) - len(pending), sent=0, errors=0
+    )
     log.info(
         "%s/%s: %d samples, %d already answered (journal %s), %d to send",
-        run.model.name, run.task.name, stats.total, stats.already_done, run.journal.path, len(pending),
-    )  # fmt: skip
+        run.model.name,
+        run.task.name,
+        stats.total,
+        stats.already_done,
+        run.journal.path,
+        len(pending),
+    )
     generation = effective_generation(run.model, run.task)
     semaphore = asyncio.Semaphore(run.settings.concurrency)
     server_dead = asyncio.Event()
@@ -121,18 +140,28 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
                 except openai.APIStatusError as exc:
                     # 4xx: this request is wrong (bad image, too long…) — final for this sample.
                     retryable = exc.status_code >= 500 or exc.status_code == 429
-                    record = _error_record(sample.id, f"HTTP {exc.status_code}: {exc.message}", retryable)
+                    record = _error_record(
+                        sample.id, f"HTTP {exc.status_code}: {exc.message}", retryable
+                    )
                 except (openai.APIConnectionError, openai.APITimeoutError) as exc:
                     if not await asyncio.to_thread(is_alive, base_url):
                         server_dead.set()
                         return
-                    record = _error_record(sample.id, f"{type(exc).__name__}: {exc}", retryable=True)
+                    record = _error_record(
+                        sample.id, f"{type(exc).__name__}: {exc}", retryable=True
+                    )
                 run.journal.append(record)
                 stats.sent += 1
                 stats.errors += record["error"] is not None
                 if stats.sent % progress_every == 0 or stats.sent == len(pending):
-                    log.info("%s/%s: %d/%d sent, %d errors", run.model.name, run.task.name,
-                             stats.sent, len(pending), stats.errors)  # fmt: skip
+                    log.info(
+                        "%s/%s: %d/%d sent, %d errors",
+                        run.model.name,
+                        run.task.name,
+                        stats.sent,
+                        len(pending),
+                        stats.errors,
+                    )
 
         await asyncio.gather(*(one(sample) for sample in pending))
 
@@ -155,13 +184,8 @@ def write_predictions(run: PredictRun) -> None:
             line = {key: record.get(key) for key in ("id", "prediction", "error", "performance")}
             line["finish_reason"] = record.get("finish_reason")
             line["usage"] = record.get("usage")
-            handle.write(_dumps(line) + "\n")
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
-
-def _dumps(value: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
 
 
 def predict(run: PredictRun, base_url: str) -> RunStats:

@@ -1,0 +1,50 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both create/update .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+CORES  ?= 2
+# CPU torch is pinned in constraints.txt: an unpinned torch pulls a multi-GB CUDA build.
+INSTALL_INPUTS := pyproject.toml wrapper/pyproject.toml constraints.txt
+
+.PHONY: demo test lint format dryrun clean-results help
+
+help:
+	@echo "make demo   - set up .venv and run the demo benchmark (results/summary.csv, results/report/leaderboard.md)"
+	@echo "make test   - set up .venv with test extras and run the test suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/python $(INSTALL_INPUTS)
+	$(PIP) install --quiet -c constraints.txt -e ".[hf]" -e "./wrapper[hf]"
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.demo-installed
+	$(PIP) install --quiet -c constraints.txt -e ".[hf,test]" -e "./wrapper[hf]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/snakemake --cores $(CORES)
+	@echo "Results: results/summary.csv and results/report/leaderboard.md"
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src wrapper/src scripts tests benchmarks
+	$(BIN)/ruff format --check src wrapper/src scripts tests benchmarks
+	$(BIN)/snakefmt --check workflow rules
+	$(BIN)/snakemake --lint
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff format src wrapper/src scripts tests benchmarks
+	$(BIN)/ruff check --fix src wrapper/src scripts tests benchmarks
+	$(BIN)/snakefmt workflow rules
+
+dryrun: $(VENV)/.demo-installed
+	$(BIN)/snakemake -n --cores $(CORES)
+
+clean-results:
+	rm -rf results logs .snakemake/metadata

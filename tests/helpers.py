@@ -1,0 +1,112 @@
+"""Shared test helpers: a small experiment in a temporary workdir, and real snakemake runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+
+SMALL_DATASET = {"source": {"params": {"per_class": 1, "subsets": ["clean", "blur"]}}}
+
+
+def make_workdir(
+    root: Path,
+    *,
+    models: list[str] | None = None,
+    tasks: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    inference: dict[str, Any] | None = None,
+) -> Path:
+    """A workdir with a copy of the repo's registries and a small experiment config."""
+    workdir = root
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
+    default_overrides = {
+        "datasets": {"demo_docs_vqa": SMALL_DATASET, "demo_docs_classification": SMALL_DATASET},
+    }
+    config = {
+        "name": "test",
+        "registry_dir": "config",
+        "models": models or ["tiny-llava", "tiny-idefics3"],
+        "tasks": tasks or ["demo_field_vqa", "demo_doc_class"],
+        "overrides": _merge(default_overrides, overrides or {}),
+        "inference": {"concurrency": 4, "startup_timeout_s": 300, **(inference or {})},
+        "scoring": {"bootstrap": 200, "seed": 0},
+    }
+    write_yaml(workdir / "config" / "config.yaml", config)
+    return workdir
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def write_yaml(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(payload, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run the real snakemake CLI on the repo's workflow in ``workdir``."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a snakemake run or dry run."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    try:
+        start = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("job") and "count" in line
+        )
+    except StopIteration:
+        return counts
+    for line in lines[start + 2 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts

@@ -1,0 +1,208 @@
+"""Crash safety of the predict stage: a killed job or a dying server loses and repeats nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import SNAKEFILE, make_workdir, snakemake
+from vlmhyperbench.datasets.manifest import read_manifest
+from vlmhyperbench.inference.launcher import free_port, stop
+
+pytestmark = pytest.mark.slow
+
+MODEL = "tiny-llava"
+TASK = "demo_field_vqa"
+
+
+def journal_ids(workdir: Path) -> list[str]:
+    path = workdir / "results" / ".journal" / MODEL / f"{TASK}.jsonl"
+    if not path.exists():
+        return []
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        with contextlib.suppress(json.JSONDecodeError, KeyError):
+            ids.append(json.loads(line)["id"])
+    return ids
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and "vlmhb_wrapper" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def check_complete(workdir: Path) -> list[dict]:
+    """Each manifest sample exactly once in the output and in the journal."""
+    manifest_ids = [
+        s.id for s in read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl")
+    ]
+    output = workdir / "results" / "predictions" / MODEL / f"{TASK}.jsonl"
+    lines = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in lines] == manifest_ids
+    assert all(x["error"] is None and x["prediction"] is not None for x in lines)
+    journal = journal_ids(workdir)
+    assert sorted(journal) == sorted(manifest_ids), "a sample was sent twice or lost"
+    return lines
+
+
+def test_killed_predict_job_resumes_with_only_the_missing_samples(tmp_path: Path) -> None:
+    workdir = make_workdir(
+        tmp_path / "wd", models=[MODEL], tasks=[TASK], inference={"concurrency": 1}
+    )
+    target = f"results/predictions/{MODEL}/{TASK}.jsonl"
+    snakemake(workdir, f"models/tiny/{MODEL}", "data/demo_docs_vqa/manifest.jsonl")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(SNAKEFILE),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            target,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: len(journal_ids(workdir)) >= 4, 300, "the first answers in the journal")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    answered_before = journal_ids(workdir)
+    total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
+    assert 4 <= len(answered_before) < total, "the kill should land mid-run"
+    assert not (workdir / target).exists()
+    # The kernel stops the orphaned wrapper (PR_SET_PDEATHSIG): no model server is left behind.
+    wait_for(lambda: not processes_mentioning(str(workdir)), 30, "the orphaned wrapper to exit")
+
+    wrapper_log = workdir / "logs" / "predict" / MODEL / f"{TASK}.wrapper.log"
+    requests_before = wrapper_log.read_text(encoding="utf-8").count("POST /v1/chat/completions")
+    snakemake(workdir, "--unlock")
+    snakemake(workdir, "--rerun-incomplete", target)
+    requests_after = wrapper_log.read_text(encoding="utf-8").count("POST /v1/chat/completions")
+    assert requests_after - requests_before == total - len(answered_before)
+    check_complete(workdir)
+
+
+def start_server(model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vlmhb_wrapper",
+            "serve",
+            "--backend",
+            "hf",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            MODEL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 300, "the wrapper to be healthy")
+    return process
+
+
+def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
+    tmp_path: Path,
+) -> None:
+    from vlmhyperbench.models.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "model", arch="llava", seed=0)
+    port = free_port()
+    workdir = make_workdir(
+        tmp_path / "wd",
+        models=[MODEL],
+        tasks=[TASK],
+        inference={"concurrency": 2, "max_retries": 0},
+        overrides={"models": {MODEL: {"endpoint": {"base_url": f"http://127.0.0.1:{port}/v1"}}}},
+    )
+    snakemake(workdir, "data/demo_docs_vqa/manifest.jsonl")
+    server = start_server(model_dir, port, tmp_path / "server1.log")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(SNAKEFILE),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(journal_ids(workdir)) >= 4, 300, "the first answers")
+    finally:
+        stop(server, grace_s=0.1)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "stopped answering" in output and "re-run to send only the missing samples" in output
+    answered_before = journal_ids(workdir)
+    total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
+    assert len(answered_before) < total
+
+    server = start_server(model_dir, port, tmp_path / "server2.log")
+    try:
+        snakemake(workdir)
+    finally:
+        stop(server)
+    sent_again = (
+        (tmp_path / "server2.log").read_text(encoding="utf-8").count("POST /v1/chat/completions")
+    )
+    assert sent_again == total - len(answered_before)
+    check_complete(workdir)
+    assert (workdir / "results" / "report" / "leaderboard.md").exists()

@@ -1,0 +1,129 @@
+"""Journal, prompts, fingerprints, selection and request building — the predict stage's parts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+from vlmhyperbench.config import load_experiment
+from vlmhyperbench.config.schema import TaskEntry
+from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.fingerprints import effective_generation, predict_fingerprint
+from vlmhyperbench.inference.journal import Journal
+from vlmhyperbench.inference.launcher import wrapper_command
+from vlmhyperbench.inference.messages import SampleInputError, build_messages
+from vlmhyperbench.prompts import RenderedPrompt, render_prompt
+from vlmhyperbench.selection import select_samples
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    return load_experiment(config_path=REPO / "config" / "config.yaml", workdir=REPO)
+
+
+def sample(**fields) -> Sample:
+    return Sample(**{"id": "s1", "question": "Какая фамилия?", "answers": ["Иванов"], **fields})
+
+
+def test_journal_resumes_and_skips_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, "fp1")
+    journal.append({"id": "a", "prediction": "x", "error": None})
+    journal.append({"id": "b", "prediction": None, "error": "HTTP 503", "retryable": True})
+    with path.open("a") as handle:
+        handle.write('{"id": "c", "predic')  # killed mid-write
+    again = Journal(path, "fp1")
+    assert again.done("a") and not again.done("b") and not again.done("c")
+
+
+def test_journal_of_another_fingerprint_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    Journal(path, "fp1").append({"id": "a", "prediction": "x", "error": None})
+    fresh = Journal(path, "fp2")
+    assert not fresh.done("a")
+    assert (tmp_path / "j.jsonl.stale").exists()
+    assert json.loads(path.read_text().splitlines()[0]) == {"fingerprint": "fp2"}
+
+
+def test_prompt_renders_sample_fields_and_labels(experiment) -> None:
+    task = experiment.registry.tasks["demo_doc_class"]
+    rendered = render_prompt(task, sample(doc_class="passport"))
+    assert "passport, snils, invoice" in rendered.user
+    assert rendered.system and "классификации" in rendered.system
+
+
+def test_prompt_with_an_unknown_variable_names_task_and_sample(experiment) -> None:
+    entry = experiment.registry.tasks["demo_field_vqa"].model_dump()
+    entry["prompt"] = {"system": None, "user": "{{ nonexistent }}"}
+    task = TaskEntry.model_validate(entry)
+    with pytest.raises(ValueError, match=r"task 'demo_field_vqa', sample 's1'.*nonexistent"):
+        render_prompt(task, sample())
+
+
+def test_predict_fingerprint_follows_prompt_but_not_metrics(experiment) -> None:
+    registry = experiment.registry
+    model, task = registry.models["tiny-llava"], registry.tasks["demo_field_vqa"]
+    dataset = registry.datasets[task.dataset]
+    base = predict_fingerprint(model, task, dataset)
+    more_metrics = task.model_copy(update={"metrics": [*task.metrics, "cer"]})
+    assert predict_fingerprint(model, more_metrics, dataset) == base
+    new_prompt = task.model_copy(
+        update={"prompt": task.prompt.model_copy(update={"user": "Q: {{ question }}"})}
+    )
+    assert predict_fingerprint(model, new_prompt, dataset) != base
+    more_memory = model.model_copy(
+        update={"resources": model.resources.model_copy(update={"mem_mb": 9})}
+    )
+    assert predict_fingerprint(more_memory, task, dataset) == base
+
+
+def test_task_generation_overrides_the_model(experiment) -> None:
+    registry = experiment.registry
+    merged = effective_generation(registry.models["tiny-llava"], registry.tasks["demo_doc_class"])
+    assert merged["max_tokens"] == 8 and merged["temperature"] == 0.0
+
+
+def test_filters_work_alone(experiment) -> None:
+    task = experiment.registry.tasks["demo_field_vqa"]
+    samples = [
+        sample(id="1", doc_class="passport", question_type="surname", subset="clean"),
+        sample(id="2", doc_class="snils", question_type="surname", subset="blur"),
+        sample(id="3", doc_class="passport", question_type="birth_date", subset="blur"),
+    ]
+    only_class = task.model_copy(
+        update={"filters": task.filters.model_copy(update={"doc_class": ["passport"]})}
+    )
+    assert [s.id for s in select_samples(only_class, samples)] == ["1", "3"]
+    only_subset = task.model_copy(
+        update={"filters": task.filters.model_copy(update={"subset": ["blur"]})}
+    )
+    assert [s.id for s in select_samples(only_subset, samples)] == ["2", "3"]
+    limited = task.model_copy(update={"limit": 2})
+    assert [s.id for s in select_samples(limited, samples)] == ["1", "2"]
+
+
+def test_messages_carry_images_as_data_urls(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG fake")
+    messages = build_messages(RenderedPrompt(system="sys", user="вопрос"), [image])
+    assert messages[0] == {"role": "system", "content": "sys"}
+    url = messages[1]["content"][0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == b"\x89PNG fake"
+    assert messages[1]["content"][1] == {"type": "text", "text": "вопрос"}
+    with pytest.raises(SampleInputError, match=r"image not found: .*missing.png"):
+        build_messages(RenderedPrompt(system=None, user="q"), [tmp_path / "missing.png"])
+
+
+def test_wrapper_command_from_a_model_entry(experiment, tmp_path: Path) -> None:
+    model = experiment.registry.models["tiny-llava"]
+    command = wrapper_command(model, "/m", 1234, media_roots=[tmp_path])
+    assert command[1:4] == ["-m", "vlmhb_wrapper", "serve"]
+    joined = " ".join(command)
+    assert "--backend hf" in joined and "--model /m" in joined and "--port 1234" in joined
+    assert "--host 127.0.0.1" in joined and f"--allowed-media-root {tmp_path}" in joined
+    assert "--served-model-name tiny-llava" in joined and "--threads 1" in joined

@@ -13,9 +13,11 @@ try:
         out_dir,
         name=entry["name"],
         version=entry["version"],
-        progress=lambda done, total: log.info("rendered %d/%d images", done, total)
-        if done == total or done % 10 == 0
-        else None,
+        progress=lambda done, total: (
+            log.info("rendered %d/%d images", done, total)
+            if done == total or done % 10 == 0
+            else None
+        ),
         **entry["source"]["params"],
     )
     log.info("wrote %d samples to %s", len(samples), out_dir)

@@ -28,7 +28,9 @@ try:
         n_boot=experiment.config.scoring.bootstrap,
         seed=experiment.config.scoring.seed,
     )
-    log.info("%s on %s/%s: %s", metric.name, snakemake.wildcards.model, task.name, result["overall"])
+    log.info(
+        "%s on %s/%s: %s", metric.name, snakemake.wildcards.model, task.name, result["overall"]
+    )
 except Exception:
     log.exception("scoring failed")
     raise

@@ -43,7 +43,9 @@ def atomic_write_json(path: str | os.PathLike[str], payload: Any) -> None:
 
 def stable_hash(payload: Any, length: int = 16) -> str:
     """Hash of a JSON-serialisable value that does not depend on key order."""
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(
+        payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 

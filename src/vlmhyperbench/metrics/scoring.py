@@ -71,17 +71,20 @@ def _effective_params(
     params: Mapping[str, Any] | None,
     labels: Sequence[str] | None,
     samples: list[Sample],
+    synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The metric's params plus ``labels`` for label-aware metrics.
+    """The metric's params plus the task's ``labels`` and ``synonyms`` for label-aware metrics.
 
     Labels come from the ``labels`` argument, else from the params, else from the distinct
-    first answers of the manifest.
+    first answers of the manifest. Metrics that take no such parameter never get them.
     """
     effective = dict(params or {})
     if "labels" not in effective and _accepts(metric.score, "labels"):
         if labels is None:
             labels = sorted({s.answers[0] for s in samples if s.answers})
         effective["labels"] = list(labels)
+    if synonyms and "synonyms" not in effective and _accepts(metric.score, "synonyms"):
+        effective["synonyms"] = {label: list(words) for label, words in synonyms.items()}
     return effective
 
 
@@ -157,10 +160,17 @@ def score_predictions(
     n_boot: int = 1000,
     seed: int = 0,
     labels: Sequence[str] | None = None,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+    samples: list[Sample] | None = None,
 ) -> dict[str, Any]:
-    """Score, aggregate, write ``{metric}.parquet`` and ``{metric}.json``; return the JSON dict."""
+    """Score, aggregate, write ``{metric}.parquet`` and ``{metric}.json``; return the JSON dict.
+
+    ``samples`` is the task's selection from the manifest (filters, limit); by default every
+    sample of the manifest is scored.
+    """
     metric = load_metric(implementation, aggregate_impl)
-    samples = read_manifest(manifest_path)
+    if samples is None:
+        samples = read_manifest(manifest_path)
     predictions = read_predictions(predictions_path)
     known = {sample.id for sample in samples}
     unknown = [pid for pid in predictions if pid not in known]
@@ -169,7 +179,7 @@ def score_predictions(
             f"{predictions_path}: prediction id {unknown[0]!r} is not in the manifest "
             f"{manifest_path} ({len(unknown)} unknown id(s))"
         )
-    effective = _effective_params(metric, params, labels, samples)
+    effective = _effective_params(metric, params, labels, samples, synonyms)
     frame = build_score_frame(predictions, samples, metric, effective)
 
     # Without a corpus aggregate the mean of ``value`` is used (and bootstrapped vectorised).

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=100)]
 
-TaskKind = Literal["vqa", "classification"]
+TaskKind = Literal["vqa", "classification", "extraction", "ocr", "ordering"]
 BackendName = Literal["hf", "vllm", "sglang", "openai"]
 
 

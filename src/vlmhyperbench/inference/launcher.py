@@ -92,7 +92,8 @@ def running_wrapper(
             build_command(port),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            # Unbuffered, so the log is complete up to the moment the wrapper dies.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,  # so we can stop the whole process group
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )

@@ -54,6 +54,10 @@ def get_predictions(wildcards):
     return PLAN.predictions(wildcards.model, wildcards.task)
 
 
+def get_import_source(wildcards):
+    return PLAN.import_source(wildcards.dataset)
+
+
 def get_dataset_params(wildcards):
     entry = EXPERIMENT.registry.datasets[wildcards.dataset]
     return entry.model_dump(mode="json")

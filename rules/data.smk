@@ -15,6 +15,25 @@ rule generate_dataset:
         "../scripts/generate_dataset.py"
 
 
+rule import_dataset:
+    """Convert a dataset in another layout (original VLMHyperBench formats, HF datasets)."""
+    input:
+        source=get_import_source,
+    output:
+        manifest="data/{dataset}/manifest.jsonl",
+        info="data/{dataset}/dataset.json",
+    log:
+        "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternation(PLAN.imported_datasets),
+    conda:
+        "../envs/data.yaml"
+    params:
+        entry=get_dataset_params,
+    script:
+        "../scripts/import_dataset.py"
+
+
 rule build_tiny_model:
     """Build a tiny random-weight VLM (no hub here); loads like any real checkpoint."""
     output:

@@ -56,6 +56,50 @@ def dataset_demo(
     console.print(f"wrote {len(samples)} samples to {out_dir}")
 
 
+@dataset_app.command("import")
+def dataset_import(
+    format: Annotated[
+        str, typer.Argument(help="vqa_csv | field_json | class_folders | multipage | hf_disk")
+    ],
+    source: Annotated[Path, typer.Argument(help="The folder (or annotation file) to import.")],
+    out_dir: Annotated[Path, typer.Argument(help="Where the manifest-format dataset goes.")],
+    name: Annotated[
+        str | None, typer.Option(help="Dataset name (default: OUT_DIR's name).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Importer option KEY=VALUE (YAML value); repeatable."),
+    ] = None,
+) -> None:
+    """Convert a dataset in another layout into the manifest format (all or nothing)."""
+    import yaml
+
+    from vlmhyperbench.datasets.importers import DatasetImportError, import_dataset
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            console.print(f"[red]--option {item!r}: expected KEY=VALUE[/red]")
+            raise typer.Exit(2)
+        options[key.strip()] = yaml.safe_load(value)
+    try:
+        samples, report = import_dataset(
+            format, source, out_dir, name=name or out_dir.name, options=options
+        )
+    except DatasetImportError as error:
+        console.print(f"[red]import failed[/red]: {error}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"imported {len(samples)} samples into {out_dir}")
+    for sample_id, path in report.missing_images.items():
+        console.print(
+            f"[yellow]missing image[/yellow] for sample {sample_id}: {path}", soft_wrap=True
+        )
+    for warning in report.warnings:
+        if "image not found" not in warning:
+            console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
+
+
 @model_app.command("build-tiny")
 def model_build_tiny(
     out_dir: Path,

@@ -22,12 +22,17 @@ def effective_generation(model: ModelEntry, task: TaskEntry) -> dict:
     return merged
 
 
-def predict_fingerprint(model: ModelEntry, task: TaskEntry, dataset: DatasetEntry) -> str:
+def predict_fingerprint(
+    model: ModelEntry, task: TaskEntry, dataset: DatasetEntry, prompts_fingerprint: str
+) -> str:
+    """``prompts_fingerprint`` covers the templates and the files they come from
+    (``TaskPrompts.fingerprint``)."""
     return stable_hash(
         {
             "model": model.model_dump(mode="json", exclude={"resources", "description"}),
-            "prompt": task.prompt.model_dump(),
-            "labels": task.labels,
+            "prompts": prompts_fingerprint,
+            "kind": task.kind,
+            "structured_output": task.structured_output,
             "filters": task.filters.model_dump(),
             "limit": task.limit,
             "generation": effective_generation(model, task),

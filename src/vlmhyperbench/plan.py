@@ -6,14 +6,14 @@ The rules in ``rules/*.smk`` ask this module where things are, so the layout liv
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmhyperbench.config import Experiment
-from vlmhyperbench.config.schema import GeneratedSource, LocalSource, TinySource
+from vlmhyperbench.config.schema import GeneratedSource, ImportSource, LocalSource, TinySource
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
-from vlmhyperbench.prompts import check_templates
+from vlmhyperbench.prompts import TaskPrompts
 
 DATA_DIR = "data"
 RESULTS_DIR = "results"
@@ -26,13 +26,19 @@ def alternation(names: list[str]) -> str:
     return "|".join(re.escape(name) for name in sorted(names)) or "(?!)"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     experiment: Experiment
+    prompts: dict[str, TaskPrompts] = field(init=False)
 
     def __post_init__(self) -> None:
-        for name, task in self.experiment.tasks.items():
-            check_templates(task, str(self.experiment.registry.path_of("tasks", name)))
+        # Read prompt files and compile every template now: a bad one stops the workflow
+        # before any job.
+        self.prompts = {name: self.task_prompts(name) for name in self.experiment.tasks}
+
+    def task_prompts(self, task: str) -> TaskPrompts:
+        registry = self.experiment.registry
+        return TaskPrompts.load(registry.tasks[task], registry.path_of("tasks", task))
 
     # ------------------------------------------------------------------ datasets
     @property
@@ -40,6 +46,18 @@ class Plan:
         return [
             n for n, d in self.experiment.datasets.items() if isinstance(d.source, GeneratedSource)
         ]
+
+    @property
+    def imported_datasets(self) -> list[str]:
+        return [
+            n for n, d in self.experiment.datasets.items() if isinstance(d.source, ImportSource)
+        ]
+
+    def import_source(self, dataset: str) -> str:
+        """The importer's input: the folder or file the registry entry points at."""
+        source = self.experiment.registry.datasets[dataset].source
+        assert isinstance(source, ImportSource)
+        return str(Path(source.path).expanduser())
 
     def dataset_dir(self, dataset: str) -> str:
         source = self.experiment.registry.datasets[dataset].source
@@ -77,7 +95,10 @@ class Plan:
         registry = self.experiment.registry
         task_entry = registry.tasks[task]
         return predict_fingerprint(
-            registry.models[model], task_entry, registry.datasets[task_entry.dataset]
+            registry.models[model],
+            task_entry,
+            registry.datasets[task_entry.dataset],
+            self.prompts[task].fingerprint(),
         )
 
     # ------------------------------------------------------------------ scores

@@ -16,7 +16,7 @@ from vlmhyperbench.fingerprints import effective_generation, predict_fingerprint
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import wrapper_command
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
-from vlmhyperbench.prompts import RenderedPrompt, render_prompt
+from vlmhyperbench.prompts import RenderedPrompt, TaskPrompts
 from vlmhyperbench.selection import select_samples
 
 
@@ -51,7 +51,8 @@ def test_journal_of_another_fingerprint_is_set_aside(tmp_path: Path) -> None:
 
 def test_prompt_renders_sample_fields_and_labels(experiment) -> None:
     task = experiment.registry.tasks["demo_doc_class"]
-    rendered = render_prompt(task, sample(doc_class="passport"))
+    prompts = TaskPrompts.load(task, experiment.registry.path_of("tasks", "demo_doc_class"))
+    rendered = prompts.render(sample(doc_class="passport"))
     assert "passport, snils, invoice" in rendered.user
     assert rendered.system and "классификации" in rendered.system
 
@@ -59,26 +60,33 @@ def test_prompt_renders_sample_fields_and_labels(experiment) -> None:
 def test_prompt_with_an_unknown_variable_names_task_and_sample(experiment) -> None:
     entry = experiment.registry.tasks["demo_field_vqa"].model_dump()
     entry["prompt"] = {"system": None, "user": "{{ nonexistent }}"}
-    task = TaskEntry.model_validate(entry)
+    prompts = TaskPrompts.load(
+        TaskEntry.model_validate(entry), REPO / "config" / "tasks" / "x.yaml"
+    )
     with pytest.raises(ValueError, match=r"task 'demo_field_vqa', sample 's1'.*nonexistent"):
-        render_prompt(task, sample())
+        prompts.render(sample())
 
 
 def test_predict_fingerprint_follows_prompt_but_not_metrics(experiment) -> None:
     registry = experiment.registry
     model, task = registry.models["tiny-llava"], registry.tasks["demo_field_vqa"]
     dataset = registry.datasets[task.dataset]
-    base = predict_fingerprint(model, task, dataset)
+    task_file = registry.path_of("tasks", "demo_field_vqa")
+
+    def fingerprint(model, task) -> str:
+        return predict_fingerprint(
+            model, task, dataset, TaskPrompts.load(task, task_file).fingerprint()
+        )
+
+    base = fingerprint(model, task)
     more_metrics = task.model_copy(update={"metrics": [*task.metrics, "cer"]})
-    assert predict_fingerprint(model, more_metrics, dataset) == base
-    new_prompt = task.model_copy(
-        update={"prompt": task.prompt.model_copy(update={"user": "Q: {{ question }}"})}
-    )
-    assert predict_fingerprint(model, new_prompt, dataset) != base
-    more_memory = model.model_copy(
-        update={"resources": model.resources.model_copy(update={"mem_mb": 9})}
-    )
-    assert predict_fingerprint(more_memory, task, dataset) == base
+    assert fingerprint(model, more_metrics) == base
+    prompt = task.prompt.model_copy(update={"user": "Q: {{ question }}"})
+    assert fingerprint(model, task.model_copy(update={"prompt": prompt})) != base
+    resources = model.resources.model_copy(update={"mem_mb": 9})
+    assert fingerprint(model.model_copy(update={"resources": resources}), task) == base
+    generation = model.generation.model_copy(update={"temperature": 0.7})
+    assert fingerprint(model.model_copy(update={"generation": generation}), task) != base
 
 
 def test_task_generation_overrides_the_model(experiment) -> None:

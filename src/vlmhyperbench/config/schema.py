@@ -38,7 +38,20 @@ class LocalSource(Strict):
     path: str
 
 
-DatasetSource = Annotated[GeneratedSource | LocalSource, Field(discriminator="type")]
+ImportFormat = Literal["vqa_csv", "field_json", "class_folders", "multipage", "hf_disk"]
+
+
+class ImportSource(Strict):
+    """A dataset in another layout (the original VLMHyperBench formats, a saved HF dataset),
+    converted into the manifest format by an importer; ``options`` are the importer's own."""
+
+    type: Literal["import"]
+    format: ImportFormat
+    path: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+DatasetSource = Annotated[GeneratedSource | LocalSource | ImportSource, Field(discriminator="type")]
 
 
 class DatasetEntry(Strict):
@@ -132,11 +145,34 @@ class ModelEntry(Strict):
 
 
 # --------------------------------------------------------------------------- tasks
+class PromptVariant(Strict):
+    system: str | None = None
+    user: str | None = None
+
+
 class Prompt(Strict):
-    """Jinja2 templates; the user template sees the sample (question, doc_class, …) and the task."""
+    """Jinja2 templates; they see the sample (question, doc_class, …), labels and fields.
+
+    Resolution, for the system and the user template separately: ``fixed_*`` >
+    ``by_doc_question["{doc_class} {question_type}"]`` (and the ``collection`` CSV) >
+    ``by_doc_class[doc_class]`` > the task default (``system`` / ``system_file``, ``user``).
+    Relative file paths are relative to the task's YAML file.
+    """
 
     system: str | None = None
+    system_file: str | None = None
     user: str = "{{ question }}"
+    fixed_system: str | None = None
+    fixed_user: str | None = None
+    by_doc_class: dict[str, PromptVariant] = Field(default_factory=dict)
+    by_doc_question: dict[str, PromptVariant] = Field(default_factory=dict)
+    collection: str | None = None
+
+    @model_validator(mode="after")
+    def _one_default_system(self) -> Prompt:
+        if self.system is not None and self.system_file is not None:
+            raise ValueError("give either system or system_file, not both")
+        return self
 
 
 class Filters(Strict):
@@ -156,6 +192,8 @@ class TaskEntry(Strict):
     generation: Generation | None = None  # overrides the model's generation parameters
     labels: list[str] = Field(default_factory=list)
     synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    fields: list[str] = Field(default_factory=list)  # extraction; else the sample's meta.fields
+    structured_output: bool = False  # extraction: ask for a JSON schema via response_format
     filters: Filters = Field(default_factory=Filters)
     limit: int | None = Field(default=None, gt=0)
     metrics: list[Name] = Field(min_length=1)

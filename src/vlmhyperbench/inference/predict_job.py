@@ -12,6 +12,7 @@ from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import running_wrapper, wrapper_command
 from vlmhyperbench.inference.model_source import model_location
 from vlmhyperbench.inference.runner import PredictRun, RunStats, predict
+from vlmhyperbench.prompts import TaskPrompts
 from vlmhyperbench.selection import select_samples
 
 log = logging.getLogger("vlmhyperbench.predict")
@@ -30,11 +31,16 @@ def run_predict_job(
     model = experiment.registry.models[model_name]
     task = experiment.registry.tasks[task_name]
     dataset_dir = manifest_path.parent.resolve()
-    samples = select_samples(task, read_manifest(manifest_path))
+    all_samples = read_manifest(manifest_path)
+    prompts = TaskPrompts.load(task, experiment.registry.path_of("tasks", task_name))
+    if prompts.collection is not None:
+        known = {s.doc_class for s in all_samples if s.doc_class}
+        prompts.collection.check_doc_classes(known, task.dataset)
     run = PredictRun(
         model=model,
         task=task,
-        samples=samples,
+        prompts=prompts,
+        samples=select_samples(task, all_samples),
         dataset_dir=dataset_dir,
         journal=Journal(journal_path, fingerprint),
         output_path=output_path,

@@ -24,7 +24,7 @@ from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import is_alive
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
 from vlmhyperbench.io import atomic_write
-from vlmhyperbench.prompts import render_prompt
+from vlmhyperbench.prompts import TaskPrompts
 
 log = logging.getLogger("vlmhyperbench.predict")
 
@@ -46,6 +46,7 @@ class PredictionAborted(RuntimeError):
 class PredictRun:
     model: ModelEntry
     task: TaskEntry
+    prompts: TaskPrompts
     samples: list[Sample]
     dataset_dir: Path
     journal: Journal
@@ -66,7 +67,7 @@ class RunStats:
 async def _request(
     client: openai.AsyncOpenAI, run: PredictRun, sample: Sample, generation: dict[str, Any]
 ) -> dict[str, Any]:
-    prompt = render_prompt(run.task, sample)
+    prompt = run.prompts.render(sample)
     messages = build_messages(prompt, [run.dataset_dir / image for image in sample.images])
     started = time.perf_counter()
     completion = await client.chat.completions.create(
@@ -77,6 +78,7 @@ async def _request(
         top_p=generation.get("top_p") or openai.NOT_GIVEN,
         seed=generation.get("seed") if generation.get("seed") is not None else openai.NOT_GIVEN,
         stop=generation.get("stop") or openai.NOT_GIVEN,
+        response_format=response_format(run.task, sample) or openai.NOT_GIVEN,
     )
     wall_ms = (time.perf_counter() - started) * 1000
     extra = completion.model_extra or {}
@@ -90,6 +92,27 @@ async def _request(
         "finish_reason": choice.finish_reason,
         "performance": performance,
         "usage": completion.usage.model_dump() if completion.usage else None,
+    }
+
+
+def response_format(task: TaskEntry, sample: Sample) -> dict[str, Any] | None:
+    """For an extraction task with ``structured_output``: a JSON schema of string fields, sent
+    as OpenAI ``response_format`` so backends with structured output enforce it."""
+    if task.kind != "extraction" or not task.structured_output:
+        return None
+    fields = task.fields or sample.meta.get("fields", [])
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "fields",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in fields},
+                "required": list(fields),
+                "additionalProperties": False,
+            },
+        },
     }
 
 
@@ -185,7 +208,6 @@ def write_predictions(run: PredictRun) -> None:
             line["finish_reason"] = record.get("finish_reason")
             line["usage"] = record.get("usage")
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-
 
 
 def predict(run: PredictRun, base_url: str) -> RunStats:

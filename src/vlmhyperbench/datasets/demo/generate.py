@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +11,10 @@ import numpy as np
 from vlmhyperbench.datasets.demo.distortions import SUBSETS, apply_distortion, check_subsets
 from vlmhyperbench.datasets.demo.registry import DOC_CLASSES, check_doc_classes, make_document
 from vlmhyperbench.datasets.demo.render import render_page
-from vlmhyperbench.datasets.demo.samples import Kind, check_kind, make_samples
+from vlmhyperbench.datasets.demo.samples import Kind, bundle_sample, check_kind, make_samples
 from vlmhyperbench.datasets.demo.seeding import derive_seed
 from vlmhyperbench.datasets.manifest import Sample, write_dataset_info, write_manifest
+from vlmhyperbench.datasets.staging import staging_dir
 
 GENERATOR_VERSION = 1
 """Bump when the output for the same parameters changes, so cached datasets are remade."""
@@ -57,7 +54,7 @@ def generate_demo_dataset(
         "image_width": image_width,
     }
     out_dir = Path(out_dir)
-    with _staging_dir(out_dir) as staging:
+    with staging_dir(out_dir) as staging:
         samples = _write_images(
             staging, kind, seed, per_class, doc_classes, subsets, image_width, progress
         )
@@ -97,6 +94,7 @@ def _write_images(
     total = len(doc_classes) * per_class * len(subsets)
     done = 0
     samples: list[Sample] = []
+    images: dict[tuple[int, str], list[tuple[str, str]]] = {}  # (index, subset) → pages
     for doc_class in doc_classes:
         for index in range(per_class):
             document = make_document(doc_class, index, seed=seed, width=width)
@@ -106,46 +104,14 @@ def _write_images(
                 relative = f"{IMAGES_DIR}/{document.doc_id}_{subset}.png"
                 apply_distortion(page, subset, rng).save(root / relative, format="PNG")
                 samples.extend(make_samples(kind, document, subset, relative))
+                images.setdefault((index, subset), []).append((doc_class, relative))
                 done += 1
                 if progress is not None:
                     progress(done, total)
+    if kind == "ordering":  # a bundle: the index-th document of every class
+        samples = [
+            bundle_sample(f"bundle-{index:03d}", subset, images[(index, subset)], seed)
+            for index in range(per_class)
+            for subset in subsets
+        ]
     return samples
-
-
-@contextlib.contextmanager
-def _staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A fresh hidden folder beside ``out_dir``, swapped into its place if the block succeeds."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        yield staging
-        staging.chmod(0o755)  # mkdtemp makes it private to the owner
-        _swap_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename ``staging`` to ``out_dir``; an existing ``out_dir`` is moved aside, then deleted.
-
-    Directories cannot be swapped in one atomic call, so the old one is parked first and put
-    back if the second rename fails.
-    """
-    if not (out_dir.exists() or out_dir.is_symlink()):
-        os.replace(staging, out_dir)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-    parked = trash / out_dir.name
-    os.replace(out_dir, parked)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(parked, out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-        raise
-    if parked.is_dir() and not parked.is_symlink():
-        shutil.rmtree(trash)
-    else:
-        parked.unlink()
-        trash.rmdir()

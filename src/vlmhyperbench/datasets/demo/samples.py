@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 from vlmhyperbench.datasets.demo.document import Document
 from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.datasets.ordering import order_answer, shuffled_order
 
-Kind = Literal["vqa", "classification", "ocr"]
+Kind = Literal["vqa", "classification", "ocr", "extraction", "ordering"]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 
@@ -37,6 +40,19 @@ def make_samples(kind: Kind, document: Document, subset: str, image: str) -> lis
             )
             for field in document.fields
         ]
+    if kind == "ordering":
+        return []  # bundles span documents: see bundle_sample
+    if kind == "extraction":
+        values = {field.label: field.value for field in document.fields}
+        return [
+            Sample(
+                id=base,
+                answers=[json.dumps(values, ensure_ascii=False)],
+                question_type="fields",
+                meta={"doc_id": document.doc_id, "fields": list(values)},
+                **common,
+            )
+        ]
     if kind == "classification":
         answers, question_type = [document.doc_class], "doc_class"
     else:
@@ -50,3 +66,23 @@ def make_samples(kind: Kind, document: Document, subset: str, image: str) -> lis
             **common,
         )
     ]
+
+
+def bundle_sample(
+    bundle_id: str, subset: str, pages: Sequence[tuple[str, str]], seed: int
+) -> Sample:
+    """One ordering sample: ``pages`` = (doc_class, image) in the true order (the order of the
+    dataset's doc_classes), shown shuffled; the answer lists the shown images in true order."""
+    shown = shuffled_order(len(pages), seed, f"{bundle_id}-{subset}")
+    return Sample(
+        id=f"{bundle_id}-{subset}",
+        images=[pages[i][1] for i in shown],
+        answers=[order_answer(shown)],
+        question_type="page_order",
+        subset=subset,
+        meta={
+            "bundle": bundle_id,
+            "page_classes": [pages[i][0] for i in shown],
+            "true_classes": [doc_class for doc_class, _ in pages],
+        },
+    )

@@ -1,0 +1,149 @@
+"""What every importer shares: checked paths, image copies, the report, the atomic write."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmhyperbench.datasets.manifest import Sample, write_dataset_info, write_manifest
+from vlmhyperbench.datasets.staging import staging_dir
+from vlmhyperbench.io import atomic_write_json
+
+log = logging.getLogger("vlmhyperbench.import")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGES_DIR = "images"
+REPORT_NAME = "import_report.json"
+
+
+class DatasetImportError(ValueError):
+    """Input that cannot be imported; the message names the file (and line where there is one)."""
+
+
+@dataclass
+class ImportReport:
+    format: str
+    source: str
+    samples: int = 0
+    missing_images: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+
+def inside(root: Path, relative: str, where: str) -> Path:
+    """``root / relative``, refusing absolute paths and anything that resolves outside ``root``
+    (``..``, symlinks)."""
+    candidate = Path(relative.strip().replace("\\", "/"))
+    resolved_root = root.resolve()
+    if candidate.is_absolute() or not (root / candidate).resolve().is_relative_to(resolved_root):
+        raise DatasetImportError(
+            f"{where}: image path {relative!r} is outside the dataset folder {root}; refused"
+        )
+    return root / candidate
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+class ImageCopier:
+    """Places source images under ``images/`` of the dataset being built (hard link, or copy
+    across file systems) and remembers which samples point at a missing file."""
+
+    def __init__(self, staging: Path, report: ImportReport) -> None:
+        self.staging = staging
+        self.report = report
+        self._placed: dict[Path, str] = {}
+
+    def add(self, source: Path, destination: str, sample_id: str) -> str:
+        """Return the manifest path of ``source``; a missing source is reported for the sample
+        and the sample is kept (its prediction then records the error)."""
+        relative = f"{IMAGES_DIR}/{destination}"
+        if not source.is_file():
+            self.report.missing_images[sample_id] = str(source)
+            self.report.warn(f"sample {sample_id!r}: image not found: {source}")
+            return relative
+        if source in self._placed:
+            return self._placed[source]
+        target = self.staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+        self._placed[source] = relative
+        return relative
+
+
+def read_csv_rows(
+    path: Path, required: tuple[str, ...], delimiter: str = ";"
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a ``;``-separated utf-8 (BOM or not) CSV as (line number, {column: value});
+    a missing column or a row of the wrong width is an error naming the file and line."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise DatasetImportError(f"{path}: not found") from None
+    with handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            raise DatasetImportError(f"{path}:1: empty file, expected a header row")
+        header = [column.strip() for column in header]
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise DatasetImportError(
+                f"{path}:1: missing column(s) {', '.join(missing)}; expected "
+                f"{delimiter.join(required)}, got {delimiter.join(header)}"
+            )
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise DatasetImportError(
+                    f"{path}:{reader.line_num}: expected {len(header)} columns "
+                    f"({delimiter!r}-separated), got {len(row)}"
+                )
+            yield reader.line_num, dict(zip(header, row, strict=True))
+
+
+def finish(
+    staging: Path,
+    samples: list[Sample],
+    report: ImportReport,
+    name: str,
+    version: str,
+    options: dict[str, Any],
+) -> None:
+    if not samples:
+        raise DatasetImportError(f"{report.source}: no samples found")
+    report.samples = len(samples)
+    write_manifest(staging, samples)
+    atomic_write_json(staging / REPORT_NAME, report.__dict__)
+    write_dataset_info(
+        staging,
+        name,
+        version,
+        extra={"import": {"format": report.format, "source": report.source, "options": options}},
+    )
+
+
+__all__ = [
+    "DatasetImportError",
+    "ImageCopier",
+    "ImportReport",
+    "finish",
+    "inside",
+    "is_image",
+    "read_csv_rows",
+    "staging_dir",
+]

@@ -1,7 +1,9 @@
 from snakemake.exceptions import WorkflowError
 
+from vlmhyperbench import containers
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.plan import Plan, alternation
+from vlmhyperbench.s3 import S3AccessError, check_buckets, is_s3, workflow_s3_settings
 
 
 def _load_plan():
@@ -15,6 +17,28 @@ def _load_plan():
 
 PLAN = _load_plan()
 EXPERIMENT = PLAN.experiment
+IMAGES = {
+    name: containers.image(name, EXPERIMENT.config.containers)
+    for name in containers.IMAGES
+}
+
+
+def _check_storage():
+    """Smart Sync (ADR-004): before any job, check that every bucket the run reads or writes
+    exists and accepts the credentials, so a typo or a bad key is one clear error."""
+    uris = PLAN.storage_uris()
+    settings = workflow.storage_settings
+    if settings.default_storage_provider == "s3" and settings.default_storage_prefix:
+        uris.append(settings.default_storage_prefix)
+    if not uris:
+        return
+    try:
+        check_buckets(uris, workflow_s3_settings(workflow))
+    except S3AccessError as error:
+        raise WorkflowError(str(error)) from None
+
+
+_check_storage()
 
 
 wildcard_constraints:
@@ -27,13 +51,23 @@ def get_final_outputs():
     return PLAN.final_outputs()
 
 
+def stored(path):
+    """An ``s3://`` location as a storage input whose local copy is kept (synced once, then read
+    from local disk); any other path as it is."""
+    return storage(path, keep_local=True) if is_s3(path) else path
+
+
 def get_manifest(wildcards):
-    return PLAN.manifest(wildcards.task)
+    return stored(PLAN.manifest(wildcards.task))
 
 
 def get_predict_inputs(model):
     def inputs(wildcards):
-        return {"manifest": PLAN.manifest(wildcards.task), **PLAN.model_inputs(model)}
+        files = {"manifest": PLAN.manifest(wildcards.task), **PLAN.model_inputs(model)}
+        images = PLAN.dataset_images(wildcards.task)
+        if images is not None:
+            files["images"] = images
+        return {name: stored(path) for name, path in files.items()}
 
     return inputs
 

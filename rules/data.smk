@@ -3,12 +3,16 @@ rule generate_dataset:
     output:
         manifest="data/{dataset}/manifest.jsonl",
         info="data/{dataset}/dataset.json",
+        # declared so that it travels with the manifest through storage (no shared filesystem)
+        images=directory("data/{dataset}/images"),
     log:
         "logs/data/{dataset}.log",
     wildcard_constraints:
         dataset=alternation(PLAN.generated_datasets),
     conda:
         "../envs/data.yaml"
+    container:
+        IMAGES["base-cpu"]
     params:
         entry=get_dataset_params,
     script:
@@ -22,12 +26,16 @@ rule import_dataset:
     output:
         manifest="data/{dataset}/manifest.jsonl",
         info="data/{dataset}/dataset.json",
+        # declared so that it travels with the manifest through storage (no shared filesystem)
+        images=directory("data/{dataset}/images"),
     log:
         "logs/data/{dataset}.log",
     wildcard_constraints:
         dataset=alternation(PLAN.imported_datasets),
     conda:
         "../envs/data.yaml"
+    container:
+        IMAGES["base-cpu"]
     params:
         entry=get_dataset_params,
     script:
@@ -44,6 +52,8 @@ rule build_tiny_model:
         model=alternation(PLAN.tiny_models),
     conda:
         "../envs/inference-hf.yaml"
+    container:
+        IMAGES["base-cpu"]
     params:
         source=lambda wildcards: EXPERIMENT.registry.models[
             wildcards.model

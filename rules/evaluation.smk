@@ -17,6 +17,8 @@ for metric_name in EXPERIMENT.metrics:
             task=alternation(EXPERIMENT.tasks_with_metric(metric_name)),
         conda:
             "../envs/evaluation.yaml"
+        container:
+            IMAGES["base-cpu"]
         params:
             metric=metric_name,
             fingerprint=get_score_fingerprint(metric_name),

@@ -1,4 +1,6 @@
-# One predict rule per model: each gets its own resources (and, later, container and env).
+# One predict rule per model: each gets its own resources, container and env. GPU jobs ask for
+# `gpu` with `gpu_manufacturer` and `scale=0` (Kubernetes: limits equal requests, NVIDIA
+# toleration); Kubernetes runs one image per run, so the image also goes into params.
 for model_name, model_entry in EXPERIMENT.models.items():
 
     rule:
@@ -12,14 +14,15 @@ for model_name, model_entry in EXPERIMENT.models.items():
             main=f"logs/predict/{model_name}/{{task}}.log",
             wrapper=f"logs/predict/{model_name}/{{task}}.wrapper.log",
         conda:
-            "../envs/inference-hf.yaml"
+            containers.model_env_file(model_entry)
+        container:
+            containers.model_image(model_entry, EXPERIMENT.config.containers)
         threads: model_entry.resources.threads
         resources:
-            mem_mb=model_entry.resources.mem_mb,
-            runtime=model_entry.resources.runtime_min,
-            gpu=model_entry.resources.gpu,
+            **containers.predict_resources(model_entry),
         params:
             model=model_name,
+            image=containers.model_image(model_entry, EXPERIMENT.config.containers),
             fingerprint=get_predict_fingerprint(model_name),
             journal=get_journal(model_name),
         script:

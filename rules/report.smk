@@ -9,6 +9,8 @@ rule summarize:
         "logs/summarize.log",
     conda:
         "../envs/evaluation.yaml"
+    container:
+        IMAGES["base-cpu"]
     script:
         "../scripts/summarize.py"
 
@@ -24,5 +26,7 @@ rule report:
         "logs/report.log",
     conda:
         "../envs/evaluation.yaml"
+    container:
+        IMAGES["base-cpu"]
     script:
         "../scripts/report.py"

@@ -17,6 +17,7 @@ try:
         journal_path=Path(snakemake.params.journal),
         wrapper_log_path=Path(snakemake.log.wrapper),
         fingerprint=snakemake.params.fingerprint,
+        model_path=snakemake.input.get("model"),
     )
     log.info("done: %s", stats)
 except Exception:

@@ -66,9 +66,14 @@ def read_yaml(path: Path) -> Any:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 900
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real snakemake CLI on the repo's workflow in ``workdir``."""
+    """Run the real snakemake CLI on the repo's workflow in ``workdir`` (``env`` replaces the
+    environment)."""
     command = [
         sys.executable,
         "-m",
@@ -81,7 +86,7 @@ def snakemake(
         "2",
         *args,
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir
     )

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmhyperbench.config import Experiment
-from vlmhyperbench.config.schema import GeneratedSource, ImportSource, LocalSource, TinySource
+from vlmhyperbench.config.schema import (
+    GeneratedSource,
+    ImportSource,
+    LocalSource,
+    S3DatasetSource,
+    S3ModelSource,
+    TinySource,
+)
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.prompts import TaskPrompts
@@ -60,10 +67,39 @@ class Plan:
         return str(Path(source.path).expanduser())
 
     def dataset_dir(self, dataset: str) -> str:
+        """A local folder, or for an S3 dataset its ``s3://`` prefix (the rules read it through
+        ``storage()``; its local copy keeps the same layout)."""
         source = self.experiment.registry.datasets[dataset].source
         if isinstance(source, LocalSource):
             return str(Path(source.path).expanduser())
+        if isinstance(source, S3DatasetSource):
+            return source.uri.rstrip("/")
         return f"{DATA_DIR}/{dataset}"
+
+    def dataset_images(self, task: str) -> str | None:
+        """The dataset's image folder as an input of predict jobs, so it reaches a pod through
+        storage; ``None`` for a local folder (read in place, on one node)."""
+        dataset = self.experiment.registry.tasks[task].dataset
+        source = self.experiment.registry.datasets[dataset].source
+        if isinstance(source, LocalSource):
+            return None
+        images = source.images if isinstance(source, S3DatasetSource) else "images"
+        return f"{self.dataset_dir(dataset)}/{images}"
+
+    def storage_uris(self) -> list[str]:
+        """Every ``s3://`` location the experiment reads (datasets of its tasks, its models)."""
+        registry = self.experiment.registry
+        uris = {
+            registry.datasets[task.dataset].source.uri
+            for task in self.experiment.tasks.values()
+            if isinstance(registry.datasets[task.dataset].source, S3DatasetSource)
+        }
+        uris |= {
+            model.source.uri
+            for model in self.experiment.models.values()
+            if isinstance(model.source, S3ModelSource) and model.endpoint is None
+        }
+        return sorted(uris)
 
     def manifest(self, task: str) -> str:
         return f"{self.dataset_dir(self.experiment.registry.tasks[task].dataset)}/manifest.jsonl"
@@ -80,8 +116,11 @@ class Plan:
     def model_inputs(self, model: str) -> dict[str, str]:
         """Files the predict job needs for the model (a locally built model's folder, unless the
         model is served by an external endpoint)."""
-        if model in self.tiny_models and self.experiment.registry.models[model].endpoint is None:
+        entry = self.experiment.registry.models[model]
+        if model in self.tiny_models and entry.endpoint is None:
             return {"model": tiny_model_dir(model)}
+        if isinstance(entry.source, S3ModelSource) and entry.endpoint is None:
+            return {"model": entry.source.uri.rstrip("/")}
         return {}
 
     # ------------------------------------------------------------------ predictions

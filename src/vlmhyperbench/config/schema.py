@@ -51,7 +51,24 @@ class ImportSource(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-DatasetSource = Annotated[GeneratedSource | LocalSource | ImportSource, Field(discriminator="type")]
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*[^\s/]$"
+
+
+class S3DatasetSource(Strict):
+    """A manifest-format dataset under an S3 prefix (``manifest.jsonl`` + ``images/``), read through
+    the storage plugin and kept on local disk. Address it by an immutable, versioned key
+    (``s3://bucket/datasets/passports/v3``): a kept local copy does not notice an object that was
+    changed in place, so publish a new version instead (``vlmhb dataset push`` refuses to
+    overwrite)."""
+
+    type: Literal["s3"]
+    uri: str = Field(pattern=S3_URI_PATTERN)
+    images: str = Field(default="images", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+DatasetSource = Annotated[
+    GeneratedSource | LocalSource | ImportSource | S3DatasetSource, Field(discriminator="type")
+]
 
 
 class DatasetEntry(Strict):
@@ -81,7 +98,17 @@ class LocalModelSource(Strict):
     path: str
 
 
-ModelSource = Annotated[TinySource | HubSource | LocalModelSource, Field(discriminator="type")]
+class S3ModelSource(Strict):
+    """A model folder (weights, config, processor) under an S3 prefix, synced to local disk
+    before the predict job starts. Use an immutable, versioned key, as for datasets."""
+
+    type: Literal["s3"]
+    uri: str = Field(pattern=S3_URI_PATTERN)
+
+
+ModelSource = Annotated[
+    TinySource | HubSource | LocalModelSource | S3ModelSource, Field(discriminator="type")
+]
 
 
 class Endpoint(Strict):
@@ -209,10 +236,15 @@ class TaskEntry(Strict):
 
 
 # --------------------------------------------------------------------------- metrics
+# ``package.module:function``, or the name of an entry point in the group
+# ``vlmhyperbench.metrics`` (a metric from an installed plugin package).
+METRIC_REFERENCE = r"^(?:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[A-Za-z0-9_][\w-]*)$"
+
+
 class MetricEntry(Strict):
     name: Name
-    implementation: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    aggregate: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    implementation: str = Field(pattern=METRIC_REFERENCE)
+    aggregate: str | None = Field(default=None, pattern=METRIC_REFERENCE)
     params: dict[str, Any] = Field(default_factory=dict)
     higher_is_better: bool = True
     task_kinds: list[TaskKind] = Field(min_length=1)
@@ -241,6 +273,14 @@ class Overrides(Strict):
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class ContainerSettings(Strict):
+    """Where the stage images (built from ``containers/``) are pulled from, for ``--sdm
+    apptainer``; a model entry's own ``container`` wins."""
+
+    registry: str = Field(default="docker://vlmhyperbench", pattern=r"^[a-z]+://\S+[^/]$")
+    tag: str = Field(default="0.1.0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
 class ExperimentConfig(Strict):
     name: str = "experiment"
     registry_dir: str = "config"
@@ -249,3 +289,4 @@ class ExperimentConfig(Strict):
     overrides: Overrides = Field(default_factory=Overrides)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    containers: ContainerSettings = Field(default_factory=ContainerSettings)

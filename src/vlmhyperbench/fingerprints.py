@@ -7,11 +7,11 @@ dataset entry. For ``score``: the metric's parameters and a hash of its implemen
 
 from __future__ import annotations
 
-import importlib
-import inspect
-
 from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
 from vlmhyperbench.io import stable_hash
+
+# The scoring stage itself (joining, aggregation, bootstrap): editing it re-scores everything.
+SCORING = "vlmhyperbench.metrics.scoring:score_predictions"
 
 
 def effective_generation(model: ModelEntry, task: TaskEntry) -> dict:
@@ -42,13 +42,17 @@ def predict_fingerprint(
 
 
 def source_hash(import_path: str) -> str:
-    """Hash of the source of the module that holds ``module:attr`` (the whole module, so a
-    helper the function calls is covered too)."""
-    module_name = import_path.split(":", 1)[0]
+    """Hash of what ``module:function`` (or a metric entry-point name) computes with: the
+    function and the same-package helpers it references, transitively, plus the versions of
+    the third-party packages they import — not the whole module, so editing one metric re-runs
+    only that metric (see :mod:`vlmhyperbench.metrics.source`)."""
+    from vlmhyperbench.metrics.loader import MetricLoadError
+    from vlmhyperbench.metrics.loader import import_path as resolve_path
+    from vlmhyperbench.metrics.source import implementation_hash
+
     try:
-        module = importlib.import_module(module_name)
-        return stable_hash(inspect.getsource(module))
-    except (ImportError, OSError, TypeError):
+        return implementation_hash(resolve_path(import_path))
+    except (MetricLoadError, ImportError, OSError, SyntaxError, ValueError):
         return "unavailable"
 
 
@@ -58,6 +62,7 @@ def score_fingerprint(metric: MetricEntry, task: TaskEntry) -> str:
             "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds"}),
             "implementation_source": source_hash(metric.implementation),
             "aggregate_source": source_hash(metric.aggregate) if metric.aggregate else None,
+            "scoring_source": source_hash(SCORING),
             "labels": task.labels,
             "synonyms": task.synonyms,
         }

@@ -117,8 +117,15 @@ def test_missing_and_errored_predictions_count_as_wrong(tmp_path: Path, manifest
         "ci_low": 0.0,
         "ci_high": 0.0,
         "n": 2,
+        "n_samples": 2,
+        "n_errors": 2,  # s3 has no line, s4 a null prediction
+        "error_rate": 1.0,
     }
-    assert set(result["groups"]) == {"doc_class", "question_type"}  # subset is all null
+    assert result["groups"]["doc_class"]["passport"]["error_rate"] == 0.5
+    # by field: s1 (surname) and s2 (city); s3/s4 have no field and are left out
+    assert result["groups"]["field"]["surname"]["value"] == 1.0
+    assert result["groups"]["field"]["city"]["n"] == 1
+    assert set(result["groups"]) == {"doc_class", "question_type", "field"}  # subset is all null
     assert result["metric"] == "exact_match"
     assert result["model"] == "tiny" and result["task"] == "fields"
     assert result["higher_is_better"] is True

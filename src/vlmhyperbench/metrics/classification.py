@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vlmhyperbench.metrics.aggregate import sums_aggregate, values_aggregate
 from vlmhyperbench.metrics.normalize import normalize_text
 
 Synonyms = Mapping[str, Sequence[str]]
@@ -141,26 +142,108 @@ def _frame_labels(
     return predicted, truth
 
 
-def macro_f1(
-    frame: pd.DataFrame, *, labels: Sequence[str], synonyms: Synonyms | None = None
-) -> float:
-    """Unweighted mean of per-class F1 over the classes present in the truth or the predictions.
+def _class_counts(
+    frame: pd.DataFrame, labels: Sequence[str], synonyms: Synonyms | None = None
+) -> np.ndarray:
+    """Per row and class: [TP…, FP…, FN…] indicators (3·K columns, K = len(labels)).
 
-    Uses the ``pred_label``/``true_label`` columns when present, else derives them from
-    ``prediction``/``reference``. A prediction without a label is a miss for its true class
-    (a false negative) and no class's false positive.
+    A prediction without a label is a miss for its true class (a false negative) and no
+    class's false positive.
     """
     predicted, truth = _frame_labels(frame, labels, synonyms)
-    classes = sorted({c for c in [*predicted, *truth] if isinstance(c, str)})
-    if not classes:
-        return 0.0
-    pred = np.asarray(predicted, dtype=object)
-    true = np.asarray(truth, dtype=object)
-    scores = []
-    for cls in classes:
-        is_pred, is_true = pred == cls, true == cls
-        tp = int(np.sum(is_pred & is_true))
-        fp = int(np.sum(is_pred & ~is_true))
-        fn = int(np.sum(~is_pred & is_true))
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
+    pred = np.asarray(predicted, dtype=object)[:, None]
+    true = np.asarray(truth, dtype=object)[:, None]
+    classes = np.asarray(list(labels), dtype=object)[None, :]
+    is_pred, is_true = pred == classes, true == classes
+    return np.concatenate(
+        [is_pred & is_true, is_pred & ~is_true, ~is_pred & is_true], axis=1
+    ).astype(np.float64)
+
+
+def _per_class(sums: np.ndarray, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(metric per class, present per class, support per class) from summed counts."""
+    k = sums.shape[-1] // 3
+    tp, fp, fn = sums[..., :k], sums[..., k : 2 * k], sums[..., 2 * k :]
+    if measure == "precision":
+        num, den = tp, tp + fp
+    elif measure == "recall":
+        num, den = tp, tp + fn
+    else:
+        num, den = 2 * tp, 2 * tp + fp + fn
+    value = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return value, (tp + fp + fn) > 0, tp + fn
+
+
+def _averaged(sums: np.ndarray, measure: str, average: str) -> np.ndarray:
+    value, present, support = _per_class(np.asarray(sums, dtype=np.float64), measure)
+    if average == "macro":
+        # Unweighted mean over the classes present in the truth or the predictions.
+        count = present.sum(axis=-1)
+        total = np.where(present, value, 0.0).sum(axis=-1)
+        return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    weight = support.sum(axis=-1)
+    total = (value * support).sum(axis=-1)
+    return np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
+
+
+def _class_aggregate(measure: str, average: str):
+    def from_sums(sums: np.ndarray) -> np.ndarray:
+        return _averaged(sums, measure, average)
+
+    def aggregate_fn(
+        frame: pd.DataFrame, *, labels: Sequence[str], synonyms: Synonyms | None = None
+    ) -> float:
+        return float(from_sums(_class_counts(frame, labels, synonyms).sum(axis=0)))
+
+    aggregate_fn.__doc__ = (
+        f"{average.capitalize()}-averaged {measure} over the task's labels (corpus level; the "
+        "per-row value is correctness). Macro: unweighted mean over the classes present in the "
+        "truth or the predictions; weighted: weighted by each class's true count (support)."
+    )
+    return sums_aggregate(_class_counts, from_sums)(aggregate_fn)
+
+
+macro_f1 = _class_aggregate("f1", "macro")
+weighted_f1 = _class_aggregate("f1", "weighted")
+macro_precision = _class_aggregate("precision", "macro")
+weighted_precision = _class_aggregate("precision", "weighted")
+macro_recall = _class_aggregate("recall", "macro")
+weighted_recall = _class_aggregate("recall", "weighted")
+
+NO_LABEL = "(no label)"
+
+
+def _confusion(
+    frame: pd.DataFrame, *, labels: Sequence[str], synonyms: Synonyms | None = None
+) -> dict[str, Any]:
+    """Counts of (true label, predicted label); unmappable answers in a ``(no label)`` column."""
+    predicted, truth = _frame_labels(frame, labels, synonyms)
+    columns = [*labels, NO_LABEL]
+    matrix = np.zeros((len(labels), len(columns)), dtype=np.int64)
+    row_of = {label: i for i, label in enumerate(labels)}
+    col_of = {label: i for i, label in enumerate(columns)}
+    for pred, true in zip(predicted, truth, strict=True):
+        if true in row_of:
+            matrix[row_of[true], col_of[pred if pred in col_of else NO_LABEL]] += 1
+    return {
+        "confusion_matrix": {
+            "rows": "true label",
+            "columns": "predicted label",
+            "labels": list(labels),
+            "predicted": columns,
+            "matrix": matrix.tolist(),
+        }
+    }
+
+
+def _mean_of_values(values: np.ndarray) -> np.ndarray:
+    return values.mean(axis=-1)
+
+
+@values_aggregate(_mean_of_values)
+def confusion_matrix(frame: pd.DataFrame) -> float:
+    """Accuracy as the value; the confusion matrix goes to the score JSON's ``details``."""
+    return float(frame["value"].mean())
+
+
+confusion_matrix.details = _confusion  # type: ignore[attr-defined]

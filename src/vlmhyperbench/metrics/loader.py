@@ -1,21 +1,39 @@
-"""Resolve the ``module:attr`` import paths that metric registry entries name."""
+"""Resolve the metric implementations that registry entries name.
+
+``implementation`` (and ``aggregate``) is either an import path ``package.module:function`` or
+the bare name of an entry point in the group ``vlmhyperbench.metrics`` — how an installed
+plugin package offers a metric::
+
+    [project.entry-points."vlmhyperbench.metrics"]
+    char_overlap = "my_metrics.scores:char_overlap"
+
+and a registry YAML then says ``implementation: char_overlap``.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pandas as pd
 
-ScoreFn = Callable[..., float]
+from vlmhyperbench.metrics.aggregate import Aggregation, accepted
+
+ENTRY_POINT_GROUP = "vlmhyperbench.metrics"
+_ENTRY_POINT_NAME = re.compile(r"^[A-Za-z0-9_][\w.-]*$")
+
+ScoreFn = Callable[..., Any]
 AggregateFn = Callable[..., float]
 ColumnsFn = Callable[..., dict[str, Any]]
 
 
 class MetricLoadError(ValueError):
-    """An import path that does not resolve to a callable; the message names the path."""
+    """An implementation that does not resolve to a callable; the message names it."""
 
 
 def import_object(path: str) -> Any:
@@ -39,19 +57,46 @@ def import_object(path: str) -> Any:
     return obj
 
 
-def _callable(path: str) -> Callable[..., Any]:
-    obj = import_object(path)
+def metric_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def import_path(reference: str) -> str:
+    """``module:attr`` for a reference: itself, or the value of the entry point it names."""
+    if ":" in reference:
+        return reference
+    if not _ENTRY_POINT_NAME.match(reference):
+        raise MetricLoadError(
+            f"{reference!r}: expected an import path of the form 'package.module:name' "
+            f"or the name of an entry point in the group {ENTRY_POINT_GROUP!r}"
+        )
+    found = metric_entry_points().get(reference)
+    if found is None:
+        known = ", ".join(sorted(metric_entry_points())) or "none installed"
+        raise MetricLoadError(
+            f"{reference!r}: no entry point of that name in the group {ENTRY_POINT_GROUP!r} "
+            f"(installed: {known}); an import path needs the form 'package.module:name'"
+        )
+    return found.value
+
+
+def resolve(reference: str) -> Any:
+    return import_object(import_path(reference))
+
+
+def _callable(reference: str) -> Callable[..., Any]:
+    obj = resolve(reference)
     if not callable(obj):
-        raise MetricLoadError(f"{path!r}: {type(obj).__name__} object is not callable")
+        raise MetricLoadError(f"{reference!r}: {type(obj).__name__} object is not callable")
     return obj
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A per-sample score function plus an optional corpus-level aggregate.
+    """A per-sample score function plus its optional hooks and corpus-level aggregate.
 
-    ``row_columns`` is the score function's optional ``row_columns`` attribute: extra per-row
-    values (e.g. the predicted label) that scoring stores for the aggregate to use.
+    ``batch``, ``row_columns`` are attributes of the score function (see
+    :mod:`vlmhyperbench.metrics.base`); ``details`` an attribute of the aggregate.
     """
 
     implementation: str
@@ -59,21 +104,78 @@ class Metric:
     aggregate_path: str | None = None
     aggregate: AggregateFn | None = None
     row_columns: ColumnsFn | None = None
+    batch: Callable[..., Any] | None = None
+
+    @property
+    def details(self) -> Callable[..., dict[str, Any]] | None:
+        return getattr(self.aggregate, "details", None)
+
+    def _hooks(self) -> list[Callable[..., Any]]:
+        hooks: list[Any] = [self.score, self.batch, self.row_columns, self.aggregate, self.details]
+        for name in ("row_stats", "from_sums", "statistic"):
+            hooks.append(getattr(self.aggregate, name, None))
+        return [h for h in hooks if h is not None]
+
+    def takes(self, name: str) -> bool:
+        """Whether the score function or its aggregate has a parameter ``name``."""
+        for fn in (self.score, self.aggregate, self.details):
+            if fn is not None and name in accepted(fn, {name: None}):
+                return True
+        return False
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """A param that neither the metric nor its aggregate takes is a typo: fail loudly."""
+        unknown = sorted(
+            name
+            for name in params
+            if not any(name in accepted(fn, {name: None}) for fn in self._hooks())
+        )
+        if unknown:
+            raise ValueError(
+                f"{self.implementation}: unknown parameter(s) {unknown}; "
+                f"{self.score.__name__} takes {sorted(_parameters(self.score))}"
+            )
+
+    @property
+    def wants_sample(self) -> bool:
+        return "sample" in _parameters(self.score)
+
+    def call(
+        self,
+        prediction: str,
+        references: Sequence[str],
+        params: Mapping[str, Any],
+        sample: Mapping[str, Any] | None = None,
+    ) -> Any:
+        kwargs = accepted(self.score, params)
+        if self.wants_sample:
+            kwargs["sample"] = sample
+        return self.score(prediction, list(references), **kwargs)
 
     def score_one(
         self, prediction: str, references: Sequence[str], params: Mapping[str, Any]
     ) -> float:
-        return float(self.score(prediction, list(references), **params))
+        return float(self.call(prediction, references, params))
+
+    def aggregation(self, params: Mapping[str, Any]) -> Aggregation:
+        return Aggregation.of(self.aggregate, params)
 
     def corpus_value(self, frame: pd.DataFrame, params: Mapping[str, Any]) -> float:
         """The group value: the custom aggregate, else the mean of ``value``."""
         if self.aggregate is None:
             return float(frame["value"].mean())
-        return float(self.aggregate(frame, **params))
+        return float(self.aggregate(frame, **accepted(self.aggregate, params)))
+
+
+def _parameters(fn: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def load_metric(implementation: str, aggregate: str | None = None) -> Metric:
-    """Load a metric from registry import paths, e.g. ``vlmhyperbench.metrics.text:anls``."""
+    """Load a metric by import path (``vlmhyperbench.metrics.text:anls``) or entry-point name."""
     score = _callable(implementation)
     aggregate_fn = _callable(aggregate) if aggregate else None
     return Metric(
@@ -82,4 +184,5 @@ def load_metric(implementation: str, aggregate: str | None = None) -> Metric:
         aggregate_path=aggregate or None,
         aggregate=aggregate_fn,
         row_columns=getattr(score, "row_columns", None),
+        batch=getattr(score, "batch", None),
     )

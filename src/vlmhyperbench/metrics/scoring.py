@@ -1,26 +1,27 @@
 """Score one model's predictions for one task with one metric.
 
-Every manifest sample gets a row. A sample whose prediction errored, is null or has no line at
-all is scored on the empty string — wrong by construction — and its error is recorded, so
-failures lower the score instead of silently shrinking the denominator.
+Every manifest sample gets a row (a per-field metric: one row per field). A sample whose
+prediction errored, is null or has no line at all is scored on the empty string — wrong by
+construction — and its error is recorded, so failures lower the score instead of silently
+shrinking the denominator; the JSON reports the error rate overall and per group. A metric with
+a ``batch`` twin is computed in one vectorised call.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.io import atomic_write, atomic_write_json
-from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS, aggregate
+from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS, accepted, aggregate
 from vlmhyperbench.metrics.loader import Metric, load_metric
 
 MISSING_PREDICTION = "missing prediction"
@@ -59,11 +60,7 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _accepts(fn: Any, name: str) -> bool:
-    try:
-        parameters = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return fn is not None and name in accepted(fn, {name: None})
 
 
 def _effective_params(
@@ -79,11 +76,11 @@ def _effective_params(
     first answers of the manifest. Metrics that take no such parameter never get them.
     """
     effective = dict(params or {})
-    if "labels" not in effective and _accepts(metric.score, "labels"):
+    if "labels" not in effective and metric.takes("labels"):
         if labels is None:
             labels = sorted({s.answers[0] for s in samples if s.answers})
         effective["labels"] = list(labels)
-    if synonyms and "synonyms" not in effective and _accepts(metric.score, "synonyms"):
+    if synonyms and "synonyms" not in effective and metric.takes("synonyms"):
         effective["synonyms"] = {label: list(words) for label, words in synonyms.items()}
     return effective
 
@@ -101,19 +98,17 @@ def _prediction_text(record: dict[str, Any] | None) -> tuple[str | None, str, st
     return str(raw), str(raw), None
 
 
-def _score_row(
-    sample: Sample, record: dict[str, Any] | None, metric: Metric, params: dict[str, Any]
-) -> dict[str, Any]:
-    raw, text, error = _prediction_text(record)
-    try:
-        value = metric.score_one(text, sample.answers, params)
-        extra = metric.row_columns(text, sample.answers, **params) if metric.row_columns else {}
-    except Exception as exc:
-        raise ValueError(f"sample {sample.id!r}: {metric.implementation} failed: {exc}") from exc
+def sample_view(sample: Sample, record: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    """What a metric that asks for ``sample`` gets: the manifest fields, the prediction record
+    (``None`` when the sample has no line) and the error (``None`` when it succeeded)."""
+    return {**sample.model_dump(), "record": record, "error": error}
+
+
+def _base_row(sample: Sample, raw: str | None, error: str | None) -> dict[str, Any]:
     field = sample.meta.get("field")
     return {
         "id": sample.id,
-        "value": value,
+        "value": None,
         "error": error,
         "prediction": raw,
         "reference": sample.answers[0] if sample.answers else None,
@@ -121,8 +116,69 @@ def _score_row(
         "question_type": sample.question_type,
         "subset": sample.subset,
         "field": None if field is None else str(field),
-        **extra,
     }
+
+
+def _failure(sample: Sample, metric: Metric, exc: Exception) -> ValueError:
+    return ValueError(f"sample {sample.id!r}: {metric.implementation} failed: {exc}")
+
+
+def _rows_one_by_one(
+    samples: list[Sample],
+    inputs: list[tuple[str | None, str, str | None]],
+    views: list[dict[str, Any] | None],
+    metric: Metric,
+    params: dict[str, Any],
+) -> list[dict[str, Any]]:
+    rows = []
+    columns_kw = accepted(metric.row_columns, params) if metric.row_columns else {}
+    for sample, (raw, text, error), view in zip(samples, inputs, views, strict=True):
+        base = _base_row(sample, raw, error)
+        try:
+            result = metric.call(text, sample.answers, params, view)
+            extra = (
+                metric.row_columns(text, sample.answers, **columns_kw) if metric.row_columns else {}
+            )
+        except Exception as exc:
+            raise _failure(sample, metric, exc) from exc
+        if isinstance(result, Mapping):
+            # A per-field metric: one row per field.
+            rows.extend({**base, "field": str(k), "value": float(v)} for k, v in result.items())
+        else:
+            rows.append({**base, "value": float(result), **extra})
+    return rows
+
+
+def _rows_in_batch(
+    samples: list[Sample],
+    inputs: list[tuple[str | None, str, str | None]],
+    views: list[dict[str, Any] | None],
+    metric: Metric,
+    params: dict[str, Any],
+) -> list[dict[str, Any]] | None:
+    """The batch path; None when it fails (the one-by-one path then names the sample)."""
+    assert metric.batch is not None
+    kwargs = accepted(metric.batch, params)
+    if _accepts(metric.batch, "samples"):
+        kwargs["samples"] = views
+    try:
+        out = metric.batch([t for _, t, _ in inputs], [s.answers for s in samples], **kwargs)
+    except Exception:
+        return None
+    columns = dict(out) if isinstance(out, Mapping) else {"value": out}
+    values = np.asarray(columns.pop("value"), dtype=np.float64)
+    extras = {name: np.asarray(col).tolist() for name, col in columns.items()}
+    rows = []
+    for index, (sample, (raw, _, error)) in enumerate(zip(samples, inputs, strict=True)):
+        row = _base_row(sample, raw, error)
+        row["value"] = float(values[index])
+        row.update({name: col[index] for name, col in extras.items()})
+        rows.append(row)
+    if metric.row_columns and not extras:
+        columns_kw = accepted(metric.row_columns, params)
+        for row, sample, (_, text, _) in zip(rows, samples, inputs, strict=True):
+            row.update(metric.row_columns(text, sample.answers, **columns_kw))
+    return rows
 
 
 def build_score_frame(
@@ -131,14 +187,33 @@ def build_score_frame(
     metric: Metric,
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    rows = [_score_row(sample, predictions.get(sample.id), metric, params) for sample in samples]
-    columns = list(BASE_COLUMNS) + [c for c in (rows[0] if rows else {}) if c not in BASE_COLUMNS]
-    return pd.DataFrame(rows, columns=columns)
+    inputs = [_prediction_text(predictions.get(sample.id)) for sample in samples]
+    wants_sample = metric.wants_sample or _accepts(metric.batch, "samples")
+    views = [
+        sample_view(sample, predictions.get(sample.id), error) if wants_sample else None
+        for sample, (_, _, error) in zip(samples, inputs, strict=True)
+    ]
+    rows = None
+    if metric.batch is not None and samples:
+        rows = _rows_in_batch(samples, inputs, views, metric, params)
+    if rows is None:
+        rows = _rows_one_by_one(samples, inputs, views, metric, params)
+    extra = list(dict.fromkeys(c for row in rows for c in row if c not in BASE_COLUMNS))
+    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *extra])
 
 
 def write_score_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write with an explicit schema so an all-null column is still typed as a string."""
-    schema = pa.schema([(name, BASE_COLUMNS.get(name, pa.string())) for name in frame.columns])
+    """Write with an explicit schema so an all-null column is still typed as a string (extra
+    columns of a metric keep their inferred type)."""
+
+    def column_type(name: str) -> pa.DataType:
+        if name in BASE_COLUMNS:
+            return BASE_COLUMNS[name]
+        if frame[name].isna().all():
+            return pa.string()
+        return pa.array(frame[name], from_pandas=True).type
+
+    schema = pa.schema([(name, column_type(name)) for name in frame.columns])
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     with atomic_write(path, "wb") as handle:
         pq.write_table(table, handle)
@@ -180,15 +255,18 @@ def score_predictions(
             f"{manifest_path} ({len(unknown)} unknown id(s))"
         )
     effective = _effective_params(metric, params, labels, samples, synonyms)
+    metric.check_params(effective)
     frame = build_score_frame(predictions, samples, metric, effective)
 
-    # Without a corpus aggregate the mean of ``value`` is used (and bootstrapped vectorised).
-    value_fn = partial(metric.corpus_value, params=effective) if metric.aggregate else None
     stats = aggregate(
-        frame, value_fn=value_fn, group_columns=GROUP_COLUMNS, n_boot=n_boot, seed=seed
+        frame,
+        method=metric.aggregation(effective),
+        group_columns=GROUP_COLUMNS,
+        n_boot=n_boot,
+        seed=seed,
     )
-    n = len(frame)
-    n_errors = int(frame["error"].notna().sum())
+    n = len(samples)
+    n_errors = sum(1 for s in samples if _prediction_text(predictions.get(s.id))[2] is not None)
     result = {
         "metric": metric_name,
         "model": model,
@@ -204,6 +282,8 @@ def score_predictions(
         "overall": stats["overall"],
         "groups": stats["groups"],
     }
+    if metric.details is not None:
+        result["details"] = metric.details(frame, **accepted(metric.details, effective))
     write_score_parquet(frame, out_parquet)
     atomic_write_json(out_json, result)
     return result

@@ -18,11 +18,11 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.demo-installed: $(BIN)/python $(INSTALL_INPUTS)
-	$(PIP) install --quiet -c constraints.txt -e ".[hf]" -e "./wrapper[hf]"
+	$(PIP) install --quiet -c constraints.txt -e ".[hf,jit]" -e "./wrapper[hf]"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.demo-installed
-	$(PIP) install --quiet -c constraints.txt -e ".[hf,test]" -e "./wrapper[hf]"
+	$(PIP) install --quiet -c constraints.txt -e ".[hf,jit,s3,k8s,test]" -e "./wrapper[hf]"
 	touch $@
 
 demo: $(VENV)/.demo-installed

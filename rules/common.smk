@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 
 from vlmhyperbench import containers
@@ -17,6 +20,8 @@ def _load_plan():
 
 PLAN = _load_plan()
 EXPERIMENT = PLAN.experiment
+# The repository root, for the conda envs' post-deploy scripts (they install this project).
+os.environ.setdefault("VLMHB_SOURCE", str(Path(workflow.basedir).parent.resolve()))
 IMAGES = {
     name: containers.image(name, EXPERIMENT.config.containers)
     for name in containers.IMAGES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from vlmhyperbench.config.schema import ModelEntry
+from vlmhyperbench.config.schema import HubSource, ModelEntry
 
 
 class WrapperStartError(RuntimeError):
@@ -31,7 +32,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def wrapper_command(
     model: ModelEntry, model_path: str, port: int, media_roots: list[Path], host: str = "127.0.0.1"
 ) -> list[str]:
-    """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI)."""
+    """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI).
+
+    The entry's engine args travel as ``--engine-args-json`` (only the ones set; the wrapper
+    turns them into ``vllm serve`` / ``sglang.launch_server`` flags, or uses the subset the
+    hf backend understands), a hub model's revision as ``--revision``, and an ``openai``
+    entry's endpoint as ``--upstream-*`` (its key stays in the environment variable).
+    """
     command = [
         sys.executable,
         "-m",
@@ -50,6 +57,18 @@ def wrapper_command(
     ]
     threads = model.engine_args.torch_threads or model.resources.threads
     command += ["--threads", str(threads)]
+    if isinstance(model.source, HubSource):
+        command += ["--revision", model.source.revision]
+    engine_args = model.engine_args.model_dump(
+        mode="json", exclude={"torch_threads"}, exclude_defaults=True
+    )
+    if engine_args:
+        command += ["--engine-args-json", json.dumps(engine_args, sort_keys=True)]
+    if model.backend == "openai" and model.endpoint is not None:
+        command += ["--upstream-base-url", str(model.endpoint.base_url)]
+        command += ["--upstream-model", model.endpoint.model or model.name]
+        if model.endpoint.api_key_env:
+            command += ["--upstream-api-key-env", model.endpoint.api_key_env]
     for root in media_roots:
         command += ["--allowed-media-root", str(root)]
     return command

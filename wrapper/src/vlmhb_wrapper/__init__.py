@@ -5,4 +5,4 @@ it runs inside model containers, where only the wrapper and its backend's runtim
 Modules that import ``torch``/``transformers`` live under :mod:`vlmhb_wrapper.backends.hf` only.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

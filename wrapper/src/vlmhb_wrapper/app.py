@@ -1,11 +1,17 @@
-"""FastAPI application: OpenAI-compatible routes, health, and OpenAI-shaped errors."""
+"""FastAPI application: OpenAI-compatible routes, health, metrics and OpenAI-shaped errors.
+
+Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models[/{id}]`` (API key when
+configured), ``GET /health`` (200 ready / 503 loading or failed, open for probes) and
+``GET /metrics`` (Prometheus text, open). Every chat answer carries a ``performance`` object
+(streaming: on the last chunk).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,11 +19,17 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vlmhb_wrapper import __version__
-from vlmhb_wrapper.backends.base import Backend, BackendState, GenerationResult
+from vlmhb_wrapper.backends.base import (
+    Backend,
+    BackendState,
+    GenerationRequest,
+    GenerationResult,
+    TextDelta,
+)
 from vlmhb_wrapper.errors import (
     APIError,
     AuthenticationError,
@@ -26,6 +38,7 @@ from vlmhb_wrapper.errors import (
     error_body,
 )
 from vlmhb_wrapper.media import MediaLoader
+from vlmhb_wrapper.metrics import WrapperMetrics
 from vlmhb_wrapper.prompt import GenerationDefaults, build_generation_request
 from vlmhb_wrapper.schemas import (
     AssistantMessage,
@@ -37,10 +50,14 @@ from vlmhb_wrapper.schemas import (
     Performance,
     Usage,
 )
+from vlmhb_wrapper.security import BodySizeLimitMiddleware, api_key_matches
+from vlmhb_wrapper.telemetry import performance_of
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ChunkWriter", "create_app"]
+
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 def create_app(
@@ -49,18 +66,25 @@ def create_app(
     api_key: str | None = None,
     media_loader: MediaLoader | None = None,
     defaults: GenerationDefaults | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> FastAPI:
     """Build the ASGI app around ``backend``.
 
     The backend is loaded in the background when the app starts (lifespan), unless it is
     already ready; ``/health`` answers 503 until then. ``api_key`` (if set) is required as
-    ``Authorization: Bearer <key>`` on all ``/v1`` routes; ``/health`` stays open for probes.
+    ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` on all ``/v1`` routes.
     """
     media = media_loader or MediaLoader()
     gen_defaults = defaults or GenerationDefaults(
         max_new_tokens_limit=backend.config.max_new_tokens_limit
     )
     created = int(time.time())
+    metrics = WrapperMetrics()
+    metrics.bind_backend(
+        lambda: backend.state.value,
+        {"version": __version__, "backend": backend.name, "model": backend.model_name},
+        backend.metrics,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -75,94 +99,280 @@ def create_app(
             await backend.close()
 
     app = FastAPI(
-        title="VLMHyperBench Inference API Wrapper", version=__version__, lifespan=lifespan
+        title="VLMHyperBench Inference API Wrapper",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.backend = backend
+    app.state.metrics = metrics
     _install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_request_bytes)
+    app.add_middleware(_CountRequests, metrics=metrics)
 
     async def require_api_key(request: Request) -> None:
-        if api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.strip().encode(), api_key.encode()
-        ):
-            raise AuthenticationError("Incorrect or missing API key", code="invalid_api_key")
+        if api_key is not None and not api_key_matches(request.headers, api_key):
+            raise AuthenticationError(
+                "Incorrect or missing API key: send `Authorization: Bearer <key>` "
+                "or `X-API-Key: <key>`",
+                code="invalid_api_key",
+            )
 
     @app.get("/health")
     async def health() -> JSONResponse:
         if backend.state is BackendState.READY:
             return JSONResponse({"status": "ready"})
-        detail = backend.error if backend.state is BackendState.FAILED else "model is loading"
-        return JSONResponse({"status": backend.state.value, "detail": detail}, status_code=503)
+        body = {"status": backend.state.value, "detail": backend.health_detail()}
+        return JSONResponse(body, status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/v1/models", dependencies=[Depends(require_api_key)])
     async def list_models() -> ModelList:
         return ModelList(data=[ModelCard(id=backend.model_name, created=created)])
 
+    @app.get("/v1/models/{model_id:path}", dependencies=[Depends(require_api_key)])
+    async def get_model(model_id: str) -> ModelCard:
+        if model_id != backend.model_name:
+            raise _model_not_found(model_id, backend.model_name)
+        return ModelCard(id=backend.model_name, created=created)
+
     @app.post("/v1/chat/completions", dependencies=[Depends(require_api_key)])
-    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletionResponse:
+    async def chat_completions(body: ChatCompletionRequest) -> Response:
         arrival = time.perf_counter()
         if body.model != backend.model_name:
-            raise ModelNotFoundError(
-                f"The model `{body.model}` does not exist; this server serves "
-                f"`{backend.model_name}`",
-                param="model",
-                code="model_not_found",
-            )
+            raise _model_not_found(body.model, backend.model_name)
         if not backend.ready:
             raise ServiceUnavailableError(
-                f"model is not ready (status: {backend.state.value})", code="model_not_ready"
+                f"model is not ready (status: {backend.state.value}): {backend.health_detail()}",
+                code="model_not_ready",
             )
         gen_request = await asyncio.to_thread(
-            build_generation_request, body, media, gen_defaults, arrival=arrival
+            build_generation_request, body, media, gen_defaults, backend, arrival=arrival
         )
+        metrics.in_flight.inc(1)
+        if body.stream:
+            return await _stream_response(body, gen_request)
         try:
-            result = await backend.generate(gen_request)
+            return await _full_response(body, gen_request)
+        finally:
+            metrics.in_flight.inc(-1)
+
+    async def _full_response(body: ChatCompletionRequest, req: GenerationRequest) -> Response:
+        result: GenerationResult | None = None
+        try:
+            async with contextlib.aclosing(backend.stream(req)) as events:
+                async for event in events:
+                    if isinstance(event, GenerationResult):
+                        result = event
         except APIError:
             raise
         except Exception as exc:
             logger.exception("generation failed")
             raise APIError(f"generation failed: {type(exc).__name__}: {exc}") from exc
-        return _to_response(result, model=body.model)
+        if result is None:
+            raise APIError("the backend ended without a result")
+        perf = _record(result, req)
+        response = ChatCompletionResponse(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=body.model,
+            choices=[
+                Choice(
+                    message=AssistantMessage(content=result.text),
+                    finish_reason=result.finish_reason,
+                )
+            ],
+            usage=_usage(result),
+            performance=perf,
+        )
+        return Response(response.model_dump_json(), media_type="application/json")
+
+    async def _stream_response(body: ChatCompletionRequest, req: GenerationRequest) -> Response:
+        events = backend.stream(req)
+        # Wait for the first event before answering: errors that come before any output
+        # (a prompt over the context, an upstream 4xx, a dead engine) keep their HTTP status.
+        try:
+            first = await anext(events)
+        except BaseException as exc:
+            await events.aclose()
+            metrics.in_flight.inc(-1)
+            if isinstance(exc, APIError) or not isinstance(exc, Exception):
+                raise
+            logger.exception("generation failed")
+            raise APIError(f"generation failed: {type(exc).__name__}: {exc}") from exc
+        writer = ChunkWriter(
+            f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model, body.include_usage
+        )
+
+        async def sse() -> AsyncIterator[str]:
+            try:
+                yield writer.role()
+                event: Any = first
+                while True:
+                    if isinstance(event, TextDelta):
+                        yield writer.content(event.text)
+                    else:
+                        perf = _record(event, req)
+                        yield writer.finish(event, perf)
+                        yield "data: [DONE]\n\n"
+                        return
+                    event = await anext(events)
+            except APIError as exc:
+                logger.warning("stream aborted: %s", exc.message)
+                yield writer.error(exc.to_body())
+            except Exception as exc:
+                logger.exception("stream failed")
+                message = f"generation failed: {type(exc).__name__}: {exc}"
+                yield writer.error(error_body(message, "server_error"))
+            finally:
+                await events.aclose()
+
+        iterator = sse()
+        closed = False
+
+        async def on_close() -> None:
+            # Runs however the response ends (finished, client gone, cancelled): the backend
+            # stream is closed (cancelling its work) and the in-flight gauge is settled once.
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            metrics.in_flight.inc(-1)
+            await iterator.aclose()
+            await events.aclose()
+
+        return _SSEResponse(iterator, on_close)
+
+    def _record(result: GenerationResult, req: GenerationRequest) -> Performance:
+        perf = performance_of(result, req, backend=backend.name)
+        metrics.latency.observe(perf.latency_ms / 1000.0)
+        if perf.ttft_ms is not None:
+            metrics.ttft.observe(perf.ttft_ms / 1000.0)
+        metrics.queue.observe(perf.queue_ms / 1000.0)
+        metrics.prompt_tokens.inc(perf.prompt_tokens)
+        metrics.completion_tokens.inc(perf.completion_tokens)
+        if perf.batch_size is not None:
+            metrics.batch_size.observe(perf.batch_size)
+        if perf.peak_memory_mb is not None:
+            metrics.peak_memory.set(perf.peak_memory_mb, perf.memory_source)
+        return perf
 
     return app
 
 
-def _to_response(result: GenerationResult, *, model: str) -> ChatCompletionResponse:
-    t = result.timings
-    generate_s = t.generate_ms / 1000.0
-    perf = Performance(
-        latency_ms=t.latency_ms,
-        ttft_ms=t.ttft_ms,
-        tpot_ms=t.tpot_ms,
-        queue_ms=t.queue_ms,
-        media_ms=t.media_ms,
-        preprocess_ms=t.preprocess_ms,
-        generate_ms=t.generate_ms,
+class _SSEResponse(StreamingResponse):
+    def __init__(self, content: AsyncIterator[str], on_close: Any) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
+
+
+class _CountRequests:
+    """Pure ASGI middleware: ``vlmhb_requests_total{route,status,stream}``."""
+
+    def __init__(self, app: Any, metrics: WrapperMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen: dict[str, str] = {"status": "500", "stream": "false"}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = str(message["status"])
+                for name, value in message.get("headers", ()):
+                    if name == b"content-type" and value.startswith(b"text/event-stream"):
+                        seen["stream"] = "true"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.inc(1, route, seen["status"], seen["stream"])
+
+
+def _model_not_found(requested: str, served: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"The model `{requested}` does not exist; this server serves `{served}`",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def _usage(result: GenerationResult) -> Usage:
+    return Usage(
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
-        tokens_per_s=round(result.completion_tokens / generate_s, 3) if generate_s > 0 else 0.0,
-        peak_memory_mb=result.peak_memory_mb,
-        memory_source=result.memory_source,
-        device=result.device,
+        total_tokens=result.prompt_tokens + result.completion_tokens,
     )
-    return ChatCompletionResponse(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
-        created=int(time.time()),
-        model=model,
-        choices=[
-            Choice(
-                message=AssistantMessage(content=result.text), finish_reason=result.finish_reason
-            )
-        ],
-        usage=Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-        ),
-        performance=perf,
-    )
+
+
+class ChunkWriter:
+    """The SSE ``data:`` lines of one streamed answer, in OpenAI's exact shape.
+
+    Built with ``json.dumps`` on plain dicts (content chunks are the hot path); the tests
+    validate every chunk against :class:`~vlmhb_wrapper.schemas.ChatCompletionChunk`. With
+    ``include_usage`` every chunk has ``"usage": null`` and one extra last chunk has
+    ``"choices": []``, the usage and the performance; without it, the chunk that carries the
+    ``finish_reason`` also carries the performance.
+    """
+
+    def __init__(self, chunk_id: str, created: int, model: str, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self._head = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        head = json.dumps(self._head, ensure_ascii=False, separators=(",", ":"))[:-1]
+        self._content_prefix = "data: " + head + ',"choices":[{"index":0,"delta":{"content":'
+        usage = ',"usage":null' if include_usage else ""
+        self._content_suffix = '},"logprobs":null,"finish_reason":null}]' + usage + "}\n\n"
+
+    def _event(self, choices: list[dict[str, Any]], **extra: Any) -> str:
+        chunk: dict[str, Any] = {**self._head, "choices": choices}
+        if self.include_usage:
+            chunk["usage"] = None
+        chunk.update(extra)
+        return "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n"
+
+    @staticmethod
+    def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def role(self) -> str:
+        return self._event([self._choice({"role": "assistant", "content": ""})])
+
+    def content(self, text: str) -> str:
+        return self._content_prefix + json.dumps(text, ensure_ascii=False) + self._content_suffix
+
+    def finish(self, result: GenerationResult, perf: Performance) -> str:
+        finish = [self._choice({}, result.finish_reason)]
+        if not self.include_usage:
+            return self._event(finish, performance=perf.model_dump())
+        last = self._event([], usage=_usage(result).model_dump(), performance=perf.model_dump())
+        return self._event(finish) + last
+
+    @staticmethod
+    def error(body: dict[str, Any]) -> str:
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -173,7 +383,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors: list[dict[str, Any]] = list(exc.errors())
-        messages = [f"{_loc(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors]
+        messages = [f"{_loc(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:10]]
         param = _loc(errors[0].get("loc", ())) if errors else None
         return JSONResponse(
             error_body(
@@ -188,7 +398,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return JSONResponse(error_body(str(exc.detail), error_type), status_code=exc.status_code)
+        code = "not_found" if exc.status_code == 404 else None
+        return JSONResponse(
+            error_body(str(exc.detail), error_type, code=code), status_code=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

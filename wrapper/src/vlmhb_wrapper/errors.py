@@ -1,8 +1,31 @@
-"""OpenAI-style API errors: ``{"error": {"message", "type", "param", "code"}}``."""
+"""OpenAI-style API errors: ``{"error": {"message", "type", "param", "code"}}``.
+
+Every failure the wrapper reports goes through :class:`APIError`, so clients (the official
+``openai`` package included) get the status code and body shape they expect:
+
+====  =========================  ==============================================================
+400   ``invalid_request_error``  malformed request, bad image, unsupported option
+401   ``invalid_request_error``  missing or wrong API key (code ``invalid_api_key``)
+404   ``invalid_request_error``  unknown model (code ``model_not_found``) or route
+413   ``invalid_request_error``  request body, image bytes or image pixels over the limits
+422   ``invalid_request_error``  the body does not match the schema (type/range errors)
+503   ``service_unavailable``    model loading, load failed, engine process died
+====  =========================  ==============================================================
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "PayloadTooLargeError",
+    "ServiceUnavailableError",
+    "error_body",
+]
 
 
 class APIError(Exception):
@@ -40,9 +63,16 @@ class InvalidRequestError(APIError):
     error_type = "invalid_request_error"
 
 
+class PayloadTooLargeError(APIError):
+    """The request body, an image's bytes or an image's pixel count is over a limit (413)."""
+
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
 class AuthenticationError(APIError):
     status_code = 401
-    error_type = "invalid_request_error"
+    error_type = "invalid_request_error"  # what OpenAI itself answers
 
 
 class ModelNotFoundError(APIError):

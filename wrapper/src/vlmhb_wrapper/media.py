@@ -1,14 +1,19 @@
-"""Turning ``image_url`` values into validated RGB PIL images.
+"""Turning ``image_url`` values into checked images, under a deny-by-default policy.
 
-Accepted: ``data:image/<fmt>;base64,<payload>`` and ``file://`` URLs that resolve (symlinks
-followed) inside one of the configured ``allowed_media_roots``. Remote ``http(s)`` URLs are
-refused: the server has no business fetching from the network on a client's behalf, and in a
-benchmark the client already holds the bytes.
+Accepted sources:
 
-Every failure is an :class:`~vlmhb_wrapper.errors.InvalidRequestError` (HTTP 400) with a
-message that says what was wrong. Limits are enforced as early as possible: the byte size
-before decoding base64 / reading the file, and the pixel count from the image header before
-any pixel data is decoded (a decompression bomb is refused without inflating it).
+* ``data:image/<fmt>;base64,<payload>`` - always;
+* ``file://`` URLs - only when they resolve (symlinks followed) inside one of the configured
+  ``allowed_roots``; a path with a ``..`` segment is refused outright, and the file is opened
+  without following a final symlink and checked again through ``/proc/self/fd`` (so a path
+  swapped for a symlink between the check and the open cannot escape);
+* ``http(s)://`` URLs - only when remote fetching is enabled (off by default: a benchmark
+  client already holds the bytes, and a server fetching URLs for clients is an SSRF vector).
+
+Limits are enforced before work is done: the byte size before decoding base64 / reading a
+file / while downloading; the pixel count from the image *header*, before any pixel data is
+decoded (a decompression bomb is refused without being inflated). Both are HTTP 413; any other
+problem is a 400 with a message that says what was wrong.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
+import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,42 +32,63 @@ from urllib.request import url2pathname
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vlmhb_wrapper.errors import InvalidRequestError
+from vlmhb_wrapper.backends.base import ImageSegment
+from vlmhb_wrapper.errors import InvalidRequestError, PayloadTooLargeError
 
 __all__ = ["MediaLimits", "MediaLoader"]
 
 _PARAM = "messages.content.image_url"
+_MIME = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 @dataclass(frozen=True)
 class MediaLimits:
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    remote_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
 class MediaLoader:
-    """Resolves and decodes image URLs under the configured policy."""
+    """Resolves, checks and (optionally) decodes image URLs under the configured policy."""
 
     allowed_media_roots: Sequence[Path] = ()
     limits: MediaLimits = field(default_factory=MediaLimits)
+    allow_remote: bool = False
 
     def __post_init__(self) -> None:
         roots = tuple(Path(r).expanduser().resolve() for r in self.allowed_media_roots)
         object.__setattr__(self, "allowed_media_roots", roots)
 
-    def load(self, url: str) -> Image.Image:
-        """Return the image at ``url`` as a fully decoded RGB image, or raise a 400 error."""
+    def load(self, url: str, *, decode: bool = True) -> ImageSegment:
+        """Check the image at ``url``; with ``decode`` also return it as an RGB PIL image.
+
+        Raises :class:`InvalidRequestError` (400) or :class:`PayloadTooLargeError` (413).
+        """
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme == "data":
-            data = self._read_data_url(url)
+            data, keep_url = self._read_data_url(url), True
         elif scheme == "file":
-            data = self._read_file_url(url)
+            data, keep_url = self._read_file_url(url), False
         elif scheme in ("http", "https"):
-            raise _bad("remote image URLs (http/https) are not supported; send a data: URL")
+            if not self.allow_remote:
+                raise _bad(
+                    "remote image URLs (http/https) are disabled on this server; send a data: URL",
+                    code="remote_media_disabled",
+                )
+            data, keep_url = self._fetch(url), False
         else:
             raise _bad("image_url must be a data: URL (base64) or a file:// URL")
-        return self._decode(data)
+        image, width, height, fmt = self._check(data, decode=decode)
+        data_url = url if keep_url else _to_data_url(data, fmt)
+        return ImageSegment(data_url=data_url, width=width, height=height, image=image)
 
     # ------------------------------------------------------------------------------ sources
 
@@ -74,9 +102,13 @@ class MediaLoader:
         media_type = meta[0].strip().lower()
         if media_type and not media_type.startswith("image/"):
             raise _bad(f"data: URL media type must be image/*, got {media_type!r}")
-        payload = "".join(payload.split())  # tolerate line breaks in the base64 text
+        if any(c in payload for c in " \t\r\n"):
+            payload = "".join(payload.split())  # tolerate line breaks in the base64 text
         if len(payload) * 3 // 4 > self.limits.max_image_bytes + 3:
-            raise _too_large(f"image exceeds the limit of {self.limits.max_image_bytes} bytes")
+            raise _too_large(
+                f"image has about {len(payload) * 3 // 4} bytes, "
+                f"limit is {self.limits.max_image_bytes}"
+            )
         try:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -84,35 +116,82 @@ class MediaLoader:
 
     def _read_file_url(self, url: str) -> bytes:
         if not self.allowed_media_roots:
-            raise _bad("file:// image URLs are disabled on this server (no allowed media roots)")
+            raise _bad(
+                "file:// image URLs are disabled on this server (no allowed media roots)",
+                code="media_path_forbidden",
+            )
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise _bad(f"file:// URL must refer to the local host, got host {parts.netloc!r}")
         raw_path = Path(url2pathname(unquote(parts.path)))
+        if ".." in raw_path.parts:
+            raise _bad(
+                f"image path {raw_path} contains '..'; give the path inside an allowed root",
+                code="media_path_forbidden",
+            )
         try:
             path = raw_path.resolve(strict=True)
         except FileNotFoundError:
             raise _bad(f"image file not found: {raw_path}", code="image_not_found") from None
         except (OSError, RuntimeError) as exc:  # permission, symlink loop, ...
             raise _bad(f"cannot access image file {raw_path}: {exc}") from None
+        self._require_inside_roots(path, raw_path)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            raise _bad(f"cannot open image file {raw_path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            proc_link = f"/proc/self/fd/{handle.fileno()}"
+            if os.path.exists(proc_link):  # Linux: what was actually opened
+                self._require_inside_roots(Path(os.readlink(proc_link)), raw_path)
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _bad(f"image path is not a regular file: {raw_path}")
+            if info.st_size > self.limits.max_image_bytes:
+                raise _too_large(
+                    f"image file has {info.st_size} bytes, limit is {self.limits.max_image_bytes}"
+                )
+            data = handle.read(self.limits.max_image_bytes + 1)
+        if len(data) > self.limits.max_image_bytes:
+            raise _too_large(f"image file is over the limit of {self.limits.max_image_bytes}")
+        return data
+
+    def _require_inside_roots(self, path: Path, shown: Path) -> None:
         if not any(path.is_relative_to(root) for root in self.allowed_media_roots):
             raise _bad(
-                f"image file {raw_path} is outside the allowed media roots",
+                f"image file {shown} is outside the allowed media roots",
                 code="media_path_forbidden",
             )
-        if not path.is_file():
-            raise _bad(f"image path is not a regular file: {raw_path}")
-        size = path.stat().st_size
-        if size > self.limits.max_image_bytes:
-            raise _too_large(f"image file has {size} bytes, limit is {self.limits.max_image_bytes}")
+
+    def _fetch(self, url: str) -> bytes:
+        import httpx
+
+        limit = self.limits.max_image_bytes
         try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise _bad(f"cannot read image file {raw_path}: {exc}") from None
+            with (
+                httpx.Client(timeout=self.limits.remote_timeout_s, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise _bad(f"fetching the image failed: HTTP {response.status_code}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise _too_large(f"remote image has {declared} bytes, limit is {limit}")
+                buf = bytearray()
+                for chunk in response.iter_bytes():
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise _too_large(f"remote image is over the limit of {limit} bytes")
+                return bytes(buf)
+        except httpx.HTTPError as exc:
+            raise _bad(f"fetching the image failed: {type(exc).__name__}: {exc}") from None
 
     # ----------------------------------------------------------------------------- decoding
 
-    def _decode(self, data: bytes) -> Image.Image:
+    def _check(
+        self, data: bytes, *, decode: bool
+    ) -> tuple[Image.Image | None, int, int, str | None]:
         if len(data) > self.limits.max_image_bytes:
             raise _too_large(f"image has {len(data)} bytes, limit is {self.limits.max_image_bytes}")
         if not data:
@@ -125,14 +204,18 @@ class MediaLoader:
                 warnings.simplefilter("ignore")
                 # 1) Header only: Image.open does not decode pixel data.
                 with Image.open(io.BytesIO(data)) as probe:
-                    self._check_pixels(probe.size)
-                    probe.verify()  # structural check (CRCs, truncation for some formats)
+                    width, height = probe.size
+                    fmt = probe.format
+                    self._check_pixels(width, height)
+                    probe.verify()  # structure and checksums, without decoding pixels
+                if not decode:
+                    return None, width, height, fmt
                 # 2) verify() leaves the image unusable; reopen and decode for real.
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()
                     img = ImageOps.exif_transpose(img) or img
-                    return img.convert("RGB")
-        except InvalidRequestError:
+                    return img.convert("RGB"), width, height, fmt
+        except (InvalidRequestError, PayloadTooLargeError):
             raise
         except Image.DecompressionBombError:
             raise _too_large(
@@ -143,13 +226,10 @@ class MediaLoader:
                 "cannot identify image file: the data is not a supported image format",
                 code="invalid_image",
             ) from None
-        except (
-            Exception
-        ) as exc:  # Pillow raises many types on hostile input; all are the input's fault
+        except Exception as exc:  # Pillow raises many types on hostile input: the input's fault
             raise _bad(f"corrupt or truncated image: {exc}", code="invalid_image") from None
 
-    def _check_pixels(self, size: tuple[int, int]) -> None:
-        width, height = size
+    def _check_pixels(self, width: int, height: int) -> None:
         if width <= 0 or height <= 0:
             raise _bad(f"image has invalid size {width}x{height}", code="invalid_image")
         if width * height > self.limits.max_image_pixels:
@@ -159,9 +239,14 @@ class MediaLoader:
             )
 
 
+def _to_data_url(data: bytes, fmt: str | None) -> str:
+    mime = _MIME.get(fmt or "", "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def _bad(message: str, *, code: str | None = "invalid_image_url") -> InvalidRequestError:
     return InvalidRequestError(message, param=_PARAM, code=code)
 
 
-def _too_large(message: str) -> InvalidRequestError:
-    return InvalidRequestError(message, param=_PARAM, code="image_too_large")
+def _too_large(message: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError(message, param=_PARAM, code="image_too_large")

@@ -18,6 +18,9 @@ ENTRY_POINT_GROUP = "vlmhyperbench.backends"
 
 _BUILTIN: dict[str, str] = {
     "hf": "vlmhb_wrapper.backends.hf:HFBackend",
+    "vllm": "vlmhb_wrapper.backends.engine:VLLMBackend",
+    "sglang": "vlmhb_wrapper.backends.engine:SGLangBackend",
+    "openai": "vlmhb_wrapper.backends.proxy:OpenAIBackend",
 }
 
 

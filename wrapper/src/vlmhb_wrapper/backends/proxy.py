@@ -1,0 +1,278 @@
+"""Proxying to an OpenAI-compatible upstream, and the ``openai`` backend built on it.
+
+The upstream is always asked to *stream* (with ``stream_options.include_usage``), whatever the
+client asked for: the wrapper then measures TTFT itself (the first chunk with non-empty
+``delta.content``), and takes the token counts from the upstream's usage. Images reach the
+upstream as ``data:`` URLs that the wrapper has already checked (limits, decompression bombs);
+``file://`` and (when enabled) ``http(s)`` images are inlined, so the upstream needs no access
+to the wrapper's files or network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from vlmhb_wrapper.backends.base import (
+    Backend,
+    BackendConfig,
+    GenerationRequest,
+    GenerationResult,
+    MemoryReading,
+    StreamEvent,
+    TextDelta,
+)
+from vlmhb_wrapper.errors import APIError, ServiceUnavailableError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OpenAIBackend", "OpenAIUpstream"]
+
+#: Keys of a standard chat.completion.chunk; anything else is the upstream's own telemetry.
+_STANDARD_CHUNK_KEYS = {
+    "id",
+    "object",
+    "created",
+    "model",
+    "choices",
+    "usage",
+    "system_fingerprint",
+    "service_tier",
+    "obfuscation",
+    "prompt_logprobs",
+    "kv_transfer_params",
+}
+
+FailureHook = Callable[[str], Awaitable[APIError]]
+
+
+async def _default_failure(reason: str) -> APIError:
+    return ServiceUnavailableError(
+        f"the upstream is unavailable: {reason}", code="upstream_unavailable"
+    )
+
+
+class OpenAIUpstream:
+    """A streaming client for one OpenAI-compatible ``/v1`` base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        on_failure: FailureHook | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=512),
+            trust_env=False,  # a proxy from the environment must not see local traffic/keys
+        )
+        self._on_failure = on_failure or _default_failure
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self._client.get(path)
+
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.openai_messages(),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            request.max_tokens_field: request.max_new_tokens,
+            "temperature": request.temperature,
+        }
+        if request.top_p != 1.0:
+            body["top_p"] = request.top_p
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.presence_penalty:
+            body["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty:
+            body["frequency_penalty"] = request.frequency_penalty
+        # vLLM/SGLang extensions: only when used (OpenAI itself rejects unknown fields).
+        if request.ignore_eos:
+            body["ignore_eos"] = True
+        if request.min_tokens:
+            body["min_tokens"] = request.min_tokens
+        return body
+
+    async def stream(
+        self, request: GenerationRequest, *, queue_s: float = 0.0
+    ) -> AsyncIterator[StreamEvent]:
+        body = self.body(request)
+        parts: list[str] = []
+        first: float | None = None
+        last: float | None = None
+        content_chunks = 0
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        upstream: dict[str, Any] = {}
+        done = False
+        sent = time.perf_counter()
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    raise _relay(response.status_code, await response.aread())
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("error"):
+                        raise _relay(_error_status(chunk["error"]), data.encode())
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            last = time.perf_counter()
+                            if first is None:
+                                first = last
+                            content_chunks += 1
+                            parts.append(content)
+                            yield TextDelta(content)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for key, value in chunk.items():
+                        if key not in _STANDARD_CHUNK_KEYS and value is not None:
+                            upstream[key] = value
+        except APIError:
+            raise
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise await self._on_failure(f"{type(exc).__name__}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise await self._on_failure(f"the upstream sent malformed JSON: {exc}") from exc
+        if not done:
+            raise await self._on_failure("the upstream closed the stream before [DONE]")
+        finished = time.perf_counter()
+        if usage is None:
+            upstream["usage_estimated"] = True  # the upstream ignored include_usage
+            usage = {"prompt_tokens": 0, "completion_tokens": content_chunks}
+        yield GenerationResult(
+            text="".join(parts),
+            finish_reason=finish or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            gen_start=sent,
+            finished=finished,
+            first_token=first,
+            last_token=last,
+            queue_s=queue_s,
+            upstream=upstream or None,
+        )
+
+
+def _error_status(error: Any) -> int:
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and 400 <= code < 600 else 500
+
+
+def _relay(status: int, raw: bytes) -> APIError:
+    """The upstream's error as ours: same status and fields (its 401/403 become 502: the
+    *wrapper's* credentials were refused, not the client's)."""
+    message, error_type, param, code = raw.decode(errors="replace")[:2000], None, None, None
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
+        message = str(error.get("message") or message)
+        error_type = error.get("type")
+        param = error.get("param")
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+    if status in (401, 403):
+        return APIError(
+            f"the upstream refused the wrapper's credentials (HTTP {status}): {message}",
+            status_code=502,
+            error_type="upstream_error",
+            code="upstream_auth_failed",
+        )
+    if status >= 500:
+        return APIError(
+            f"upstream error (HTTP {status}): {message}",
+            status_code=503 if status == 503 else 502,
+            error_type="upstream_error",
+            code=code or "upstream_error",
+        )
+    return APIError(
+        message,
+        status_code=status,
+        error_type=error_type or "invalid_request_error",
+        param=param,
+        code=code,
+    )
+
+
+class OpenAIBackend(Backend):
+    """Any external OpenAI-compatible endpoint (``--upstream-base-url``; the key is read from
+    the environment variable named by ``--upstream-api-key-env``). ``--model`` is the model
+    name at the upstream; clients use ``--served-model-name`` (default: the same)."""
+
+    name = "openai"
+    supports_structured_output = True
+    supports_penalties = True
+    needs_decoded_images = False
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        if not config.upstream_base_url:
+            raise ValueError("the openai backend needs --upstream-base-url")
+        self._upstream: OpenAIUpstream | None = None
+
+    @property
+    def device(self) -> str:
+        return "remote"
+
+    async def _load(self) -> None:
+        cfg = self.config
+        self._upstream = OpenAIUpstream(
+            str(cfg.upstream_base_url),
+            model=cfg.upstream_model or cfg.model,
+            api_key=cfg.upstream_api_key,
+            timeout_s=cfg.upstream_timeout_s,
+        )
+        try:
+            response = await self._upstream.get("/models")
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"cannot reach {cfg.upstream_base_url}: {exc}") from exc
+        if response.status_code in (401, 403):
+            raise PermissionError(
+                f"{cfg.upstream_base_url} refused the API key (HTTP {response.status_code})"
+            )
+        # Other statuses: some compatible servers have no /models; requests will tell.
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        if not self.ready or self._upstream is None:
+            raise ServiceUnavailableError(f"model is not ready (state: {self.state.value})")
+        async for event in self._upstream.stream(request):
+            if isinstance(event, GenerationResult):
+                event.memory = MemoryReading(None, "unavailable")
+                event.device = self.device
+            yield event
+
+    async def close(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.aclose()

@@ -1,0 +1,1 @@
+"""Two tiny metrics offered to VLMHyperBench through the ``vlmhyperbench.metrics`` entry points."""

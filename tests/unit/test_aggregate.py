@@ -124,3 +124,55 @@ def test_without_bootstrap_and_empty_frame() -> None:
 def test_rejects_bad_ci() -> None:
     with pytest.raises(ValueError, match="ci"):
         aggregate(_frame(), ci=95)
+
+
+def test_rows_of_one_document_are_resampled_together() -> None:
+    from vlmhyperbench.metrics.aggregate import _ids
+
+    # Two documents with 4 field rows each; the bootstrap resamples documents, so every
+    # resampled mean is a mix of the two document means (1.0 and 0.25), i.e. 1, 0.625 or 0.25.
+    frame = pd.DataFrame(
+        {
+            "id": ["a"] * 4 + ["b"] * 4,
+            "value": [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+            "field": ["f1", "f2", "f3", "f4"] * 2,
+        }
+    )
+    assert len(set(_ids(frame))) == 2
+    result = aggregate(frame, n_boot=500, seed=0)
+    overall = result["overall"]
+    assert overall["value"] == pytest.approx(5 / 8)
+    assert overall["n"] == 8 and overall["n_samples"] == 2
+    assert (overall["ci_low"], overall["ci_high"]) == (0.25, 1.0)
+    assert result["groups"]["field"]["f2"]["value"] == 0.5
+
+
+def test_nan_values_are_left_out_and_errors_counted() -> None:
+    frame = pd.DataFrame(
+        {
+            "id": ["s1", "s2", "s3"],
+            "value": [100.0, float("nan"), 300.0],
+            "error": [None, "timeout", None],
+        }
+    )
+    overall = aggregate(frame, n_boot=100)["overall"]
+    assert overall["value"] == 200.0 and overall["n"] == 2
+    assert overall["n_errors"] == 1 and overall["error_rate"] == pytest.approx(1 / 3)
+
+
+def test_sums_aggregate_bootstrap_is_vectorised_and_seeded() -> None:
+    from vlmhyperbench.metrics.aggregate import Aggregation
+    from vlmhyperbench.metrics.text import corpus_error_rate
+
+    frame = pd.DataFrame(
+        {"value": [0.5, 1.0, 0.0, 0.2], "edits": [3, 2, 0, 1], "ref_len": [6, 2, 4, 5]}
+    )
+    method = Aggregation.of(corpus_error_rate, {})
+    first = aggregate(frame, method=method, n_boot=400, seed=3)["overall"]
+    assert first["value"] == pytest.approx(6 / 17)
+    assert first == aggregate(frame, method=method, n_boot=400, seed=3)["overall"]
+    assert first["ci_low"] < first["value"] < first["ci_high"]
+    # The same interval as the slow path (one corpus call per resample) within noise.
+    slow = aggregate(frame, value_fn=corpus_error_rate, n_boot=2000, seed=3)["overall"]
+    assert slow["value"] == first["value"]
+    assert abs(slow["ci_low"] - first["ci_low"]) < 0.08

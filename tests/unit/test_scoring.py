@@ -243,3 +243,136 @@ def test_bad_implementation_path(tmp_path: Path, manifest: Path) -> None:
     predictions = _write_predictions(tmp_path / "p.jsonl", [])
     with pytest.raises(MetricLoadError, match=re.escape("vlmhyperbench.metrics.text:nope")):
         _score(tmp_path, predictions, manifest, implementation="vlmhyperbench.metrics.text:nope")
+
+
+# --- new metric kinds through the scoring stage ----------------------------------------------
+
+
+def test_per_field_metric_makes_one_row_per_field(tmp_path: Path) -> None:
+    reference = json.dumps({"ФИО": "Иванов Иван", "Номер": "123"}, ensure_ascii=False)
+    samples = [
+        Sample(id="d1", answers=[reference], doc_class="passport"),
+        Sample(id="d2", answers=[reference], doc_class="snils"),
+    ]
+    manifest = write_manifest(tmp_path / "ext", samples)
+    predictions = _write_predictions(
+        tmp_path / "p.jsonl",
+        [_record("d1", '{"ФИО": "Иванов Иван", "Номер": "124"}'), _record("d2", None, "oom")],
+    )
+    result = _score(
+        tmp_path,
+        predictions,
+        manifest,
+        metric_name="field_accuracy",
+        implementation="vlmhyperbench.metrics.extraction:field_accuracy",
+        params={"cer_threshold": 0.15},
+    )
+    frame = pd.read_parquet(tmp_path / "out" / "exact_match.parquet")
+    assert frame["id"].tolist() == ["d1", "d1", "d2", "d2"]
+    assert frame["field"].tolist() == ["ФИО", "Номер", "ФИО", "Номер"]
+    # "124" vs "123": CER 1/3 > 0.15; the failed document gets every field wrong.
+    assert frame["value"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert result["n"] == 2 and result["overall"]["n"] == 4
+    assert result["overall"]["n_samples"] == 2 and result["overall"]["error_rate"] == 0.5
+    assert result["groups"]["field"]["ФИО"]["value"] == 0.5
+    assert result["groups"]["doc_class"]["passport"]["value"] == 0.5
+
+
+def test_performance_metrics_read_the_records(tmp_path: Path, manifest: Path) -> None:
+    def line(sample_id: str, latency: float, error: str | None = None) -> dict[str, Any]:
+        performance = {"latency_ms": latency, "completion_tokens": 10}
+        return {"id": sample_id, "prediction": "x", "error": error, "performance": performance}
+
+    predictions = _write_predictions(
+        tmp_path / "p.jsonl",
+        [line("s1", 100.0), line("s2", 200.0), line("s3", 300.0), line("s4", 5000.0, "timeout")],
+    )
+    result = _score(
+        tmp_path,
+        predictions,
+        manifest,
+        metric_name="latency_p95",
+        implementation="vlmhyperbench.metrics.performance:latency_ms",
+        aggregate_impl="vlmhyperbench.metrics.performance:percentile",
+        params={"q": 95},
+        higher_is_better=False,
+    )
+    # The failed request is left out: percentile 95 of 100, 200, 300 (linear) = 290.
+    assert result["overall"]["value"] == pytest.approx(290.0)
+    assert result["overall"]["n"] == 3 and result["overall"]["error_rate"] == 0.25
+    errors = _score(
+        tmp_path,
+        predictions,
+        manifest,
+        metric_name="error_rate",
+        implementation="vlmhyperbench.metrics.performance:error_rate",
+        higher_is_better=False,
+    )
+    assert errors["overall"]["value"] == 0.25
+
+
+def test_corpus_metric_from_sums_matches_the_reference_library(tmp_path: Path) -> None:
+    import sacrebleu
+
+    hyps = ["the cat sat on the mat", "a b c d", "кот сидел", ""]
+    refs = ["the cat is on the mat", "a b c d e f", "кот сидит", "пусто"]
+    samples = [Sample(id=f"b{i}", answers=[r]) for i, r in enumerate(refs)]
+    manifest = write_manifest(tmp_path / "mt", samples)
+    predictions = _write_predictions(
+        tmp_path / "p.jsonl", [_record(f"b{i}", h) for i, h in enumerate(hyps)]
+    )
+    options = {
+        "metric_name": "bleu",
+        "implementation": "vlmhyperbench.metrics.ngram:bleu",
+        "aggregate_impl": "vlmhyperbench.metrics.ngram:corpus_bleu",
+    }
+    result = _score(tmp_path, predictions, manifest, **options)
+    assert result["overall"]["value"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert result["overall"]["ci_low"] <= result["overall"]["value"] <= result["overall"]["ci_high"]
+    assert _score(tmp_path, predictions, manifest, **options) == result  # seeded
+
+
+def test_confusion_matrix_details_in_the_json(tmp_path: Path) -> None:
+    samples = [Sample(id=f"c{i}", answers=[a]) for i, a in enumerate(["passport", "snils"])]
+    manifest = write_manifest(tmp_path / "cls", samples)
+    predictions = _write_predictions(
+        tmp_path / "p.jsonl", [_record("c0", "Это паспорт"), _record("c1", "не знаю")]
+    )
+    result = _score(
+        tmp_path,
+        predictions,
+        manifest,
+        metric_name="confusion_matrix",
+        implementation="vlmhyperbench.metrics.classification:accuracy",
+        aggregate_impl="vlmhyperbench.metrics.classification:confusion_matrix",
+        labels=["passport", "snils"],
+        synonyms={"passport": ["паспорт"]},
+    )
+    assert result["overall"]["value"] == 0.5
+    assert result["details"]["confusion_matrix"]["matrix"] == [[1, 0, 0], [0, 0, 1]]
+
+
+def test_unknown_param_is_an_error(tmp_path: Path, manifest: Path) -> None:
+    predictions = _write_predictions(tmp_path / "p.jsonl", [_record("s1", "x")])
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['thresold'\]"):
+        _score(
+            tmp_path,
+            predictions,
+            manifest,
+            implementation="vlmhyperbench.metrics.text:anls",
+            params={"thresold": 0.5},
+        )
+
+
+def test_entry_point_metric_is_loaded_by_name(tmp_path: Path, manifest: Path, monkeypatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from vlmhyperbench.metrics import loader
+
+    ep = EntryPoint("my_em", "vlmhyperbench.metrics.text:exact_match", loader.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(loader, "metric_entry_points", lambda: {"my_em": ep})
+    predictions = _write_predictions(tmp_path / "p.jsonl", [_record("s1", "ИВАНОВ")])
+    result = _score(tmp_path, predictions, manifest, implementation="my_em")
+    assert result["overall"]["value"] == 0.25
+    with pytest.raises(MetricLoadError, match="no entry point of that name"):
+        _score(tmp_path, predictions, manifest, implementation="my_emm")

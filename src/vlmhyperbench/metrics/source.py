@@ -73,7 +73,10 @@ def _defined_names(stmt: ast.stmt) -> list[str]:
 
 @functools.lru_cache(maxsize=256)
 def _parse(module_name: str) -> _Module | None:
-    spec = importlib.util.find_spec(module_name)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         return None
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
@@ -153,6 +156,12 @@ def dependency_sources(import_path: str) -> dict[str, str]:
     plus ``{"dist:NAME": version}`` of the third-party distributions that code imports."""
     module_name, _, attr = import_path.partition(":")
     root = module_name.split(".")[0]
+    start = _parse(module_name)
+    if start is None:
+        raise ImportError(f"{import_path!r}: no Python source found for {module_name!r}")
+    head = attr.split(".")[0]
+    if head not in start.defs and head not in start.imports:
+        raise ValueError(f"{import_path!r}: {head!r} is not defined in {module_name!r}")
     collected: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
     pending = [(module_name, attr.split(".")[0])]

@@ -19,6 +19,7 @@ and a single reference is a plain match of the processed strings (documented in 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -128,13 +129,15 @@ def vqa_accuracy(
 
 
 def _to_float(text: str) -> float | None:
-    """ChartQA's conversion: ``float()`` of the text, ``"x%"`` → x / 100; None if not a number."""
+    """ChartQA's conversion: ``float()`` of the text, ``"x%"`` → x / 100; None if not a number.
+
+    Unlike ChartQA, ``inf``/``nan`` spellings are not numbers here (the relative change of
+    ``inf`` to itself is NaN, so the original scores ``"inf"`` against ``"inf"`` as wrong)."""
     try:
-        if text.endswith("%"):
-            return float(text.rstrip("%")) / 100.0
-        return float(text)
+        value = float(text.rstrip("%")) / 100.0 if text.endswith("%") else float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def relaxed_match(prediction: str, target: str, max_relative_change: float = 0.05) -> bool:

@@ -22,6 +22,8 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "n",
     "higher_is_better",
+    "n_errors",
+    "error_rate",
 ]
 OVERALL = "overall"
 ALL = "all"
@@ -46,6 +48,13 @@ def _rows(score: dict[str, Any]) -> list[dict[str, Any]]:
             "ci_low": entry.get("ci_low"),
             "ci_high": entry.get("ci_high"),
             "n": entry.get("n"),
+            # Failed predictions in the group (scored as wrong); older score files lack them.
+            "n_errors": entry.get(
+                "n_errors", score.get("n_errors") if group_by == OVERALL else None
+            ),
+            "error_rate": entry.get(
+                "error_rate", score.get("error_rate") if group_by == OVERALL else None
+            ),
         }
         for group_by, group, entry in stats
     ]
@@ -66,9 +75,10 @@ def build_summary(score_json_paths: Iterable[str | Path]) -> pd.DataFrame:
         seen[key] = path
         rows.extend(_rows(score))
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    for column in ("value", "ci_low", "ci_high"):
+    for column in ("value", "ci_low", "ci_high", "error_rate"):
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     frame["n"] = frame["n"].astype("int64")
+    frame["n_errors"] = pd.to_numeric(frame["n_errors"]).astype("Int64")
     frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
     return frame
 

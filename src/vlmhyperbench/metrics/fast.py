@@ -167,12 +167,16 @@ def flatten_references(references: Sequence[Sequence[str]]) -> tuple[list[str], 
     counts = np.fromiter(map(len, references), dtype=np.int64, count=len(references))
     if np.any(counts == 0):
         raise ValueError("at least one reference answer is required for every sample")
+    if np.all(counts == 1):
+        return [refs[0] for refs in references], np.arange(len(references))
     flat = [ref for refs in references for ref in refs]
     return flat, np.repeat(np.arange(len(references)), counts)
 
 
 def best_per_sample(values: np.ndarray, owner: np.ndarray, n: int, *, lowest: bool) -> np.ndarray:
     """For each sample, the index (into ``values``) of its best reference (first on ties)."""
+    if len(values) == n:  # one reference per sample
+        return np.arange(n)
     order = np.lexsort((np.arange(len(values)), values if lowest else -values, owner))
     first = np.ones(len(order), dtype=bool)
     first[1:] = owner[order][1:] != owner[order][:-1]

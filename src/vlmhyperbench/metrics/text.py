@@ -66,6 +66,8 @@ def exact_match_batch(
         dtype=bool,
         count=len(expected),
     )
+    if len(expected) == len(predicted):  # one reference per sample: owner is 0..n-1
+        return hits.astype(np.float64)
     out = np.zeros(len(predicted), dtype=np.float64)
     np.maximum.at(out, owner, hits.astype(np.float64))
     return out
@@ -112,14 +114,19 @@ def anls_batch(
     flat, owner = flatten_references(references)
     predicted = normalize_many(predictions, case="lower", nfkc=False)
     expected = normalize_many(flat, case="lower", nfkc=False)
-    pred_for_ref = [predicted[o] for o in owner.tolist()]
+    pred_for_ref = (
+        predicted if len(flat) == len(predicted) else [predicted[o] for o in owner.tolist()]
+    )
     distance = levenshtein_pairs(pred_for_ref, expected).astype(np.float64)
     pred_upper = np.fromiter((len(p.upper()) for p in predictions), np.int64, len(predictions))
     ref_upper = np.fromiter((len(r.upper()) for r in flat), np.int64, len(flat))
     length = np.maximum(pred_upper[owner], ref_upper).astype(np.float64)
     nl = np.divide(distance, length, out=np.zeros_like(distance), where=length > 0)
-    best = np.full(len(predicted), np.inf)
-    np.minimum.at(best, owner, nl)
+    if len(expected) == len(predicted):  # one reference per sample
+        best = nl
+    else:
+        best = np.full(len(predicted), np.inf)
+        np.minimum.at(best, owner, nl)
     score = 1.0 - best
     return np.where(score < threshold, 0.0, np.maximum(score, 0.0))
 
@@ -202,7 +209,7 @@ def _error_batch(
     ref = normalize_many(flat, collapse_spaces=collapse_spaces, **options)
     if not collapse_spaces:
         hyp, ref = [h.strip() for h in hyp], [r.strip() for r in ref]
-    hyp_for_ref = [hyp[o] for o in owner.tolist()]
+    hyp_for_ref = hyp if len(flat) == len(hyp) else [hyp[o] for o in owner.tolist()]
     if measure == "wer":
         hyp_for_ref, ref = [_words(h) for h in hyp_for_ref], [_words(r) for r in ref]
     edits = levenshtein_pairs(hyp_for_ref, ref)

@@ -1,0 +1,167 @@
+"""Throughput of the vectorised metrics on 1,000,000 (prediction, reference) pairs.
+
+For anls, cer and exact_match: time the batch implementation on all pairs, time a plain
+pure-Python implementation of the same metric (same semantics: a dynamic-programming
+Levenshtein, per-character punctuation checks) in the same run, check both agree on a
+sample, and print the ratio. The pure-Python baselines are timed on a subsample and
+extrapolated linearly (they would take minutes on all pairs); the output says so.
+
+    python benchmarks/metrics_throughput.py [--pairs 1000000] [--baseline-pairs 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from vlmhyperbench.metrics.text import anls, cer, exact_match
+
+# --- data: field answers of Russian documents and model-like variations of them ------------
+
+SURNAMES = ["Иванов", "Петрова", "Смирнов", "Кузнецова", "Соколов", "Ёлкин", "Попова", "Лебедев"]
+NAMES = ["Иван", "Мария", "Алексей", "Ольга", "Сергей", "Анна", "Дмитрий", "Елена"]
+STREETS = ["ул. Ленина", "пр. Мира", "ул. Садовая", "наб. Фонтанки", "ул. Гагарина"]
+CITIES = ["Москва", "Санкт-Петербург", "Казань", "Новосибирск", "Екатеринбург"]
+ALPHABET = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя0123456789"
+
+
+def reference(rng: random.Random) -> str:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return f"{rng.choice(SURNAMES)} {rng.choice(NAMES)}"
+    if kind == 1:
+        return f"{rng.randint(1, 28):02d}.{rng.randint(1, 12):02d}.{rng.randint(1950, 2010)}"
+    if kind == 2:
+        return f"{rng.randint(1000, 9999)} {rng.randint(100000, 999999)}"
+    if kind == 3:
+        street, house = rng.choice(STREETS), rng.randint(1, 200)
+        return f"г. {rng.choice(CITIES)}, {street}, д. {house}, кв. {rng.randint(1, 300)}"
+    if kind == 4:
+        return "-".join(str(rng.randint(100, 999)) for _ in range(3)) + f" {rng.randint(10, 99)}"
+    return rng.choice(CITIES)
+
+
+def prediction(ref: str, rng: random.Random) -> str:
+    """Exact 30%, case/punctuation/space variants 30%, OCR-like edits 25%, wrong 15%."""
+    roll = rng.random()
+    if roll < 0.30:
+        return ref
+    if roll < 0.60:
+        variant = rng.choice(
+            [ref.upper(), ref.lower(), ref + ".", f"  {ref} ", ref.replace(" ", "  ")]
+        )
+        return variant.replace("е", "ё", 1) if rng.random() < 0.2 else variant
+    if roll < 0.85:
+        chars = list(ref)
+        for _ in range(rng.randint(1, 3)):
+            position = rng.randrange(len(chars))
+            chars[position] = rng.choice(ALPHABET)
+        return "".join(chars)
+    return reference(rng)
+
+
+# --- plain pure-Python implementations of the same metrics --------------------------------
+
+
+def levenshtein(a: str, b: str) -> int:
+    if len(a) > len(b):
+        a, b = b, a
+    previous = list(range(len(a) + 1))
+    for j, cb in enumerate(b, start=1):
+        current = [j]
+        for i, ca in enumerate(a, start=1):
+            cost = 0 if ca == cb else 1
+            current.append(min(previous[i] + 1, current[i - 1] + 1, previous[i - 1] + cost))
+        previous = current
+    return previous[-1]
+
+
+def plain_anls(pred: str, ref: str, threshold: float = 0.5) -> float:
+    p = " ".join(pred.strip().lower().split())
+    r = " ".join(ref.strip().lower().split())
+    length = max(len(ref.upper()), len(pred.upper()))
+    nl = 0.0 if length == 0 else levenshtein(p, r) / length
+    score = 1.0 - nl
+    return 0.0 if score < threshold else score
+
+
+def plain_cer(pred: str, ref: str) -> float:
+    p = " ".join(unicodedata.normalize("NFKC", pred).split())
+    r = " ".join(unicodedata.normalize("NFKC", ref).split())
+    if not r:
+        return 0.0 if not p else 1.0
+    return min(1.0, levenshtein(p, r) / len(r))
+
+
+def _plain_normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub("([еЕ])\u0308", r"\1", text).replace("ё", "е").replace("Ё", "Е")
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return " ".join(text.split())
+
+
+def plain_exact_match(pred: str, ref: str) -> float:
+    return 1.0 if _plain_normalize(pred) == _plain_normalize(ref) else 0.0
+
+
+# --- timing ----------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def run(pairs: int, baseline_pairs: int, seed: int) -> None:
+    rng = random.Random(seed)
+    refs = [reference(rng) for _ in range(pairs)]
+    preds = [prediction(r, rng) for r in refs]
+    ref_lists = [[r] for r in refs]
+    mean_len = np.mean([len(r) for r in refs])
+    print(f"{pairs:,} pairs (mean reference length {mean_len:.1f} characters), seed {seed}")
+    print(f"pure-Python baselines timed on the first {baseline_pairs:,} pairs, extrapolated")
+    print(
+        f"{'metric':12s} {'vectorised s':>13s} {'pairs/s':>12s} {'baseline s':>11s} {'ratio':>8s}"
+    )
+    metrics: list[tuple[str, Callable, Callable[[str, str], float]]] = [
+        ("anls", anls, plain_anls),
+        ("cer", cer, plain_cer),
+        ("exact_match", exact_match, plain_exact_match),
+    ]
+    for name, metric, plain in metrics:
+        seconds, out = timed(lambda m=metric: m.batch(preds, ref_lists))
+        values = out["value"] if isinstance(out, dict) else out
+        k = min(baseline_pairs, pairs)
+        base_s, base = timed(
+            lambda p=plain, k=k: [p(a, b) for a, b in zip(preds[:k], refs[:k], strict=True)]
+        )
+        # The same semantics: the baseline, the one-by-one metric and the batch agree.
+        check = min(k, 2000)
+        one_by_one = [metric(a, [b]) for a, b in zip(preds[:check], refs[:check], strict=True)]
+        np.testing.assert_allclose(values[:k], base, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(values[:check], one_by_one, atol=1e-12, err_msg=name)
+        baseline_total = base_s * pairs / k
+        print(
+            f"{name:12s} {seconds:13.3f} {pairs / seconds:12,.0f} "
+            f"{baseline_total:11.1f} {baseline_total / seconds:7.1f}x"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1_000_000)
+    parser.add_argument("--baseline-pairs", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    run(args.pairs, args.baseline_pairs, args.seed)
+
+
+if __name__ == "__main__":
+    main()

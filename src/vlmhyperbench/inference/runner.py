@@ -92,6 +92,7 @@ async def _request(
         "finish_reason": choice.finish_reason,
         "performance": performance,
         "usage": completion.usage.model_dump() if completion.usage else None,
+        "prompt": {"system": prompt.system, "user": prompt.user},
     }
 
 
@@ -205,8 +206,8 @@ def write_predictions(run: PredictRun) -> None:
             if record is None:
                 record = _error_record(sample.id, "no answer recorded", retryable=True)
             line = {key: record.get(key) for key in ("id", "prediction", "error", "performance")}
-            line["finish_reason"] = record.get("finish_reason")
-            line["usage"] = record.get("usage")
+            for key in ("finish_reason", "usage", "prompt"):
+                line[key] = record.get(key)
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 

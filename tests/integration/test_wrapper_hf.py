@@ -372,6 +372,36 @@ def test_concurrent_async_requests_are_batched_and_matched(server: Any) -> None:
     assert all(a.model_extra["performance"]["batch_size"] == 1 for a in alone)
 
 
+def test_client_disconnect_cancels_generation(server: Any) -> None:
+    """Closing a stream early stops its row in the batch: far fewer tokens are generated than
+    the 1900 asked for."""
+
+    def values() -> dict[str, float]:
+        return _prometheus_values(httpx.get(f"{server.base_url}/metrics").text)
+
+    before = values()["vlmhb_hf_generated_tokens_total"]
+    with server.client() as client:
+        stream = client.chat.completions.create(
+            model=server.name,
+            messages=[{"role": "user", "content": "Итого?"}],
+            max_tokens=1900,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        received = 0
+        for chunk in stream:
+            received += bool(chunk.choices and chunk.choices[0].delta.content)
+            if received == 3:
+                break
+        stream.close()  # the client goes away
+    deadline = time.monotonic() + 60
+    while (now := values())["vlmhb_hf_active_rows"] or now["vlmhb_requests_in_flight"]:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.05)
+    generated = now["vlmhb_hf_generated_tokens_total"] - before
+    assert 3 <= generated < 1900, generated
+
+
 def test_models_endpoints_and_unknown_model(server: Any) -> None:
     with server.client() as client:
         assert [m.id for m in client.models.list().data] == [server.name]
@@ -461,6 +491,8 @@ def test_invalid_parameters(server: Any) -> None:
 
 
 def test_health_metrics_and_route_errors(server: Any) -> None:
+    with server.client() as client:
+        client.chat.completions.create(model=server.name, messages=_text_only(), max_tokens=2)
     assert httpx.get(f"{server.base_url}/health").json() == {"status": "ready"}
     response = httpx.get(f"{server.base_url}/v1/nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
@@ -478,6 +510,10 @@ def test_health_metrics_and_route_errors(server: Any) -> None:
     assert values["vlmhb_completion_tokens_total"] >= 1
     assert values["vlmhb_request_latency_seconds_count"] >= ok
     assert values["vlmhb_hf_batch_queue_depth"] == 0
+
+
+def _text_only() -> list[dict]:
+    return [{"role": "user", "content": "Привет"}]
 
 
 def _prometheus_values(text: str) -> dict[str, float]:

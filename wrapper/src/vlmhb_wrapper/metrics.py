@@ -150,7 +150,8 @@ class _BackendGauges(_Metric):
     def render(self) -> list[str]:
         lines = []
         for name, value in sorted(self._read().items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {_num(value)}"]
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
         return lines
 
 

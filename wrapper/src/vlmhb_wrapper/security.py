@@ -143,24 +143,38 @@ def register_secret(value: str | None) -> None:
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Replaces registered secrets in log records with ``***`` (message and arguments)."""
+    """Replaces registered secrets with ``***`` in log records: in the message template, in
+    each argument (keeping the argument tuple, which formatters such as uvicorn's access log
+    unpack), and in formatted tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not _SECRETS:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        redacted = message
-        for secret in _SECRETS:
-            if secret in redacted:
-                redacted = redacted.replace(secret, "***")
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for secret in _SECRETS:
-                record.exc_text = record.exc_text.replace(secret, "***")
+            record.exc_text = _redact(record.exc_text)
         return True
+
+
+def _redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _redact_arg(value: Any) -> Any:
+    if isinstance(value, str):
+        return _redact(value)
+    if isinstance(value, int | float | type(None)):
+        return value
+    text = str(value)
+    redacted = _redact(text)
+    return redacted if redacted != text else value

@@ -509,13 +509,19 @@ class HFBackend(Backend):
         self._pad_id = 0
         self._gen_config: Any = None
         self._monitor = MemoryMonitor(None)
+        self._active_rows = 0  # written by the generation thread only
+        self._generated_tokens = 0
 
     @property
     def device(self) -> str:
         return str(self._device)
 
     def metrics(self) -> dict[str, float]:
-        return {"vlmhb_hf_batch_queue_depth": float(len(self._batcher))}
+        return {
+            "vlmhb_hf_batch_queue_depth": float(len(self._batcher)),
+            "vlmhb_hf_active_rows": float(self._active_rows),
+            "vlmhb_hf_generated_tokens_total": float(self._generated_tokens),
+        }
 
     def _init_thread(self) -> None:
         if self.config.threads:
@@ -623,6 +629,7 @@ class HFBackend(Backend):
             row.queue_s += started - row.enqueued
             row.batch_size = len(rows)
         stopper = _RowStopper(rows, self._eos_ids)
+        self._active_rows = len(rows)
         on_cuda = self._device.type == "cuda"
         try:
             inputs = plan.collate([r.inputs for r in rows], self._pad_id)
@@ -657,6 +664,9 @@ class HFBackend(Backend):
             events = [(r, "err", exc, 0.0) for i, r in enumerate(rows) if not stopper.done[i]]
             stopper.done = [True] * len(rows)
             _dispatch(events)
+        finally:
+            self._generated_tokens += sum(r.count for r in rows)
+            self._active_rows = 0
 
     # ------------------------------------------------------------------------ preprocessing
 

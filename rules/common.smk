@@ -6,7 +6,13 @@ from snakemake.exceptions import WorkflowError
 from vlmhyperbench import containers
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.plan import Plan, alternation
-from vlmhyperbench.s3 import S3AccessError, check_buckets, is_s3, workflow_s3_settings
+from vlmhyperbench.s3 import (
+    S3AccessError,
+    check_buckets,
+    fix_directory_existence_check,
+    is_s3,
+    workflow_s3_settings,
+)
 
 
 def _load_plan():
@@ -37,6 +43,7 @@ def _check_storage():
         uris.append(settings.default_storage_prefix)
     if not uris:
         return
+    fix_directory_existence_check()  # directory outputs written by pods (see its docstring)
     try:
         check_buckets(uris, workflow_s3_settings(workflow))
     except S3AccessError as error:

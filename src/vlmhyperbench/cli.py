@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vlmhyperbench.cli_profile import profile_app
 from vlmhyperbench.config import ConfigError, load_experiment
 
 app = typer.Typer(help="VLMHyperBench command line.", no_args_is_help=True)
@@ -16,6 +17,7 @@ dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 model_app = typer.Typer(help="Models.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
+app.add_typer(profile_app, name="profile")
 console = Console()
 
 
@@ -54,6 +56,28 @@ def dataset_demo(
         out_dir, kind=kind, name=out_dir.name, seed=seed, per_class=per_class
     )
     console.print(f"wrote {len(samples)} samples to {out_dir}")
+
+
+@dataset_app.command("push")
+def dataset_push(
+    dataset_dir: Annotated[Path, typer.Argument(help="A manifest-format dataset folder.")],
+    uri: Annotated[str, typer.Argument(help="Versioned S3 prefix, e.g. s3://bucket/ds/name/v1")],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing version (stale local copies!).")
+    ] = False,
+) -> None:
+    """Upload a dataset to S3 under an immutable versioned key (refuses to overwrite one).
+
+    Endpoint and credentials come from SNAKEMAKE_STORAGE_S3_* (or AWS_*) variables."""
+    from vlmhyperbench.s3 import S3Settings, push_dataset
+
+    try:
+        keys = push_dataset(dataset_dir, uri, S3Settings.from_env().client(), overwrite=overwrite)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"uploaded {len(keys)} files to {uri}")
+    console.print(f"registry entry: source: {{type: s3, uri: {uri}}}")
 
 
 @dataset_app.command("import")

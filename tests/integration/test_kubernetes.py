@@ -1,0 +1,304 @@
+"""Kubernetes (ADR-001, ADR-004): the real kubernetes executor plugin against a recording API
+server on loopback, with S3 (moto) as the only way files move between jobs.
+
+The workflow is run from a git checkout of the repository (as a user would: the pods get the
+git-tracked sources as an archive in S3) with ``snakemake --profile k8s`` — the profile installed by
+``vlmhb profile install`` into the user's config dir. The recording server stands in for the
+cluster: it records every Job spec and runs each Job's command in a fresh empty directory with the
+pod's secret-backed environment (``tests/k8s_api.py``). What stands in, and nothing else: the
+cluster (API server + node), the runner image (this Python environment; its ``pip``, used only by
+the plugin's auto-deploy step, is a recorder because the image already holds the plugin), a GPU
+(the predict pod asks for one; the tiny model runs on the CPU).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import REPO, SMALL_DATASET, job_counts, read_yaml, write_yaml
+from tests.k8s_api import RecordingKubeAPI, environment_without_cluster
+from tests.s3server import S3Server, s3_server
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "vlmhb-runs"
+PREFIX = "bench/run1"
+NAMESPACE = "bench"
+IMAGE = "registry.example.com/vlmhb/runner:0.1.0"
+HF_TOKEN = "hf-secret-token-for-the-test"
+MODEL = "tiny-llava"
+TASK = "demo_field_vqa"
+
+PIP_RECORDER = """#!/bin/sh
+# The stand-in image already has the storage plugin: record the auto-deploy call, install nothing.
+echo "$@" >> "$PIP_CALLS"
+"""
+
+
+def checkout(root: Path) -> Path:
+    """A git checkout of the workflow part of the repository (all of it tracked)."""
+    repo = root / "repo"
+    repo.mkdir()
+    for folder in ("workflow", "rules", "scripts", "envs", "config", "profiles"):
+        shutil.copytree(
+            REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")  # .snakemake/, results/ … untracked
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    return repo
+
+
+def snakemake_cli(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``snakemake ARGS`` run verbatim in the checkout (no --snakefile: found as a user's is)."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=repo,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("k8s")
+    s3 = s3_server()
+    s3.client().create_bucket(Bucket=BUCKET)
+    s3.client().create_bucket(Bucket="vlmhb-bucket")  # the repository profile's placeholder
+
+    image_bin = root / "image-bin"
+    image_bin.mkdir()
+    (image_bin / "pip").write_text(PIP_RECORDER, encoding="utf-8")
+    (image_bin / "pip").chmod(0o755)
+    pip_calls = root / "pip-calls.txt"
+    venv_bin = Path(sys.executable).parent
+    api = RecordingKubeAPI(
+        kubelet=True,
+        pod_root=root / "pods",
+        pod_env={
+            "PATH": f"{image_bin}:{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+            "PIP_CALLS": str(pip_calls),
+        },
+    ).start()
+    env = environment_without_cluster(
+        {
+            **{k: v for k, v in s3.env().items() if k.startswith("SNAKEMAKE_STORAGE_S3_")},
+            "KUBECONFIG": str(api.kubeconfig(root / "kubeconfig")),
+            "XDG_CONFIG_HOME": str(root / "xdg-config"),
+            "HF_TOKEN": HF_TOKEN,
+        }
+    )
+    # The endpoint goes into the profile (it is not a secret); the keys stay in the environment.
+    env.pop("SNAKEMAKE_STORAGE_S3_ENDPOINT_URL")
+    yield {"root": root, "s3": s3, "api": api, "env": env, "pip_calls": pip_calls}
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def repo(cluster: dict) -> Path:
+    return checkout(cluster["root"])
+
+
+def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
+    env = {**cluster["env"], "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": cluster["s3"].endpoint}
+    result = snakemake_cli(repo, env, "--profile", "profiles/k8s", "-n")
+    assert result.returncode == 0, result.stderr[-4000:]
+    counts = job_counts(result.stdout + result.stderr)
+    config = read_yaml(REPO / "config" / "config.yaml")
+    for model in config["models"]:
+        assert counts[f"predict_{model}"] == len(config["tasks"])
+    assert counts["summarize"] == 1 and counts["report"] == 1
+    assert "s3://vlmhb-bucket/vlmhb/runs/demo/results/summary.csv" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: dict) -> dict:
+    """`vlmhb profile install k8s …` into the user's config dir (XDG_CONFIG_HOME here)."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "vlmhb"),
+            "profile",
+            "install",
+            "k8s",
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            PREFIX,
+            "--namespace",
+            NAMESPACE,
+            "--image",
+            IMAGE,
+            "--endpoint-url",
+            cluster["s3"].endpoint,
+            "--jobs",
+            "2",
+        ],
+        env=cluster["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path = Path(cluster["env"]["XDG_CONFIG_HOME"]) / "snakemake" / "k8s" / "profile.yaml"
+    return {"path": path, "stdout": result.stdout}
+
+
+def test_profile_install_writes_where_snakemake_looks(cluster: dict, installed: dict) -> None:
+    path = installed["path"]
+    assert str(path) in installed["stdout"].replace("\n", "")
+    profile = read_yaml(path)
+    assert profile["default-storage-prefix"] == f"s3://{BUCKET}/{PREFIX}"
+    assert profile["kubernetes-namespace"] == NAMESPACE and profile["container-image"] == IMAGE
+    text = path.read_text(encoding="utf-8")
+    assert cluster["s3"].secret_key not in text and cluster["s3"].access_key not in text
+
+
+@pytest.fixture(scope="module")
+def run(cluster: dict, repo: Path, installed: dict) -> dict:
+    """`snakemake --profile k8s` verbatim, on a small experiment whose model asks for a GPU."""
+    assert installed["path"].is_file()
+    config_path = repo / "config" / "config.yaml"
+    config = read_yaml(config_path)
+    config.update(models=[MODEL], tasks=[TASK])
+    config["overrides"] = {
+        "datasets": {"demo_docs_vqa": {"source": {"params": {**SMALL_DATASET["source"]["params"],
+                                                             "subsets": ["clean"]}}}},
+        "tasks": {TASK: {"limit": 2, "metrics": ["exact_match"]}},
+        "models": {MODEL: {"resources": {"gpu": 1, "mem_mb": 3000}}},
+    }  # fmt: skip
+    config["scoring"] = {"bootstrap": 50, "seed": 0}
+    write_yaml(config_path, config)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    result = snakemake_cli(
+        repo, cluster["env"], "--profile", "k8s", "--seconds-between-status-checks", "1"
+    )
+    return {"result": result, **cluster}
+
+
+def jobs_by_rule(api: RecordingKubeAPI) -> dict[str, dict]:
+    out = {}
+    for job in api.submitted_jobs():
+        command = job["spec"]["template"]["spec"]["containers"][0]["args"][1]
+        rule = command.split("--target-jobs '", 1)[1].split(":", 1)[0]
+        out[rule] = job
+    return out
+
+
+def test_the_run_finishes_with_results_in_the_bucket(run: dict) -> None:
+    result = run["result"]
+    assert result.returncode == 0, result.stderr[-6000:]
+    failed = {name: r.log[-3000:] for name, r in run["api"].runs.items() if r.returncode != 0}
+    assert not failed, failed
+    s3: S3Server = run["s3"]
+    keys = s3.keys(BUCKET, PREFIX)
+    for expected in (
+        "results/summary.csv",
+        "results/report/leaderboard.md",
+        "data/demo_docs_vqa/manifest.jsonl",
+    ):
+        assert f"{PREFIX}/{expected}" in keys
+    assert any(k.startswith(f"{PREFIX}/data/demo_docs_vqa/images/") for k in keys)
+    body = s3.client().get_object(Bucket=BUCKET, Key=f"{PREFIX}/results/summary.csv")["Body"]
+    summary = pd.read_csv(body)
+    assert set(summary.loc[summary["group_by"] == "overall", "n"]) == {2}
+
+
+def test_each_job_ran_in_its_own_empty_pod_fed_through_storage(run: dict) -> None:
+    api = run["api"]
+    rules = jobs_by_rule(api)
+    assert set(rules) == {
+        "generate_dataset", "build_tiny_model", f"predict_{MODEL}", "score_exact_match",
+        "summarize", "report",
+    }  # fmt: skip
+    predict_pod = api.runs[rules[f"predict_{MODEL}"]["metadata"]["name"]]
+    # The dataset and the model reached the predict pod from S3 (then its copies were cleaned up).
+    for fetched in ("data/demo_docs_vqa/manifest.jsonl", "data/demo_docs_vqa/images",
+                    f"models/tiny/{MODEL}"):  # fmt: skip
+        assert f"Retrieving from storage: s3://{BUCKET}/{PREFIX}/{fetched}\n" in predict_pod.log
+    wrapper_started = f"/.snakemake/storage/s3/{BUCKET}/{PREFIX}/models/tiny/{MODEL})"
+    log = (
+        run["s3"]
+        .client()
+        .get_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/predict/{MODEL}/{TASK}.log")["Body"]
+        .read()
+        .decode()
+    )
+    assert wrapper_started in log
+    # Nothing was found on a shared disk: the pod's workdir has no data/ or models/ of its own.
+    assert not (predict_pod.workdir / "data").exists()
+    assert not (predict_pod.workdir / "models").exists()
+    # The plugin's auto-deploy asked the image's pip for the storage plugin, once per pod.
+    calls = run["pip_calls"].read_text(encoding="utf-8").splitlines()
+    assert len(calls) == len(rules)
+    assert all(
+        "--target .snakemake/pip-deployments snakemake-storage-plugin-s3" in c for c in calls
+    )
+
+
+def test_pod_specs(run: dict) -> None:
+    api = run["api"]
+    rules = jobs_by_rule(api)
+    secrets = list(api.secrets.values())
+    assert len(secrets) == 1
+    secret = secrets[0]
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded["hf_token"] == HF_TOKEN
+    assert decoded["snakemake_storage_s3_access_key"] == run["s3"].access_key
+    assert decoded["snakemake_storage_s3_secret_key"] == run["s3"].secret_key
+
+    for rule, job in rules.items():
+        spec = job["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert container["image"] == IMAGE
+        assert container["command"] == ["/bin/sh"]
+        command = container["args"][1]
+        assert "python -m snakemake --deploy-sources s3://" in command
+        assert f"--default-storage-prefix 's3://{BUCKET}/{PREFIX}'" in command
+        assert "--shared-fs-usage 'none'" in command
+        assert spec["serviceAccountName"] == "vlmhb-runner"
+        assert spec["restartPolicy"] == "Never"
+        # No shared filesystem: the only volume is the pod's own empty dir.
+        assert spec["volumes"] == [{"name": "workdir", "emptyDir": {}}]
+        assert container["volumeMounts"] == [{"name": "workdir", "mountPath": "/workdir"}]
+        # Secrets by reference only, never in the spec.
+        env = {e["name"]: e for e in container["env"]}
+        assert set(env) >= {
+            "HF_TOKEN", "SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
+        }  # fmt: skip
+        for var in env.values():
+            assert var["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+            assert "value" not in var
+        dumped = json.dumps(job)
+        assert HF_TOKEN not in dumped and run["s3"].secret_key not in dumped
+
+        resources = container["resources"]
+        if rule == f"predict_{MODEL}":
+            assert resources["requests"]["nvidia.com/gpu"] == "1"
+            assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"]
+            assert resources["requests"]["memory"] == resources["limits"]["memory"] == "3000M"
+            assert {
+                "key": "nvidia.com/gpu",
+                "operator": "Equal",
+                "value": "present",
+                "effect": "NoSchedule",
+            } in spec["tolerations"]
+        else:
+            assert "nvidia.com/gpu" not in json.dumps(resources)
+            assert not spec.get("tolerations")
+            assert resources["requests"]["memory"] == "4000M"  # the profile's default
+
+    # Created in, and only in, the profile's namespace; the secret is removed at the end.
+    paths = [path for _, path, _ in api.requests]
+    assert all(f"/namespaces/{NAMESPACE}/" in path for path in paths)
+    assert ("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret['metadata']['name']}") in {
+        (method, path) for method, path, _ in api.requests
+    }

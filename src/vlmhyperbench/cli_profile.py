@@ -42,9 +42,10 @@ kubernetes-service-account-name: {service_account}
 container-image: {image}
 default-storage-provider: s3
 default-storage-prefix: {storage_prefix}
-{endpoint_line}# Where local copies of storage files live: point it at a large local disk. Datasets and models
-# keep theirs (`keep_local` in the rules); do not add `keep-storage-local-copies` here: with it the
-# main process waits for local copies of the pods' outputs that it never fetches.
+{endpoint_line}# Where local copies of storage files live: point it at a large local disk.
+# Datasets and models keep theirs (`keep_local` in the rules). Do not add
+# `keep-storage-local-copies`: with it the main process waits for local copies of
+# the pods' outputs, which it never fetches.
 local-storage-prefix: {local_storage_prefix}
 shared-fs-usage: none
 envvars: [{envvars}]

@@ -18,6 +18,7 @@ from vlmhyperbench.config.schema import (
     S3ModelSource,
     TinySource,
 )
+from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.prompts import TaskPrompts
@@ -26,6 +27,10 @@ DATA_DIR = "data"
 RESULTS_DIR = "results"
 LOGS_DIR = "logs"
 JOURNAL_DIR = f"{RESULTS_DIR}/.journal"
+
+
+def doc_classes(manifest: Path) -> set[str]:
+    return {sample.doc_class for sample in read_manifest(manifest) if sample.doc_class}
 
 
 def alternation(names: list[str]) -> str:
@@ -42,6 +47,12 @@ class Plan:
         # Read prompt files and compile every template now: a bad one stops the workflow
         # before any job.
         self.prompts = {name: self.task_prompts(name) for name in self.experiment.tasks}
+        for name, prompts in self.prompts.items():
+            manifest = Path(self.manifest(name))
+            if prompts.collection is not None and manifest.is_file():
+                # Datasets made by the workflow itself are checked again when predicting.
+                dataset = self.experiment.registry.tasks[name].dataset
+                prompts.collection.check_doc_classes(doc_classes(manifest), dataset)
 
     def task_prompts(self, task: str) -> TaskPrompts:
         registry = self.experiment.registry

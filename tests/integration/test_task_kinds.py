@@ -4,6 +4,7 @@ with a tiny model; then a changed prompt collection re-runs only its task."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -155,12 +156,23 @@ def test_changing_a_prompt_collection_reruns_only_its_task(workdir: Path) -> Non
 
 
 def test_unknown_doc_class_in_the_collection_fails_before_sending(workdir: Path) -> None:
-    path = fx.prompt_collection(
+    fx.prompt_collection(
         workdir / "config" / "tasks" / "prompts_vqa.csv", rows=["x;pasport surname;0"]
     )
-    result = snakemake(workdir, f"results/predictions/{MODEL}/t_vqa.jsonl", check=False)
+    message = "prompts_vqa.csv:2: unknown doc_class 'pasport' for dataset 'imp_vqa'"
+    target = f"results/predictions/{MODEL}/t_vqa.jsonl"
+    # The dataset exists: caught while parsing, before any job.
+    result = snakemake(workdir, target, check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    # The dataset is made by this very run: caught by the predict job before it sends anything.
+    shutil.rmtree(workdir / "data" / "imp_vqa")
+    logs = workdir / "logs" / "predict" / MODEL
+    starts_before = (logs / "t_vqa.wrapper.log").read_text().count("Started server process")
+    result = snakemake(workdir, target, check=False)
     assert result.returncode != 0
-    assert (
-        f"{path}:2: unknown doc_class 'pasport' for dataset 'imp_vqa'"
-        in result.stdout + result.stderr
+    assert message in (logs / "t_vqa.log").read_text(encoding="utf-8")
+    wrapper_log = logs / "t_vqa.wrapper.log"
+    starts_after = (
+        wrapper_log.read_text().count("Started server process") if wrapper_log.exists() else 0
     )
+    assert starts_after <= starts_before, "no wrapper may start for a bad prompt collection"

@@ -79,7 +79,7 @@ def test_task_with_unknown_dataset(workdir: Path) -> None:
     with pytest.raises(
         ConfigError,
         match=r"demo_field_vqa.yaml: dataset: unknown dataset 'nope'; "
-        r"known datasets: demo_docs_classification, demo_docs_vqa",
+        r"known datasets: demo_bundles, demo_docs_classification, demo_docs_extraction",
     ):
         load(workdir)
 

@@ -38,7 +38,7 @@ def run_predict_job(
     all_samples = read_manifest(manifest_path)
     prompts = TaskPrompts.load(task, experiment.registry.path_of("tasks", task_name))
     if prompts.collection is not None:
-        known = {s.doc_class for s in all_samples if s.doc_class}
+        known = {sample.doc_class for sample in all_samples if sample.doc_class}
         prompts.collection.check_doc_classes(known, task.dataset)
     run = PredictRun(
         model=model,

@@ -58,6 +58,20 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ChunkWriter", "create_app"]
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+#: Requests whose image URLs total at most this many characters are checked on the event loop.
+_INLINE_MEDIA_BYTES = 64 * 1024
+
+
+def _image_payload(body: ChatCompletionRequest) -> int:
+    total = 0
+    for message in body.messages:
+        if isinstance(message.content, list):
+            for part in message.content:
+                url = getattr(part, "image_url", None)
+                if url is not None:
+                    # file:// URLs are short but read a file: never inline.
+                    total += len(url.url) if url.url.startswith("data:") else 1 << 30
+    return total
 
 
 def create_app(
@@ -150,9 +164,17 @@ def create_app(
                 f"model is not ready (status: {backend.state.value}): {backend.health_detail()}",
                 code="model_not_ready",
             )
-        gen_request = await asyncio.to_thread(
-            build_generation_request, body, media, gen_defaults, backend, arrival=arrival
-        )
+        inline = not backend.needs_decoded_images and not media.allow_remote
+        if inline and _image_payload(body) <= _INLINE_MEDIA_BYTES:
+            # Proxied backends only check headers; for small images that is cheaper than a
+            # hop to a worker thread (decoding for in-process backends always goes there).
+            gen_request = build_generation_request(
+                body, media, gen_defaults, backend, arrival=arrival
+            )
+        else:
+            gen_request = await asyncio.to_thread(
+                build_generation_request, body, media, gen_defaults, backend, arrival=arrival
+            )
         metrics.in_flight.inc(1)
         if body.stream:
             return await _stream_response(body, gen_request)

@@ -165,7 +165,7 @@ class MediaLoader:
             )
 
     def _fetch(self, url: str) -> bytes:
-        import httpx
+        from vlmhb_wrapper._http import httpx
 
         limit = self.limits.max_image_bytes
         try:

@@ -39,8 +39,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-import httpx
-
+from vlmhb_wrapper._http import httpx
 from vlmhb_wrapper.backends.base import (
     Backend,
     BackendConfig,

@@ -715,24 +715,32 @@ class HFBackend(Backend):
             first: float | None = None
             last: float | None = None
             reason = "length"
-            while True:
-                kind, value, stamp = await row.queue.get()
-                if kind == "tok":
-                    count += 1
-                    first = stamp if first is None else first
-                    last = stamp
-                    delta = text.push(value)
-                    if delta:
-                        yield TextDelta(delta)
-                    if text.stopped:
-                        row.cancelled = True  # the worker drops the row at its next step
-                        reason = "stop"
+            ended = False
+            while not ended:
+                # Take every event already waiting: under load, tokens that queued up while
+                # the loop was busy go out as one delta (fewer SSE events), with no delay.
+                events = [await row.queue.get()]
+                while not row.queue.empty():
+                    events.append(row.queue.get_nowait())
+                pieces: list[str] = []
+                for kind, value, stamp in events:
+                    if kind == "tok":
+                        count += 1
+                        first = stamp if first is None else first
+                        last = stamp
+                        pieces.append(text.push(value))
+                        if text.stopped:
+                            row.cancelled = True  # the worker drops the row at its next step
+                            reason, ended = "stop", True
+                            break
+                    elif kind == "end":
+                        reason, ended = value, True
                         break
-                elif kind == "end":
-                    reason = value
-                    break
-                else:
-                    raise value
+                    else:
+                        raise value
+                delta = "".join(pieces)
+                if delta:
+                    yield TextDelta(delta)
             tail = text.finish()
             if tail:
                 yield TextDelta(tail)

@@ -16,8 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
-
+from vlmhb_wrapper._http import httpx
 from vlmhb_wrapper.backends.base import (
     Backend,
     BackendConfig,
@@ -132,32 +131,43 @@ class OpenAIUpstream:
             async with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise _relay(response.status_code, await response.aread())
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    chunk = json.loads(data)
-                    if chunk.get("error"):
-                        raise _relay(_error_status(chunk["error"]), data.encode())
-                    for choice in chunk.get("choices") or ():
-                        content = (choice.get("delta") or {}).get("content")
-                        if content:
-                            last = time.perf_counter()
-                            if first is None:
-                                first = last
-                            content_chunks += 1
-                            parts.append(content)
-                            yield TextDelta(content)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for key, value in chunk.items():
-                        if key not in _STANDARD_CHUNK_KEYS and value is not None:
-                            upstream[key] = value
+                # SSE parsed from raw reads (not line by line): events that arrive together are
+                # handled together, and their text goes on as one delta.
+                pending = b""
+                async for raw in response.aiter_bytes():
+                    pending += raw.replace(b"\r\n", b"\n")
+                    *events, pending = pending.split(b"\n\n")
+                    texts: list[str] = []
+                    for event in events:
+                        for line in event.split(b"\n"):
+                            if not line.startswith(b"data:"):
+                                continue
+                            data = line[5:].strip()
+                            if data == b"[DONE]":
+                                done = True  # read on to the end: keeps the connection reusable
+                                continue
+                            chunk = json.loads(data)
+                            if chunk.get("error"):
+                                raise _relay(_error_status(chunk["error"]), data)
+                            for choice in chunk.get("choices") or ():
+                                content = (choice.get("delta") or {}).get("content")
+                                if content:
+                                    content_chunks += 1
+                                    texts.append(content)
+                                if choice.get("finish_reason"):
+                                    finish = choice["finish_reason"]
+                            if chunk.get("usage"):
+                                usage = chunk["usage"]
+                            for key, value in chunk.items():
+                                if key not in _STANDARD_CHUNK_KEYS and value is not None:
+                                    upstream[key] = value
+                    if texts:
+                        last = time.perf_counter()
+                        if first is None:
+                            first = last
+                        text = "".join(texts)
+                        parts.append(text)
+                        yield TextDelta(text)
         except APIError:
             raise
         except (httpx.TransportError, httpx.StreamError) as exc:

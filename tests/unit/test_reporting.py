@@ -193,3 +193,30 @@ def test_performance_table_and_leaderboard_section(two_scores: list[Path], tmp_p
 def test_empty_summary_renders() -> None:
     markdown = render_leaderboard(build_summary([]))
     assert "No scores." in markdown
+
+
+def test_leaderboard_n_counts_samples_not_field_rows(tmp_path: Path) -> None:
+    paths = [
+        _score_json(
+            tmp_path / "v.json",
+            model="m",
+            metric="json_validity",
+            task="ext",
+            overall=_stat(0.5, 0.4, 0.6, 30),
+        ),
+        _score_json(
+            tmp_path / "f.json",
+            model="m",
+            metric="field_accuracy",
+            task="ext",
+            overall={**_stat(0.25, 0.2, 0.3, 200), "n_samples": 30},
+        ),
+    ]
+    summary = build_summary(paths)
+    assert summary.set_index("metric").loc["field_accuracy", ["n", "n_samples"]].tolist() == [
+        200,
+        30,
+    ]
+    table = render_leaderboard(summary)
+    row = next(line for line in table.splitlines() if line.startswith("| m |") and "0.250" in line)
+    assert row.rstrip("| ").endswith("30")

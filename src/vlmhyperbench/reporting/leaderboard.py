@@ -155,7 +155,8 @@ def _task_section(task: str, overall: pd.DataFrame) -> list[str]:
     metrics = _ordered(overall["metric"])
     direction = overall.groupby("metric", sort=False)["higher_is_better"].first()
     entries = {(r.model, r.metric): r for _, r in overall.iterrows()}
-    ns = overall.groupby("model")["n"].max()
+    # Samples, not scored rows: a per-field metric scores several rows per sample.
+    ns = overall.groupby("model")["n_samples"].max()
     best = {m: _best(overall.loc[overall["metric"] == m, "value"], direction[m]) for m in metrics}
     rows = []
     for model in _rank_models(overall, metrics[0], bool(direction[metrics[0]])):

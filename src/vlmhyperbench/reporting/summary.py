@@ -21,6 +21,7 @@ SUMMARY_COLUMNS = [
     "ci_low",
     "ci_high",
     "n",
+    "n_samples",
     "higher_is_better",
     "n_errors",
     "error_rate",
@@ -48,6 +49,8 @@ def _rows(score: dict[str, Any]) -> list[dict[str, Any]]:
             "ci_low": entry.get("ci_low"),
             "ci_high": entry.get("ci_high"),
             "n": entry.get("n"),
+            # n counts scored rows (per field for field metrics); n_samples counts samples.
+            "n_samples": entry.get("n_samples", entry.get("n")),
             # Failed predictions in the group (scored as wrong); older score files lack them.
             "n_errors": entry.get(
                 "n_errors", score.get("n_errors") if group_by == OVERALL else None
@@ -78,6 +81,7 @@ def build_summary(score_json_paths: Iterable[str | Path]) -> pd.DataFrame:
     for column in ("value", "ci_low", "ci_high", "error_rate"):
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     frame["n"] = frame["n"].astype("int64")
+    frame["n_samples"] = frame["n_samples"].astype("int64")
     frame["n_errors"] = pd.to_numeric(frame["n_errors"]).astype("Int64")
     frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
     return frame

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import openai
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,10 +99,12 @@ class Round:
 async def load(
     base_url: str, model: str, n: int, concurrency: int, max_tokens: int, images: list[str]
 ) -> Round:
-    """Closed loop: ``concurrency`` clients, ``n`` requests in all."""
+    """Closed loop: ``concurrency`` clients, ``n`` requests in all (plain httpx, so the script
+    also runs where the openai package is not installed)."""
     queue = list(range(n))
     result = Round(seconds=0.0)
-    async with openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=base_url, timeout=300, limits=limits) as client:
 
         async def worker() -> None:
             while queue:
@@ -117,18 +118,21 @@ async def load(
                         ],
                     }
                 ]
+                body = {
+                    "model": model,
+                    "messages": messages,
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                    "ignore_eos": True,
+                }
                 start = time.perf_counter()
-                resp = await client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    max_tokens=max_tokens,
-                    temperature=0,
-                    extra_body={"ignore_eos": True},
-                )
+                response = await client.post("/chat/completions", json=body)
                 result.latencies.append(time.perf_counter() - start)
-                perf = resp.model_extra["performance"]
+                response.raise_for_status()
+                answer = response.json()
+                perf = answer["performance"]
                 result.ttfts.append(perf["ttft_ms"] / 1000)
-                result.tokens += resp.usage.completion_tokens
+                result.tokens += answer["usage"]["completion_tokens"]
                 result.batch_sizes.append(perf["batch_size"])
 
         start = time.perf_counter()
@@ -153,6 +157,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model folder (default: build a tiny one)")
     parser.add_argument("--arch", default="llava", choices=["llava", "idefics3"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--threads", default="1", help="torch threads of each server")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64, help="per round and arm")
@@ -164,7 +169,8 @@ def main() -> None:
         tmp_path = Path(tmp)
         model = args.model or build_tiny(args.arch, tmp_path)
         common = ["--backend", "hf", "--model", str(model), "--served-model-name", "m",
-                  "--device", args.device, "--threads", args.threads, "--no-access-log",
+                  "--device", args.device, "--dtype", args.dtype, "--threads", args.threads,
+                  "--no-access-log",
                   "--log-level", "warning", "--batch-wait-ms", "5"]  # fmt: skip
         images = [image_url(i) for i in range(16)]
         arms = {"batched (max batch 8)": "8", "one at a time": "1"}

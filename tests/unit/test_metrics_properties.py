@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import math
+import unicodedata
+from unittest import mock
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vlmhyperbench.metrics.fast import normalize_many, normalize_one
+from vlmhyperbench.metrics import fast
+from vlmhyperbench.metrics.fast import matches_any, normalize_many, normalize_one, normalized_equal
 from vlmhyperbench.metrics.ngram import bleu, chrf
 from vlmhyperbench.metrics.ordering import kendall_tau, positional_accuracy, spearman_rho
 from vlmhyperbench.metrics.text import anls, cer, exact_match, token_f1, wer
 from vlmhyperbench.metrics.vqa import relaxed_accuracy, vqa_accuracy
 
-# Text that exercises the fast path's special cases: Cyrillic, ё and its decomposed form,
-# ß (two-letter case fold), Σ, full-width forms, non-BMP letters, punctuation, odd spaces.
-TRICKY = "аЁёеЕ\u0308ßΣσςİ１Ａ﹖«»—–…№\u00a0\u2009\u3000\t\n\x1c\x85 .,!?-😀𐐀\x00"
-texts = st.text(alphabet=st.sampled_from(TRICKY) | st.characters(), max_size=24)
+# Text that exercises the fast paths' special cases: Cyrillic, ё and its decomposed form,
+# ß / ŉ / ǰ (multi-letter case folds), Σ and ς (casefold differs from lower), İ, full-width and
+# other NFKC compatibility forms, combining marks, Hangul jamo and a Tamil vowel sign (NFKC
+# composes them with what precedes), non-BMP letters, punctuation, odd spaces, and runs of
+# spaces and punctuation.
+TRICKY = (
+    "аЁёеЕ\u0308ßŉǰΣσςİ１Ａ﹖«»—–…№ﬁ²½Å\u0301\u0327\u1100\u1161\u11a8가각ொ\u00a0\u2009\u3000"
+    "\t\n\x1c\x85 .,!?-😀𐐀\x00"
+)
+pieces = st.sampled_from(TRICKY) | st.sampled_from(["  ", ". ", " ,", "  \t"]) | st.characters()
+# Mostly plain text too, so that most pairs take the table path rather than the Python one.
+plain = st.sampled_from("абвгдеёжЁЕАБ abcXYZ019.,!?-«»\t") | st.sampled_from(["  ", ". "])
+texts = st.lists(pieces, max_size=16).map("".join) | st.lists(plain, max_size=16).map("".join)
 reference_lists = st.lists(texts, min_size=1, max_size=3)
 options = st.fixed_dictionaries(
     {
@@ -34,6 +46,50 @@ options = st.fixed_dictionaries(
 @given(strings=st.lists(texts, max_size=8), opts=options)
 def test_normalize_many_equals_one_by_one(strings: list[str], opts: dict) -> None:
     assert normalize_many(strings, **opts) == [normalize_one(s, **opts) for s in strings]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(texts, texts), max_size=8), opts=options, chunk=st.integers(1, 4))
+def test_normalized_equal_equals_one_by_one(
+    pairs: list[tuple[str, str]], opts: dict, chunk: int
+) -> None:
+    left, right = [a for a, _ in pairs], [b for _, b in pairs]
+    expected = [normalize_one(a, **opts) == normalize_one(b, **opts) for a, b in pairs]
+    with mock.patch.object(fast, "_PAIR_CHUNK", chunk):  # several chunks, one pair each too
+        assert normalized_equal(left, right, **opts).tolist() == expected
+    # Pairs that only differ by case, ё, spacing, punctuation or Unicode normal form: mostly
+    # equal ones.
+    forms = [unicodedata.normalize(form, a) for form in ("NFD", "NFKD", "NFKC") for a in left]
+    cased = [a.upper().replace("е", "ё") + " ." for a in left]
+    left = left * 4
+    expected = [
+        normalize_one(a, **opts) == normalize_one(b, **opts)
+        for a, b in zip(left, forms + cased, strict=True)
+    ]
+    assert normalized_equal(left, forms + cased, **opts).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    predictions=st.lists(texts, min_size=1, max_size=8),
+    data=st.data(),
+    opts=options,
+    chunk=st.integers(1, 4),
+)
+def test_matches_any_equals_one_by_one(
+    predictions: list[str], data: st.DataObject, opts: dict, chunk: int
+) -> None:
+    # Mostly one reference per sample (the common case), sometimes several.
+    references = [data.draw(st.lists(texts, min_size=1, max_size=3)) for _ in predictions]
+    for i, prediction in enumerate(predictions):
+        if data.draw(st.booleans()):
+            references[i] = [data.draw(st.sampled_from([prediction, prediction.swapcase()]))]
+    expected = [
+        any(normalize_one(p, **opts) == normalize_one(r, **opts) for r in refs)
+        for p, refs in zip(predictions, references, strict=True)
+    ]
+    with mock.patch.object(fast, "_PAIR_CHUNK", chunk):
+        assert matches_any(predictions, references, **opts).tolist() == expected
 
 
 @settings(max_examples=150, deadline=None)

@@ -8,16 +8,29 @@ text, and case folding, ``ё``→``е``, punctuation and whitespace are one tabl
 code unit in numpy. Strings the table cannot handle exactly (a character whose case folding is
 not one BMP character, a character outside the BMP, ``Σ`` under ``lower``, a decomposed ``ё``)
 are normalised one by one in Python.
+
+:func:`normalized_equal` (and :func:`matches_any`, for reference lists) answers
+``normalize_one(a) == normalize_one(b)`` for many pairs without building the normalised strings,
+a chunk of pairs at a time so that the arrays stay in the CPU cache: the chunk's strings are
+joined, mapped through the same table (by Arrow, which takes the UTF-16 code units as indices),
+whitespace runs are dropped with one mask, and Arrow compares the mapped code units of each
+pair. With NFKC on, the table also flags every character that NFKC could change in context, so
+that no NFKC pass is needed; pairs holding a flagged character take the :func:`normalize_many`
+path.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 import unicodedata
 from collections.abc import Sequence
-from typing import Literal
+from itertools import chain
+from typing import Literal, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
@@ -27,8 +40,12 @@ CaseMode = Literal["casefold", "lower"] | None
 
 _SEP = "\x00"
 _SPECIAL = 0xFFFF  # table value: normalise this string in Python
-_SIGMA = "\u03a3"  # str.lower() depends on the context for a capital sigma (final form)
-_COMBINING_DIAERESIS = "\u0308"
+_SPACE = 0x20
+_SIGMA = 0x03A3  # str.lower() depends on the context for a capital sigma (final form)
+_COMBINING_DIAERESIS = 0x0308
+_YO = ((0x0451, 0x0435), (0x0401, 0x0415))  # ё → е, Ё → Е
+_HANGUL_JAMO = (0x1100, 0x1200)  # conjoining jamo compose algorithmically under NFKC
+_PAIR_CHUNK = 8192  # pairs per step of normalized_equal and matches_any: arrays stay in cache
 
 
 def normalize_one(
@@ -56,41 +73,98 @@ def normalize_one(
     return text
 
 
-@functools.lru_cache(maxsize=32)
+class _Bmp(NamedTuple):
+    """Per BMP code point: what each normalisation step does to that character alone."""
+
+    casefold: np.ndarray  # the code point of ``c.casefold()`` where ``casefold_single``
+    casefold_single: np.ndarray  # the result is one BMP character, not a surrogate or U+FFFF
+    lower: np.ndarray
+    lower_single: np.ndarray
+    punctuation: np.ndarray  # Unicode category P*
+    space: np.ndarray  # str.isspace
+    nfkc_inert: np.ndarray  # NFKC leaves any text made of such characters unchanged
+
+
+def _single_characters(results: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For per-code-point results: the code point where a result is one plain BMP character."""
+    codes = np.arange(len(results), dtype=np.int64)
+    lengths = np.fromiter(map(len, results), dtype=np.int64, count=len(results))
+    points = np.frombuffer("".join(results).encode("utf-32-le", "surrogatepass"), np.uint32)
+    first = points[np.minimum(np.cumsum(lengths) - lengths, len(points) - 1)].astype(np.int64)
+    single = (lengths == 1) & ((first < 0xD800) | (first >= 0xE000)) & (first < _SPECIAL)
+    return np.where(single, first, codes), single
+
+
+@functools.lru_cache(maxsize=1)
+def _bmp() -> _Bmp:
+    chars = list(map(chr, range(0x10000)))
+    codes = np.arange(0x10000)
+    casefold, casefold_single = _single_characters(list(map(str.casefold, chars)))
+    lower, lower_single = _single_characters(list(map(str.lower, chars)))
+    kinds = np.frombuffer(
+        "".join(c[0] for c in map(unicodedata.category, chars)).encode("ascii"), np.uint8
+    )
+    space = np.fromiter(map(str.isspace, chars), dtype=bool, count=len(chars))
+    # A character is inert when NFKC keeps it, it is a starter (combining class 0), and nothing
+    # composes with it from the left: every second half of a canonical composition is a mark
+    # (category M*) or a conjoining Hangul jamo (checked against the Unicode data in the tests).
+    # NFKC then decomposes and recomposes each inert character on its own, so a text made only
+    # of them is already in NFKC.
+    nfkc = map(functools.partial(unicodedata.normalize, "NFKC"), chars)
+    stable = np.fromiter(map(operator.eq, nfkc, chars), dtype=bool, count=len(chars))
+    starter = np.fromiter(map(unicodedata.combining, chars), np.int64, len(chars)) == 0
+    jamo = (codes >= _HANGUL_JAMO[0]) & (codes < _HANGUL_JAMO[1])
+    inert = stable & starter & (kinds != ord("M")) & ~jamo
+    return _Bmp(casefold, casefold_single, lower, lower_single, kinds == ord("P"), space, inert)
+
+
+@functools.lru_cache(maxsize=64)
 def _table(
-    case: CaseMode, normalize_yo: bool, strip_punctuation: bool, collapse_spaces: bool
+    case: CaseMode,
+    normalize_yo: bool,
+    strip_punctuation: bool,
+    collapse_spaces: bool,
+    nfkc_inert: bool = False,
 ) -> np.ndarray:
-    """Per BMP code unit: the normalised code unit, or ``_SPECIAL``."""
-    table = np.arange(0x10000, dtype=np.uint16)
-    for code in range(0x10000):
-        char = chr(code)
-        if case == "casefold":
-            mapped = char.casefold()
-        elif case == "lower":
-            mapped = char.lower()
-        else:
-            mapped = char
-        special = (
-            len(mapped) != 1
-            or 0xD800 <= ord(mapped) < 0xE000
-            or 0xD800 <= code < 0xE000
-            or code == _SPECIAL
-            or (case == "lower" and char == _SIGMA)
-            or (normalize_yo and char == _COMBINING_DIAERESIS)
-        )
-        if special:
-            table[code] = _SPECIAL
-            continue
-        if normalize_yo:
-            mapped = fold_yo(mapped)
-        if strip_punctuation and unicodedata.category(mapped).startswith("P"):
-            mapped = " "
-        if collapse_spaces and mapped.isspace():
-            mapped = " "
-        if mapped != char:
-            table[code] = ord(mapped)
+    """Per BMP code unit: the normalised code unit, or ``_SPECIAL``.
+
+    With ``nfkc_inert`` every character that NFKC might change (see :class:`_Bmp`) is special
+    too, so that a text without special code units needs no NFKC.
+    """
+    bmp = _bmp()
+    codes = np.arange(0x10000, dtype=np.int64)
+    if case == "casefold":
+        mapped, special = bmp.casefold.copy(), ~bmp.casefold_single
+    elif case == "lower":
+        mapped, special = bmp.lower.copy(), ~bmp.lower_single | (codes == _SIGMA)
+    else:
+        mapped, special = codes.copy(), np.zeros(0x10000, dtype=bool)
+    special |= ((codes >= 0xD800) & (codes < 0xE000)) | (codes == _SPECIAL)
+    if normalize_yo:
+        special[_COMBINING_DIAERESIS] = True
+        for yo, ye in _YO:
+            mapped[mapped == yo] = ye
+    if strip_punctuation:
+        mapped[bmp.punctuation[mapped]] = _SPACE
+    if collapse_spaces:
+        mapped[bmp.space[mapped]] = _SPACE
+    if nfkc_inert:
+        special |= ~bmp.nfkc_inert
+    table = mapped.astype(np.uint16)
+    table[special] = _SPECIAL
     table[0] = 0
     return table
+
+
+@functools.lru_cache(maxsize=64)
+def _arrow_table(
+    case: CaseMode,
+    normalize_yo: bool,
+    strip_punctuation: bool,
+    collapse_spaces: bool,
+    nfkc_inert: bool,
+) -> pa.Array:
+    return pa.array(_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc_inert))
 
 
 def _nfkc_all(strings: list[str], joined: str) -> tuple[list[str], str]:
@@ -149,6 +223,154 @@ def normalize_many(
     return parts
 
 
+def _options(
+    case: CaseMode,
+    nfkc: bool,
+    normalize_yo: bool,
+    strip_punctuation: bool,
+    collapse_spaces: bool,
+) -> dict:
+    return {
+        "case": case,
+        "nfkc": nfkc,
+        "normalize_yo": normalize_yo,
+        "strip_punctuation": strip_punctuation,
+        "collapse_spaces": collapse_spaces,
+    }
+
+
+def normalized_equal(
+    left: Sequence[str],
+    right: Sequence[str],
+    *,
+    case: CaseMode = "casefold",
+    nfkc: bool = True,
+    normalize_yo: bool = False,
+    strip_punctuation: bool = False,
+    collapse_spaces: bool = True,
+) -> np.ndarray:
+    """``normalize_one(left[i], ...) == normalize_one(right[i], ...)`` for every i (bool)."""
+    if len(left) != len(right):
+        raise ValueError(f"{len(left)} left strings but {len(right)} right strings")
+    options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
+    table = _arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
+    left = left if isinstance(left, list) else list(left)
+    right = right if isinstance(right, list) else list(right)
+    out = np.empty(len(left), dtype=bool)
+    for start in range(0, len(left), _PAIR_CHUNK):
+        stop = start + _PAIR_CHUNK
+        strings = left[start:stop] + right[start:stop]
+        strings.append("")
+        out[start:stop] = _equal_chunk(strings, table, options)
+    return out
+
+
+def matches_any(
+    predictions: Sequence[str],
+    references: Sequence[Sequence[str]],
+    *,
+    case: CaseMode = "casefold",
+    nfkc: bool = True,
+    normalize_yo: bool = False,
+    strip_punctuation: bool = False,
+    collapse_spaces: bool = True,
+) -> np.ndarray:
+    """Whether ``normalize_one(predictions[i], ...)`` equals that of any of ``references[i]``.
+
+    Works a chunk of samples at a time from the input lists to the answers, so that each string
+    is fetched from memory once.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+    options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
+    table = _arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
+    predictions = predictions if isinstance(predictions, list) else list(predictions)
+    references = references if isinstance(references, list) else list(references)
+    out = np.zeros(len(predictions), dtype=bool)
+    for start in range(0, len(predictions), _PAIR_CHUNK):
+        stop = start + _PAIR_CHUNK
+        chunk = references[start:stop]
+        strings = predictions[start:stop]
+        try:
+            strings += [ref for (ref,) in chunk]  # one reference per sample
+        except ValueError:
+            expected, owner = flatten_references(chunk)
+            hits = normalized_equal([strings[i] for i in owner.tolist()], expected, **options)
+            out[start + owner[hits]] = True
+            continue
+        strings.append("")
+        out[start:stop] = _equal_chunk(strings, table, options)
+    return out
+
+
+def _equal_chunk(strings: list[str], table: pa.Array, options: dict) -> np.ndarray:
+    """:func:`normalized_equal` of one chunk: ``strings`` holds the n left strings, the n right
+    strings and a final ``""``.
+
+    Joined with ``\\x00`` (so that each string is followed by one), they go through the table in
+    one piece. Collapsing whitespace drops every space that follows a space or a separator,
+    which leaves at most one space at the end of a string: the comparison skips it. Arrow then
+    compares the code units of left string i with those of right string i. Pairs with a
+    special code unit are normalised in full.
+    """
+    n = len(strings) // 2
+    text = _SEP.join(strings)
+    codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), np.uint16)
+    mapped = pc.take(table, pa.array(codes)).to_numpy()  # Arrow takes uint16 indices as they are
+    collapse = options["collapse_spaces"]
+    if collapse:
+        mapped = _drop_repeated_spaces(mapped)
+    ends = np.flatnonzero(mapped == 0)
+    if len(ends) != 2 * n:  # a string holds the separator itself
+        return _equal_in_full(strings[:n], strings[n : 2 * n], options)
+    # Values of Arrow arrays: string 0, what follows it (its trailing space, its separator),
+    # string 1, ...; left strings come first, then right ones.
+    offsets = np.empty(4 * n + 1, dtype=np.int64)
+    offsets[0] = 0
+    np.add(ends, 1, out=offsets[2::2])
+    offsets[1::2] = ends
+    if collapse:  # ends - 1 = -1 reads the final separator
+        offsets[1::2] -= mapped[ends - 1] == _SPACE
+    equal = _equal_segments(mapped, offsets, 2 * n)[::2]
+    if mapped.max() == _SPECIAL:
+        rows = np.zeros(n, dtype=bool)
+        rows[np.searchsorted(ends, np.flatnonzero(mapped == _SPECIAL)) % n] = True
+        pairs = np.flatnonzero(rows).tolist()
+        left, right = [strings[i] for i in pairs], [strings[n + i] for i in pairs]
+        equal[pairs] = _equal_in_full(left, right, options)
+    return equal
+
+
+def _drop_repeated_spaces(codes: np.ndarray) -> np.ndarray:
+    """Drop every space (of mapped strings each followed by a separator, 0) that follows a
+    space, a separator or the start: leading spaces and all but the first of each run."""
+    space = codes == _SPACE
+    drop = np.empty(len(codes), dtype=bool)
+    drop[0] = space[0]
+    np.logical_or(space[:-1], codes[:-1] == 0, out=drop[1:])
+    np.logical_and(drop, space, out=drop)
+    if not drop.any():
+        return codes
+    keep = np.packbits(~drop, bitorder="little")  # Arrow's filter copies runs of kept values
+    mask = pa.Array.from_buffers(pa.bool_(), len(codes), [None, pa.py_buffer(keep)])
+    return pc.filter(pa.array(codes), mask).to_numpy()
+
+
+def _equal_segments(codes: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
+    """Whether value i equals value n + i, the values of ``codes`` being cut at ``offsets``."""
+    data = pa.py_buffer(codes)
+    in_bytes = offsets * codes.itemsize
+    binary = pa.large_binary()
+    left = pa.Array.from_buffers(binary, n, [None, pa.py_buffer(in_bytes[: n + 1]), data])
+    right = pa.Array.from_buffers(binary, n, [None, pa.py_buffer(in_bytes[n:]), data])
+    return pc.equal(left, right).to_numpy(zero_copy_only=False, writable=True)
+
+
+def _equal_in_full(left: list[str], right: list[str], options: dict) -> np.ndarray:
+    pairs = zip(normalize_many(left, **options), normalize_many(right, **options), strict=True)
+    return np.fromiter((a == b for a, b in pairs), dtype=bool, count=len(left))
+
+
 def levenshtein_pairs(left: Sequence[str], right: Sequence[str]) -> np.ndarray:
     """Levenshtein distance of ``left[i]`` and ``right[i]`` for every i (int64)."""
     if len(left) != len(right):
@@ -164,12 +386,14 @@ def lengths(strings: Sequence[str]) -> np.ndarray:
 
 def flatten_references(references: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
     """All references in one list and, for each, the index of its sample."""
+    try:
+        return [ref for (ref,) in references], np.arange(len(references))  # one per sample
+    except ValueError:  # not one per sample
+        pass
     counts = np.fromiter(map(len, references), dtype=np.int64, count=len(references))
     if np.any(counts == 0):
         raise ValueError("at least one reference answer is required for every sample")
-    if np.all(counts == 1):
-        return [refs[0] for refs in references], np.arange(len(references))
-    flat = [ref for refs in references for ref in refs]
+    flat = list(chain.from_iterable(references))
     return flat, np.repeat(np.arange(len(references)), counts)
 
 

@@ -24,6 +24,7 @@ from vlmhyperbench.metrics.fast import (
     flatten_references,
     lengths,
     levenshtein_pairs,
+    matches_any,
     normalize_many,
     normalize_one,
 )
@@ -58,19 +59,7 @@ def exact_match_batch(
     collapse_spaces: bool = True,
 ) -> np.ndarray:
     options = _match_options(case_sensitive, strip_punctuation, normalize_yo, nfkc, collapse_spaces)
-    flat, owner = flatten_references(references)
-    predicted = normalize_many(predictions, **options)
-    expected = normalize_many(flat, **options)
-    hits = np.fromiter(
-        (predicted[o] == e for o, e in zip(owner.tolist(), expected, strict=True)),
-        dtype=bool,
-        count=len(expected),
-    )
-    if len(expected) == len(predicted):  # one reference per sample: owner is 0..n-1
-        return hits.astype(np.float64)
-    out = np.zeros(len(predicted), dtype=np.float64)
-    np.maximum.at(out, owner, hits.astype(np.float64))
-    return out
+    return matches_any(predictions, references, **options).astype(np.float64)
 
 
 @batched(exact_match_batch)

@@ -17,17 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import io
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -39,58 +34,38 @@ except ImportError:
     http = httpx
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from vlmhyperbench.inference.launcher import running_wrapper  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
 def wrapper(
     args: list[str],
     log: Path,
     env: dict[str, str] | None = None,
     cpus: set[int] | None = None,
-) -> Iterator[str]:
-    """Run ``python -m vlmhb_wrapper serve ARGS --port P`` until the block ends; yields /v1.
-    ``cpus``: pin the server (all its threads) to these CPUs."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "wrapper" / "src"), str(REPO / "src")]),
-        **(env or {}),
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vlmhb_wrapper", "serve", "--port", str(port), *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"wrapper exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"wrapper not ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield f"{base}/v1"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+):
+    """``python -m vlmhb_wrapper serve ARGS`` through the pipeline's own launcher; yields /v1.
+    ``cpus``: pin the server (all its threads) to these CPUs (``taskset``)."""
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    return running_wrapper(
+        lambda port: [
+            *pin,
+            sys.executable,
+            "-m",
+            "vlmhb_wrapper",
+            "serve",
+            "--port",
+            str(port),
+            *args,
+        ],
+        log,
+        startup_timeout_s=300,
+        env={
+            "PYTHONPATH": os.pathsep.join([str(REPO / "wrapper" / "src"), str(REPO / "src")]),
+            **(env or {}),
+        },
+    )
 
 
 def image_url() -> str:

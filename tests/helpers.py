@@ -65,6 +65,14 @@ def read_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The snakemake CLI on the repo's workflow in ``workdir``, 2 cores."""
+    return [
+        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+        "--directory", str(workdir), "--cores", "2", *args,
+    ]  # fmt: skip
+
+
 def snakemake(
     workdir: Path,
     *args: str,
@@ -74,18 +82,7 @@ def snakemake(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real snakemake CLI on the repo's workflow in ``workdir`` (``env`` replaces the
     environment)."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+    command = snakemake_command(workdir, *args)
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir

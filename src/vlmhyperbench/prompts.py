@@ -8,7 +8,6 @@ question_type to find a prompt; here each level works alone.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from vlmhyperbench.config.errors import ConfigError
 from vlmhyperbench.config.schema import TaskEntry
+from vlmhyperbench.csvfile import read_csv_rows
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.io import stable_hash
 
@@ -49,44 +49,19 @@ class PromptCollection:
 
     @classmethod
     def read(cls, path: Path) -> PromptCollection:
-        try:
-            handle = path.open(encoding="utf-8-sig", newline="")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: prompt collection not found") from None
         entries: dict[str, CollectionEntry] = {}
-        with handle:
-            reader = csv.reader(handle, delimiter=";")
-            header = next(reader, None)
-            if header is None:
-                raise ConfigError(f"{path}:1: empty prompt collection")
-            header = [h.strip() for h in header]
-            missing = [c for c in COLLECTION_COLUMNS if c not in header]
-            if missing:
+        for line, row in read_csv_rows(path, COLLECTION_COLUMNS, error=ConfigError):
+            key = " ".join(row["doc_class_question_type"].split())
+            if len(key.split(" ", 1)) != 2:
                 raise ConfigError(
-                    f"{path}:1: missing column(s) {', '.join(missing)}; the header has "
-                    f"{';'.join(header)}"
+                    f"{path}:{line}: doc_class_question_type must be "
+                    f"'<doc_class> <question_type>', got {row['doc_class_question_type']!r}"
                 )
-            prompt_at, key_at = header.index("prompt"), header.index("doc_class_question_type")
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    raise ConfigError(
-                        f"{path}:{line}: expected {len(header)} columns (;-separated), "
-                        f"got {len(row)}"
-                    )
-                key = " ".join(row[key_at].split())
-                if len(key.split(" ", 1)) != 2:
-                    raise ConfigError(
-                        f"{path}:{line}: doc_class_question_type must be "
-                        f"'<doc_class> <question_type>', got {row[key_at]!r}"
-                    )
-                if key in entries:
-                    raise ConfigError(
-                        f"{path}:{line}: duplicate key {key!r} (first on line {entries[key].line})"
-                    )
-                entries[key] = CollectionEntry(prompt=row[prompt_at].strip(), line=line)
+            if key in entries:
+                raise ConfigError(
+                    f"{path}:{line}: duplicate key {key!r} (first on line {entries[key].line})"
+                )
+            entries[key] = CollectionEntry(prompt=row["prompt"].strip(), line=line)
         return cls(path=path, entries=entries)
 
     def check_doc_classes(self, known: set[str], dataset: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import SNAKEFILE, make_workdir, snakemake
+from tests.helpers import make_workdir, snakemake, snakemake_command
 from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.inference.launcher import free_port, stop
 
@@ -87,18 +87,7 @@ def test_killed_predict_job_resumes_with_only_the_missing_samples(tmp_path: Path
     target = f"results/predictions/{MODEL}/{TASK}.jsonl"
     snakemake(workdir, f"models/tiny/{MODEL}", "data/demo_docs_vqa/manifest.jsonl")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(SNAKEFILE),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            target,
-        ],
+        snakemake_command(workdir, target),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -175,17 +164,7 @@ def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
     snakemake(workdir, "data/demo_docs_vqa/manifest.jsonl")
     server = start_server(model_dir, port, tmp_path / "server1.log")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(SNAKEFILE),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-        ],
+        snakemake_command(workdir),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

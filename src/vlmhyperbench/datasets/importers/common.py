@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import shutil
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmhyperbench.csvfile import read_csv_rows as _read_csv_rows
 from vlmhyperbench.datasets.manifest import Sample, write_dataset_info, write_manifest
 from vlmhyperbench.datasets.staging import staging_dir
 from vlmhyperbench.io import atomic_write_json
@@ -87,33 +87,7 @@ class ImageCopier:
 def read_csv_rows(
     path: Path, required: tuple[str, ...], delimiter: str = ";"
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a ``;``-separated utf-8 (BOM or not) CSV as (line number, {column: value});
-    a missing column or a row of the wrong width is an error naming the file and line."""
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise DatasetImportError(f"{path}: not found") from None
-    with handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetImportError(f"{path}:1: empty file, expected a header row")
-        header = [column.strip() for column in header]
-        missing = [column for column in required if column not in header]
-        if missing:
-            raise DatasetImportError(
-                f"{path}:1: missing column(s) {', '.join(missing)}; expected "
-                f"{delimiter.join(required)}, got {delimiter.join(header)}"
-            )
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise DatasetImportError(
-                    f"{path}:{reader.line_num}: expected {len(header)} columns "
-                    f"({delimiter!r}-separated), got {len(row)}"
-                )
-            yield reader.line_num, dict(zip(header, row, strict=True))
+    return _read_csv_rows(path, required, delimiter, error=DatasetImportError)
 
 
 def finish(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -102,6 +103,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not backend.needs_decoded_images:
+            _tune_gc_for_relaying()
         load_task = None if backend.ready else asyncio.create_task(backend.load())
         try:
             yield
@@ -284,6 +287,23 @@ def create_app(
         return perf
 
     return app
+
+
+#: Allocations between young-generation collections for relaying backends (CPython: 700).
+_RELAY_GC_THRESHOLD = 20_000
+
+
+def _tune_gc_for_relaying() -> None:
+    """A relaying (proxy) process makes only short-lived garbage per request, yet with the
+    default settings the cyclic GC cost ~15% of its CPU: young collections every 700
+    allocations (each traversing the objects of requests still in flight) and full ones over
+    the whole startup heap (FastAPI, pydantic, Pillow: ~50k objects). Freeze the startup heap
+    (never collected, never traversed again) and collect the young generation less often, so
+    most request objects are freed by reference counting before a collection sees them."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_RELAY_GC_THRESHOLD, older, oldest)
 
 
 class _SSEResponse(StreamingResponse):

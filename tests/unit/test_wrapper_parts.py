@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFile
 from vlmhb_wrapper import backends as backends_module
-from vlmhb_wrapper._h1 import H1Client, H1Error
 from vlmhb_wrapper.app import ChunkWriter, create_app
 from vlmhb_wrapper.backends import resolve_backend
 from vlmhb_wrapper.backends.base import (
@@ -529,74 +528,6 @@ def test_upstream_request_body_and_error_relay() -> None:
     assert _relay(401, b"{}").status_code == 502  # the wrapper's credentials, not the client's
     assert _relay(500, b"oops").status_code == 502
     assert _relay(503, b"busy").status_code == 503
-
-
-def test_h1_client_reuses_retries_and_fails_cleanly() -> None:
-    """The proxy's lean HTTP/1.1 client: chunked and EOF-ended bodies, kept-alive connections,
-    a connection the server closed while idle retried once, timeouts and refusals as H1Error."""
-    connections = 0
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                body = await reader.readexactly(length)
-                assert head.startswith(b"POST /v1/chat HTTP/1.1\r\n")
-                assert b"Authorization: Bearer k\r\n" in head
-                if body == b"eof":
-                    writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto-eof")
-                    await writer.drain()
-                    break
-                if body == b"hang":
-                    await asyncio.sleep(5)
-                    break
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-                )
-                await writer.drain()
-                if body == b"close-after":
-                    break
-        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
-            pass
-        writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        client = H1Client(
-            f"http://127.0.0.1:{port}/v1", headers={"Authorization": "Bearer k"}, timeout_s=0.5
-        )
-        async with client.post("/chat", b"{}") as response:
-            assert response.status_code == 200
-            assert b"".join([b async for b in response.aiter_bytes()]) == b"hello world"
-        async with client.post("/chat", b"close-after") as response:
-            assert await response.aread() == b"hello world"
-        assert connections == 1  # kept alive
-        await asyncio.sleep(0.05)
-        async with client.post("/chat", b"{}") as response:  # the idle one was closed
-            assert await response.aread() == b"hello world"
-        assert connections == 2
-        async with client.post("/chat", b"eof") as response:
-            assert await response.aread() == b"to-eof" and not response.keep_alive
-        with pytest.raises(H1Error, match="no data"):
-            async with client.post("/chat", b"hang") as response:
-                await response.aread()
-        await client.aclose()
-        server.close()
-        refused = H1Client("http://127.0.0.1:1/v1")
-        with pytest.raises(H1Error, match="ConnectError"):
-            async with refused.post("/chat", b"{}"):
-                pass
-
-    asyncio.run(main())
 
 
 # -------------------------------------------------------------------------- backend plugins

@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from vlmhb_wrapper._h1 import H1Client, H1Error
 from vlmhb_wrapper._http import httpx
 from vlmhb_wrapper.backends.base import (
     Backend,
@@ -79,24 +78,10 @@ class OpenAIUpstream:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=512),
             trust_env=False,  # a proxy from the environment must not see local traffic/keys
         )
-        # The hot path (chat completions) on a plain-HTTP upstream: a lean client (see _h1).
-        self._h1 = (
-            H1Client(self.base_url, headers=headers, timeout_s=timeout_s, connect_timeout_s=10.0)
-            if self.base_url.startswith("http://")
-            else None
-        )
         self._on_failure = on_failure or _default_failure
 
     async def aclose(self) -> None:
-        if self._h1 is not None:
-            await self._h1.aclose()
         await self._client.aclose()
-
-    def _post(self, body: dict[str, Any]) -> Any:
-        if self._h1 is not None:
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            return self._h1.post("/chat/completions", data)
-        return self._client.stream("POST", "/chat/completions", json=body)
 
     async def get(self, path: str) -> httpx.Response:
         return await self._client.get(path)
@@ -143,7 +128,7 @@ class OpenAIUpstream:
         done = False
         sent = time.perf_counter()
         try:
-            async with self._post(body) as response:
+            async with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise _relay(response.status_code, await response.aread())
                 # SSE parsed from raw reads (not line by line): events that arrive together are
@@ -185,7 +170,7 @@ class OpenAIUpstream:
                         yield TextDelta(text)
         except APIError:
             raise
-        except (httpx.TransportError, httpx.StreamError, H1Error) as exc:
+        except (httpx.TransportError, httpx.StreamError) as exc:
             raise await self._on_failure(f"{type(exc).__name__}: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise await self._on_failure(f"the upstream sent malformed JSON: {exc}") from exc

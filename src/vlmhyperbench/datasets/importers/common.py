@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -49,6 +50,23 @@ def inside(root: Path, relative: str, where: str) -> Path:
             f"{where}: image path {relative!r} is outside the dataset folder {root}; refused"
         )
     return root / candidate
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file (utf-8, BOM or not); a syntax error names the file and line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise DatasetImportError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+
+
+def images_and_jsons(source: Path) -> tuple[Path, Path]:
+    """The ``images/`` and ``jsons/`` folders of the paired layouts (field JSON, bundles)."""
+    image_dir, json_dir = source / "images", source / "jsons"
+    for folder in (json_dir, image_dir):
+        if not folder.is_dir():
+            raise DatasetImportError(f"{folder}: folder not found (expected images/ and jsons/)")
+    return image_dir, json_dir
 
 
 def is_image(path: Path) -> bool:
@@ -116,8 +134,10 @@ __all__ = [
     "ImageCopier",
     "ImportReport",
     "finish",
+    "images_and_jsons",
     "inside",
     "is_image",
     "read_csv_rows",
+    "read_json",
     "staging_dir",
 ]

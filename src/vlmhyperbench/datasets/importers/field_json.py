@@ -13,7 +13,9 @@ from vlmhyperbench.datasets.importers.common import (
     DatasetImportError,
     ImageCopier,
     ImportReport,
+    images_and_jsons,
     is_image,
+    read_json,
 )
 from vlmhyperbench.datasets.manifest import Sample
 
@@ -27,10 +29,7 @@ class Options(BaseModel):
 
 
 def read_fields(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise DatasetImportError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    payload = read_json(path)
     fields = payload.get("fields") if isinstance(payload, dict) else None
     if not isinstance(fields, dict):
         raise DatasetImportError(f"{path}: expected an object with a 'fields' mapping")
@@ -41,10 +40,7 @@ def read_fields(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def run(source: Path, staging: Path, report: ImportReport, options: Options) -> list[Sample]:
-    json_dir, image_dir = source / "jsons", source / "images"
-    for folder in (json_dir, image_dir):
-        if not folder.is_dir():
-            raise DatasetImportError(f"{folder}: folder not found (expected images/ and jsons/)")
+    image_dir, json_dir = images_and_jsons(source)
     images_by_stem: dict[str, list[tuple[str | None, Path]]] = {}
     for image in sorted(p for p in image_dir.rglob("*") if is_image(p)):
         parent = image.parent.relative_to(image_dir).as_posix()

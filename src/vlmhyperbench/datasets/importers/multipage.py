@@ -13,7 +13,6 @@ images in their true order. ``kind: classification`` makes one sample per page.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +22,9 @@ from vlmhyperbench.datasets.importers.common import (
     DatasetImportError,
     ImageCopier,
     ImportReport,
+    images_and_jsons,
     inside,
+    read_json,
 )
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.datasets.ordering import order_answer, shuffled_order
@@ -37,10 +38,7 @@ class Options(BaseModel):
 
 
 def read_pages(path: Path) -> list[dict[str, Any]]:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise DatasetImportError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    payload = read_json(path)
     pages = payload.get("pages") if isinstance(payload, dict) else None
     if not isinstance(pages, list) or not pages:
         raise DatasetImportError(f"{path}: expected an object with a non-empty 'pages' list")
@@ -56,10 +54,7 @@ def read_pages(path: Path) -> list[dict[str, Any]]:
 
 
 def run(source: Path, staging: Path, report: ImportReport, options: Options) -> list[Sample]:
-    json_dir, image_dir = source / "jsons", source / "images"
-    for folder in (json_dir, image_dir):
-        if not folder.is_dir():
-            raise DatasetImportError(f"{folder}: folder not found (expected images/ and jsons/)")
+    image_dir, json_dir = images_and_jsons(source)
     copier = ImageCopier(staging, report)
     samples: list[Sample] = []
     for json_path in sorted(json_dir.glob("*.json")):

@@ -9,8 +9,8 @@ for metric_name in EXPERIMENT.metrics:
             predictions=get_predictions,
             manifest=get_manifest,
         output:
-            per_sample=f"results/scores/{{model}}/{{task}}/{metric_name}.parquet",
-            aggregate=f"results/scores/{{model}}/{{task}}/{metric_name}.json",
+            per_sample=PLAN.score("{model}", "{task}", metric_name, "parquet"),
+            aggregate=PLAN.score("{model}", "{task}", metric_name, "json"),
         log:
             f"logs/score/{{model}}/{{task}}/{metric_name}.log",
         wildcard_constraints:

@@ -9,7 +9,7 @@ for model_name, model_entry in EXPERIMENT.models.items():
         input:
             unpack(get_predict_inputs(model_name)),
         output:
-            predictions=f"results/predictions/{model_name}/{{task}}.jsonl",
+            predictions=PLAN.predictions(model_name, "{task}"),
         log:
             main=f"logs/predict/{model_name}/{{task}}.log",
             wrapper=f"logs/predict/{model_name}/{{task}}.wrapper.log",

@@ -25,7 +25,6 @@ from vlmhyperbench.prompts import TaskPrompts
 
 DATA_DIR = "data"
 RESULTS_DIR = "results"
-LOGS_DIR = "logs"
 JOURNAL_DIR = f"{RESULTS_DIR}/.journal"
 
 

@@ -28,15 +28,6 @@ from vlmhyperbench.prompts import TaskPrompts
 
 log = logging.getLogger("vlmhyperbench.predict")
 
-PERFORMANCE_KEYS = (
-    "latency_ms",
-    "ttft_ms",
-    "tpot_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "peak_memory_mb",
-)
-
 
 class PredictionAborted(RuntimeError):
     """The server stopped answering; answers so far are safe in the journal."""

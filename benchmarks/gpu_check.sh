@@ -25,7 +25,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 WHEELS="${VLMHB_WHEELS:-$REPO/benchmarks/wheels}"
-WRAPPER_DEPS=(fastapi uvicorn pydantic pillow psutil httpx nvidia-ml-py jinja2 httptools uvloop)
+WRAPPER_DEPS=(fastapi uvicorn pydantic pillow psutil httpx aiohttp nvidia-ml-py jinja2 httptools uvloop)
 
 if [[ "${1:-}" == "--download-wheels" ]]; then
     version="${2:?usage: gpu_check.sh --download-wheels PYTHON_VERSION DIR}"
@@ -62,7 +62,8 @@ log "wrapper dependencies"
 missing="$("$PY" - <<'EOF'
 import importlib.util as u
 modules = {"fastapi": "fastapi", "uvicorn": "uvicorn", "pydantic": "pydantic", "PIL": "pillow",
-           "psutil": "psutil", "httpx": "httpx", "pynvml": "nvidia-ml-py", "jinja2": "jinja2"}
+           "psutil": "psutil", "httpx": "httpx", "aiohttp": "aiohttp", "pynvml": "nvidia-ml-py",
+           "jinja2": "jinja2"}
 print(" ".join(pkg for mod, pkg in modules.items() if u.find_spec(mod) is None))
 EOF
 )"

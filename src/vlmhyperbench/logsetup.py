@@ -19,6 +19,6 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
         force=True,
     )
     # Keep per-request HTTP chatter out of the job logs.
-    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "openai"):
+    for noisy in ("httpx", "httpcore", "aiohttp", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logging.getLogger("vlmhyperbench")

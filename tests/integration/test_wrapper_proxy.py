@@ -491,3 +491,43 @@ def test_openai_backend_proxies_an_external_endpoint(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert "refused the API key" in health.json()["detail"]
+
+
+def test_proxy_in_front_of_the_benchmarks_engine_standin(
+    start_wrapper: Any, tmp_path: Path
+) -> None:
+    """``benchmarks/engine_standin.py`` (the GPU engine stand-in of ``wrapper_overhead.py``)
+    speaks vLLM's shapes: a role chunk first, one chunk per token, a finish chunk, a usage
+    chunk. The proxy in front of it answers both ways with the stand-in's tokens and usage."""
+    from vlmhyperbench.inference.launcher import running_wrapper
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "engine_standin.py"
+    command = [sys.executable, str(script), "--step-ms", "2", "--prefill-ms", "1"]
+    with running_wrapper(lambda port: [*command, "--port", str(port)], tmp_path / "e.log") as up:
+        proxy = start_wrapper(
+            "--backend", "openai", "--model", "m", "--upstream-base-url", up,
+            name="standin",
+        )  # fmt: skip
+        ignore_eos = {"ignore_eos": True}
+        with proxy.client() as client:
+            answer = client.chat.completions.create(
+                model="standin", messages=_text_messages("a b c"), max_tokens=5,
+                extra_body=ignore_eos,
+            )  # fmt: skip
+            stream = client.chat.completions.create(
+                model="standin", messages=_text_messages(), max_tokens=8, stream=True,
+                stream_options={"include_usage": True},
+            )  # fmt: skip
+            chunks = list(stream)
+    assert answer.choices[0].message.content == "t0 t1 t2 t3 t4"
+    assert answer.choices[0].finish_reason == "length"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 5)
+    perf = answer.model_extra["performance"]
+    assert 0 < perf["ttft_ms"] <= perf["latency_ms"] and perf["completion_tokens"] == 5
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "t0 t1 t2 t3 t4 t5"  # without ignore_eos the stand-in stops at 3/4
+    assert chunks[-1].usage.completion_tokens == 6 and not chunks[-1].choices
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finish[-1] == "stop"
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk.model_dump())

@@ -165,7 +165,7 @@ class MediaLoader:
             )
 
     def _fetch(self, url: str) -> bytes:
-        from vlmhb_wrapper._http import httpx
+        import httpx
 
         limit = self.limits.max_image_bytes
         try:

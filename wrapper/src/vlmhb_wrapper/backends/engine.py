@@ -39,7 +39,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from vlmhb_wrapper._http import httpx
+import httpx
+
 from vlmhb_wrapper.backends.base import (
     Backend,
     BackendConfig,

@@ -9,9 +9,9 @@ and adds ``performance``. Two upstreams, each measured in its own table:
   (continuous batching, one decode step every ``--step-ms`` for all running sequences, a
   prefill per request) and no computation, as these machines have no GPU. The upstream's time
   is then the engine's, as in production, and the ratio is what the wrapper costs.
-* ``hf`` - the wrapper's own HF backend on a tiny model, on CPU: a real model server, but one
-  whose every millisecond of CPU is its throughput, so the extra work of streaming (which the
-  proxy always asks for) shows in its numbers too.
+* ``hf`` - the wrapper's own HF backend on a tiny model, on CPU: a real model server, but
+  CPU-bound and with static batches, whose closed-loop throughput depends on how the batches
+  split (1 + 31, 4 + 28, ...), so its rounds differ by up to ±20%.
 
 For each concurrency both paths run in alternating rounds of ``--requests-per-client`` closed-
 loop requests per client; printed: requests/s and p50 latency of each, and wrapper/direct
@@ -279,7 +279,7 @@ def main() -> None:
             name = "tiny llava" if not args.model else model.name
             title = (
                 f"\nUpstream: HF backend, {name}, device {args.device}, max batch "
-                f"{args.max_batch_size} (streaming costs it CPU: see benchmarks/README.md)"
+                f"{args.max_batch_size} (static batches: rounds differ, see benchmarks/README.md)"
             )
             print_table(title, results, args.concurrency)
 

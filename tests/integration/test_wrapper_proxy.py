@@ -406,6 +406,51 @@ def test_engine_death_mid_stream_is_503_with_its_last_log_lines(
     assert server.process.poll() is None  # the wrapper itself lives on, and says why
 
 
+def test_a_hung_engine_is_found_by_the_health_watchdog_and_stopped(
+    start_wrapper: Any, fake_engine: Path, tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """An engine that is alive but silent (SIGSTOP) fails the watchdog's /health polls: the
+    stream in flight ends with a 503 naming the hang within seconds (the upstream timeout is
+    600 s), /health says failed, and the engine process is gone."""
+    record = tmp_path / "hung.jsonl"
+    server = _start_engine_wrapper(
+        start_wrapper, fake_engine, tiny_model_dirs["llava"], "vllm", {}, record,
+        "--engine-health-interval", "0.5", "--engine-health-failures", "2",
+    )  # fmt: skip
+    pid = _engine_pid(record)
+    time.sleep(2.0)  # four polls of an idle, healthy engine: no false alarm
+    with server.client() as client:
+        answer = client.chat.completions.create(
+            model=server.name, messages=_text_messages(), max_tokens=3
+        )
+        assert answer.usage.completion_tokens == 3
+        stream = client.chat.completions.create(
+            model=server.name, messages=_text_messages(), stream=True, max_tokens=1900,
+            extra_body={"ignore_eos": True},
+        )  # fmt: skip
+        received = 0
+        with pytest.raises(openai.APIError) as err:
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    received += 1
+                if received == 3:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped = time.monotonic()
+        elapsed = time.monotonic() - stopped
+    assert elapsed < 15, "the stream waited for the upstream timeout"
+    body = err.value.body
+    assert body["code"] == "engine_hung" and body["type"] == "service_unavailable"
+    assert "stopped answering" in body["message"]
+    assert "fake vllm engine starting" in body["message"]  # the engine's own log lines
+    health = httpx.get(f"{server.base_url}/health")
+    assert health.status_code == 503 and "stopped answering" in health.json()["detail"]
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
+        assert time.monotonic() < deadline, "the hung engine was not stopped"
+        time.sleep(0.1)
+    assert server.process.poll() is None
+
+
 def test_engine_startup_failure_and_timeout_are_reported(
     start_wrapper: Any, fake_engine: Path, tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:

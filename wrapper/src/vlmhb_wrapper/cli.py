@@ -160,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine-port", type=_port, default=None, help="engine port (default: a free one)"
     )
     engine.add_argument("--engine-startup-timeout", type=float, default=1800.0, metavar="S")
+    engine.add_argument(
+        "--engine-health-interval",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="S",
+        help="poll the running engine's /health this often (0: never)",
+    )
+    engine.add_argument(
+        "--engine-health-failures",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="this many failed polls in a row: the engine hangs; it is stopped, the wrapper "
+        "answers 503 with its last log lines",
+    )
 
     upstream = serve.add_argument_group("openai backend")
     upstream.add_argument("--upstream-base-url", default=None, metavar="URL")
@@ -210,6 +225,8 @@ def build_config(args: argparse.Namespace, upstream_key: str | None) -> BackendC
         engine_launcher=tuple(shlex.split(args.engine_launcher)) if args.engine_launcher else None,
         engine_port=args.engine_port,
         engine_startup_timeout_s=args.engine_startup_timeout,
+        engine_health_interval_s=args.engine_health_interval,
+        engine_health_failures=args.engine_health_failures,
         upstream_base_url=args.upstream_base_url,
         upstream_api_key=upstream_key,
         upstream_model=args.upstream_model,

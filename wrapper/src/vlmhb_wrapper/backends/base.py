@@ -66,6 +66,10 @@ class BackendConfig:
     engine_port: int | None = None
     engine_startup_timeout_s: float = 1800.0
     engine_log_lines: int = 40
+    #: After startup the engine's /health is polled this often (0: never); this many failed
+    #: polls in a row (no answer within the interval, or not 200) mean it hangs.
+    engine_health_interval_s: float = 10.0
+    engine_health_failures: int = 3
     # vllm / sglang / openai (the upstream OpenAI-compatible server)
     upstream_base_url: str | None = None
     upstream_api_key: str | None = field(default=None, repr=False)

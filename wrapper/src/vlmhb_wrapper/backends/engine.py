@@ -14,7 +14,12 @@ Lifecycle:
    (NVML when there is a GPU, RSS otherwise);
 5. if the child dies, a watcher thread marks the backend failed at once: ``/health`` and new
    requests answer 503 with the child's last log lines, and requests in flight end with the
-   same 503 (an error event when streaming) - nothing waits for a timeout.
+   same 503 (an error event when streaming) - nothing waits for a timeout;
+6. if the child stays alive but stops answering (a deadlock, a stopped process), a watchdog
+   that polls its ``/health`` every ``engine_health_interval_s`` notices after
+   ``engine_health_failures`` failed polls in a row, marks the backend failed the same way and
+   stops the child, which ends the requests in flight with that 503 - not after the 600 s
+   upstream timeout.
 """
 
 from __future__ import annotations
@@ -132,6 +137,8 @@ class EngineBackend(Backend):
         self._upstream: OpenAIUpstream | None = None
         self._monitor = MemoryMonitor(None)
         self._device = "cpu"
+        self._watchdog: asyncio.Task[None] | None = None
+        self._hung: str | None = None  # why the watchdog stopped the engine
         self.port: int | None = None
 
     # ------------------------------------------------------------------------- the command
@@ -211,6 +218,10 @@ class EngineBackend(Backend):
         except BaseException:
             await self._terminate()
             raise
+        if self.config.engine_health_interval_s > 0:
+            self._watchdog = asyncio.create_task(
+                self._watch_health(base), name=f"vlmhb-{self.name}-health"
+            )
 
     async def _wait_ready(self, base: str) -> None:
         assert self._process is not None
@@ -239,6 +250,36 @@ class EngineBackend(Backend):
                 f"not {self.model_name!r}"
             )
         logger.info("the %s engine (pid %d) is ready on port %d", self.name, self.pid, self.port)
+
+    async def _watch_health(self, base: str) -> None:
+        """Poll the running engine's ``/health``; stop and report it when it hangs."""
+        interval = self.config.engine_health_interval_s
+        limit = self.config.engine_health_failures
+        headers = {"Authorization": f"Bearer {self._internal_key}"}
+        failures, reason = 0, ""
+        async with httpx.AsyncClient(timeout=interval, trust_env=False, headers=headers) as client:
+            while True:
+                await asyncio.sleep(interval)
+                if self._closing or not self.ready:
+                    return
+                try:
+                    response = await client.get(f"{base}/health")
+                    reason = f"HTTP {response.status_code}"
+                    healthy = response.status_code == 200
+                except httpx.HTTPError as exc:
+                    reason, healthy = f"{type(exc).__name__} after {interval:g} s", False
+                failures = 0 if healthy else failures + 1
+                if failures < limit or self._closing or not self.ready:
+                    continue
+                self._hung = (
+                    f"the {self.name} engine (pid {self.pid}) stopped answering: {failures} "
+                    f"health checks in a row failed (one every {interval:g} s; last: {reason}), "
+                    f"so the wrapper stopped it; last log lines:\n{self.log_tail()}"
+                )
+                logger.error("%s", self._hung)
+                self.mark_failed(self._hung)
+                await self._terminate(grace_s=2.0)
+                return
 
     def _read_output(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
@@ -272,6 +313,8 @@ class EngineBackend(Backend):
 
     async def _failure(self, reason: str) -> APIError:
         """What a broken upstream connection means: the engine died, or did not answer."""
+        if self._hung:
+            return ServiceUnavailableError(self._hung, code="engine_hung")
         process = self._process
         for _ in range(40):  # the socket may close a moment before the exit status is ready
             if process is None or process.poll() is not None:
@@ -326,6 +369,10 @@ class EngineBackend(Backend):
                 os.killpg(process.pid, signal.SIGKILL)
 
     async def close(self) -> None:
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         await self._terminate()
         if self._upstream is not None:
             await self._upstream.aclose()

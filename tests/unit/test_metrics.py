@@ -21,7 +21,7 @@ def test_normalize_text_options() -> None:
     text = "  ЁЛКА,\tПалка!  "
     assert normalize_text(text) == "ёлка, палка!"
     assert normalize_text(text, strip_punctuation=True, normalize_yo=True) == "елка палка"
-    assert normalize_text(text, lowercase=False, collapse_spaces=False) == text
+    assert normalize_text(text, case=None, collapse_spaces=False) == text
     assert normalize_text("１２３") == "123"  # NFKC folds full-width digits
     assert normalize_text("е\u0308", nfkc=False, normalize_yo=True) == "е"  # decomposed ё
 

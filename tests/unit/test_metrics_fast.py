@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vlmhyperbench.metrics import fast
-from vlmhyperbench.metrics.fast import normalize_one, normalized_equal
-from vlmhyperbench.metrics.normalize import fold_yo
+from vlmhyperbench.metrics.fast import normalized_equal
+from vlmhyperbench.metrics.normalize import fold_yo, normalize_text
 
 OPTIONS = [
     {
@@ -104,7 +104,7 @@ def test_normalized_equal_on_hard_pairs(options: dict) -> None:
     left = [a for a, _ in PAIRS] + [b for _, b in PAIRS]
     right = [b for _, b in PAIRS] + [a for a, _ in PAIRS]
     expected = [
-        normalize_one(a, **options) == normalize_one(b, **options)
+        normalize_text(a, **options) == normalize_text(b, **options)
         for a, b in zip(left, right, strict=True)
     ]
     assert normalized_equal(left, right, **options).tolist() == expected

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlmhyperbench.metrics import fast
-from vlmhyperbench.metrics.fast import matches_any, normalize_many, normalize_one, normalized_equal
+from vlmhyperbench.metrics.fast import matches_any, normalize_many, normalized_equal
 from vlmhyperbench.metrics.ngram import bleu, chrf
+from vlmhyperbench.metrics.normalize import normalize_text
 from vlmhyperbench.metrics.ordering import kendall_tau, positional_accuracy, spearman_rho
 from vlmhyperbench.metrics.text import anls, cer, exact_match, token_f1, wer
 from vlmhyperbench.metrics.vqa import relaxed_accuracy, vqa_accuracy
@@ -45,7 +46,7 @@ options = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(strings=st.lists(texts, max_size=8), opts=options)
 def test_normalize_many_equals_one_by_one(strings: list[str], opts: dict) -> None:
-    assert normalize_many(strings, **opts) == [normalize_one(s, **opts) for s in strings]
+    assert normalize_many(strings, **opts) == [normalize_text(s, **opts) for s in strings]
 
 
 @settings(max_examples=300, deadline=None)
@@ -54,7 +55,7 @@ def test_normalized_equal_equals_one_by_one(
     pairs: list[tuple[str, str]], opts: dict, chunk: int
 ) -> None:
     left, right = [a for a, _ in pairs], [b for _, b in pairs]
-    expected = [normalize_one(a, **opts) == normalize_one(b, **opts) for a, b in pairs]
+    expected = [normalize_text(a, **opts) == normalize_text(b, **opts) for a, b in pairs]
     with mock.patch.object(fast, "_PAIR_CHUNK", chunk):  # several chunks, one pair each too
         assert normalized_equal(left, right, **opts).tolist() == expected
     # Pairs that only differ by case, ё, spacing, punctuation or Unicode normal form: mostly
@@ -63,7 +64,7 @@ def test_normalized_equal_equals_one_by_one(
     cased = [a.upper().replace("е", "ё") + " ." for a in left]
     left = left * 4
     expected = [
-        normalize_one(a, **opts) == normalize_one(b, **opts)
+        normalize_text(a, **opts) == normalize_text(b, **opts)
         for a, b in zip(left, forms + cased, strict=True)
     ]
     assert normalized_equal(left, forms + cased, **opts).tolist() == expected
@@ -85,7 +86,7 @@ def test_matches_any_equals_one_by_one(
         if data.draw(st.booleans()):
             references[i] = [data.draw(st.sampled_from([prediction, prediction.swapcase()]))]
     expected = [
-        any(normalize_one(p, **opts) == normalize_one(r, **opts) for r in refs)
+        any(normalize_text(p, **opts) == normalize_text(r, **opts) for r in refs)
         for p, refs in zip(predictions, references, strict=True)
     ]
     with mock.patch.object(fast, "_PAIR_CHUNK", chunk):

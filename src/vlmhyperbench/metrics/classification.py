@@ -25,7 +25,7 @@ TRUE_LABEL = "true_label"
 
 
 def _norm(text: str) -> str:
-    return normalize_text(text, lowercase=True, strip_punctuation=True, normalize_yo=True)
+    return normalize_text(text, strip_punctuation=True, normalize_yo=True)
 
 
 def _label_terms(labels: Sequence[str], synonyms: Synonyms | None) -> dict[str, list[str]]:

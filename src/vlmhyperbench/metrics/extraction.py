@@ -25,7 +25,7 @@ from rapidfuzz.distance import Levenshtein
 
 from vlmhyperbench.metrics.aggregate import sums_aggregate
 from vlmhyperbench.metrics.base import require_references, with_row_columns
-from vlmhyperbench.metrics.fast import normalize_one
+from vlmhyperbench.metrics.normalize import normalize_text
 
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -111,8 +111,8 @@ def key_jaccard(prediction: str, references: Sequence[str], *, extract: str = "f
 
 def _cer(predicted: str, expected: str, lowercase: bool) -> float:
     case = "casefold" if lowercase else None
-    hyp = normalize_one(predicted, case=case)
-    ref = normalize_one(expected, case=case)
+    hyp = normalize_text(predicted, case=case)
+    ref = normalize_text(expected, case=case)
     if not ref:
         return 0.0 if not hyp else 1.0
     return Levenshtein.distance(hyp, ref) / len(ref)
@@ -146,7 +146,7 @@ def _field_correct(
     if match != "exact":
         raise ValueError(f"match must be exact or cer, got {match!r}")
     options = _match_options(case_sensitive, strip_punctuation, normalize_yo)
-    return normalize_one(predicted, **options) == normalize_one(expected, **options)
+    return normalize_text(predicted, **options) == normalize_text(expected, **options)
 
 
 def field_exact_match(

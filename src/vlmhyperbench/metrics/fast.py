@@ -1,6 +1,6 @@
 """Vectorised text normalisation and edit distances for the batch paths of the text metrics.
 
-:func:`normalize_many` returns exactly ``[normalize_one(s, ...) for s in strings]`` (tested on
+:func:`normalize_many` returns exactly ``[normalize_text(s, ...) for s in strings]`` (tested on
 arbitrary Unicode), but does the per-character work for all strings at once: the strings are
 joined with ``\\x00`` (a code point that NFKC, case folding, punctuation and whitespace handling
 all leave alone, and across which normalisation never reaches), NFKC runs once on the joined
@@ -10,7 +10,7 @@ not one BMP character, a character outside the BMP, ``Σ`` under ``lower``, a de
 are normalised one by one in Python.
 
 :func:`normalized_equal` (and :func:`matches_any`, for reference lists) answers
-``normalize_one(a) == normalize_one(b)`` for many pairs without building the normalised strings,
+``normalize_text(a) == normalize_text(b)`` for many pairs without building the normalised strings,
 a chunk of pairs at a time so that the arrays stay in the CPU cache: the chunk's strings are
 joined, mapped through the same table (by Arrow, which takes the UTF-16 code units as indices),
 whitespace runs are dropped with one mask, and Arrow compares the mapped code units of each
@@ -26,7 +26,7 @@ import operator
 import unicodedata
 from collections.abc import Sequence
 from itertools import chain
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -34,9 +34,7 @@ import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
-from vlmhyperbench.metrics.normalize import collapse_whitespace, fold_yo, remove_punctuation
-
-CaseMode = Literal["casefold", "lower"] | None
+from vlmhyperbench.metrics.normalize import CaseMode, normalize_text
 
 _SEP = "\x00"
 _SPECIAL = 0xFFFF  # table value: normalise this string in Python
@@ -46,31 +44,6 @@ _COMBINING_DIAERESIS = 0x0308
 _YO = ((0x0451, 0x0435), (0x0401, 0x0415))  # ё → е, Ё → Е
 _HANGUL_JAMO = (0x1100, 0x1200)  # conjoining jamo compose algorithmically under NFKC
 _PAIR_CHUNK = 8192  # pairs per step of normalized_equal and matches_any: arrays stay in cache
-
-
-def normalize_one(
-    text: str,
-    *,
-    case: CaseMode = "casefold",
-    nfkc: bool = True,
-    normalize_yo: bool = False,
-    strip_punctuation: bool = False,
-    collapse_spaces: bool = True,
-) -> str:
-    """The reference semantics, one string: NFKC, case, ``ё``→``е``, punctuation, whitespace."""
-    if nfkc:
-        text = unicodedata.normalize("NFKC", text)
-    if case == "casefold":
-        text = text.casefold()
-    elif case == "lower":
-        text = text.lower()
-    if normalize_yo:
-        text = fold_yo(text)
-    if strip_punctuation:
-        text = remove_punctuation(text)
-    if collapse_spaces:
-        text = collapse_whitespace(text)
-    return text
 
 
 class _Bmp(NamedTuple):
@@ -193,7 +166,7 @@ def normalize_many(
     strip_punctuation: bool = False,
     collapse_spaces: bool = True,
 ) -> list[str]:
-    """``[normalize_one(s, ...) for s in strings]``, vectorised (see the module docstring)."""
+    """``[normalize_text(s, ...) for s in strings]``, vectorised (see the module docstring)."""
     options = {
         "case": case,
         "nfkc": nfkc,
@@ -206,7 +179,7 @@ def normalize_many(
         return []
     joined = _SEP.join(strings)
     if joined.count(_SEP) != len(strings) - 1:  # a string holds the separator itself
-        return [normalize_one(s, **options) for s in strings]
+        return [normalize_text(s, **options) for s in strings]
     if nfkc:
         strings, joined = _nfkc_all(strings, joined)
     codes = np.frombuffer(joined.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
@@ -219,7 +192,7 @@ def normalize_many(
     if special.size:
         separators = np.flatnonzero(codes == 0)
         for index in np.unique(np.searchsorted(separators, special)).tolist():
-            parts[index] = normalize_one(strings[index], **options)
+            parts[index] = normalize_text(strings[index], **options)
     return parts
 
 
@@ -249,7 +222,7 @@ def normalized_equal(
     strip_punctuation: bool = False,
     collapse_spaces: bool = True,
 ) -> np.ndarray:
-    """``normalize_one(left[i], ...) == normalize_one(right[i], ...)`` for every i (bool)."""
+    """``normalize_text(left[i], ...) == normalize_text(right[i], ...)`` for every i (bool)."""
     if len(left) != len(right):
         raise ValueError(f"{len(left)} left strings but {len(right)} right strings")
     options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
@@ -275,7 +248,7 @@ def matches_any(
     strip_punctuation: bool = False,
     collapse_spaces: bool = True,
 ) -> np.ndarray:
-    """Whether ``normalize_one(predictions[i], ...)`` equals that of any of ``references[i]``.
+    """Whether ``normalize_text(predictions[i], ...)`` equals that of any of ``references[i]``.
 
     Works a chunk of samples at a time from the input lists to the answers, so that each string
     is fetched from memory once.

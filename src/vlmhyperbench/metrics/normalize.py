@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal
+
+CaseMode = Literal["casefold", "lower"] | None
 
 _WHITESPACE = re.compile(r"\s+")
 # A decomposed "ё" (е + combining diaeresis) survives when NFKC is off; fold it as well.
@@ -36,21 +39,25 @@ def collapse_whitespace(text: str) -> str:
 def normalize_text(
     text: str,
     *,
-    lowercase: bool = True,
-    collapse_spaces: bool = True,
-    strip_punctuation: bool = False,
+    case: CaseMode = "casefold",
     nfkc: bool = True,
     normalize_yo: bool = False,
+    strip_punctuation: bool = False,
+    collapse_spaces: bool = True,
 ) -> str:
     """Apply the selected normalisations in a fixed order.
 
     Order: NFKC (so compatibility forms and decomposed letters are unified first), case
-    folding (``str.casefold`` handles Cyrillic), ``ё``→``е``, punctuation, whitespace.
+    (``casefold``: Unicode case folding, Cyrillic included; ``lower``: ``str.lower``, as the
+    RRC DocVQA script; ``None``: kept), ``ё``→``е``, punctuation, whitespace. The batch paths
+    in :mod:`vlmhyperbench.metrics.fast` return exactly this for every string.
     """
     if nfkc:
         text = unicodedata.normalize("NFKC", text)
-    if lowercase:
+    if case == "casefold":
         text = text.casefold()
+    elif case == "lower":
+        text = text.lower()
     if normalize_yo:
         text = fold_yo(text)
     if strip_punctuation:

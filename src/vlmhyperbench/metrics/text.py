@@ -26,8 +26,8 @@ from vlmhyperbench.metrics.fast import (
     levenshtein_pairs,
     matches_any,
     normalize_many,
-    normalize_one,
 )
+from vlmhyperbench.metrics.normalize import normalize_text
 
 # --- exact match -----------------------------------------------------------------------------
 
@@ -79,8 +79,8 @@ def exact_match(
     ``ё``→``е``, punctuation (Unicode category P*) → space, whitespace runs → one space + strip.
     """
     options = _match_options(case_sensitive, strip_punctuation, normalize_yo, nfkc, collapse_spaces)
-    predicted = normalize_one(prediction, **options)
-    hit = any(predicted == normalize_one(ref, **options) for ref in require_references(references))
+    predicted = normalize_text(prediction, **options)
+    hit = any(predicted == normalize_text(ref, **options) for ref in require_references(references))
     return 1.0 if hit else 0.0
 
 
@@ -142,7 +142,7 @@ def anls(prediction: str, references: Sequence[str], *, threshold: float = 0.5) 
 
 
 def _error_form(text: str, lowercase: bool, nfkc: bool, collapse_spaces: bool) -> str:
-    text = normalize_one(
+    text = normalize_text(
         text, case="casefold" if lowercase else None, nfkc=nfkc, collapse_spaces=collapse_spaces
     )
     return text if collapse_spaces else text.strip()
@@ -315,7 +315,7 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 def _tokens(text: str, remove_articles: bool) -> list[str]:
-    text = normalize_one(text, strip_punctuation=True, normalize_yo=True, collapse_spaces=False)
+    text = normalize_text(text, strip_punctuation=True, normalize_yo=True, collapse_spaces=False)
     if remove_articles:
         text = _ARTICLES.sub(" ", text)
     return text.split()

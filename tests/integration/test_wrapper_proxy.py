@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,20 @@ def _engine_pid(record: Path) -> int:
     return _records(record)[-1]["pid"]
 
 
+def _fail_mid_stream(stream: Any, act: Callable[[], None]) -> tuple[Any, float]:
+    """Read ``stream`` to its third content chunk, run ``act`` and read on: the stream must end
+    with an error. Returns the error and the seconds from ``act`` to it."""
+    received, acted = 0, 0.0
+    with pytest.raises(openai.APIError) as err:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += 1
+            if received == 3 and not acted:
+                act()
+                acted = time.monotonic()
+    return err, time.monotonic() - acted
+
+
 def test_engine_death_mid_stream_is_503_with_its_last_log_lines(
     start_wrapper: Any, fake_engine: Path, tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -378,17 +393,13 @@ def test_engine_death_mid_stream_is_503_with_its_last_log_lines(
         stream = client.chat.completions.create(
             model=server.name, messages=_text_messages(), stream=True, **long
         )
-        received = 0
-        with pytest.raises(openai.APIError) as err:
-            for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    received += 1
-                if received == 3:
-                    other.start()
-                    time.sleep(0.3)  # let the second request reach the engine
-                    os.kill(pid, signal.SIGKILL)
-                    killed = time.monotonic()
-        elapsed = time.monotonic() - killed
+
+        def kill_during_two_requests() -> None:
+            other.start()
+            time.sleep(0.3)  # let the second request reach the engine
+            os.kill(pid, signal.SIGKILL)
+
+        err, elapsed = _fail_mid_stream(stream, kill_during_two_requests)
     other.join(timeout=30)
     assert elapsed < 10, "the stream hung after the engine died"
     body = err.value.body
@@ -428,15 +439,7 @@ def test_a_hung_engine_is_found_by_the_health_watchdog_and_stopped(
             model=server.name, messages=_text_messages(), stream=True, max_tokens=1900,
             extra_body={"ignore_eos": True},
         )  # fmt: skip
-        received = 0
-        with pytest.raises(openai.APIError) as err:
-            for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    received += 1
-                if received == 3:
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped = time.monotonic()
-        elapsed = time.monotonic() - stopped
+        err, elapsed = _fail_mid_stream(stream, lambda: os.kill(pid, signal.SIGSTOP))
     assert elapsed < 15, "the stream waited for the upstream timeout"
     body = err.value.body
     assert body["code"] == "engine_hung" and body["type"] == "service_unavailable"

@@ -9,6 +9,7 @@ import base64
 import io
 import logging
 import struct
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -359,6 +360,58 @@ def test_batcher_groups_compatible_requests_in_order() -> None:
     assert third == [d]
     assert batcher.close() == []
     assert batcher.next_batch() is None
+    loop.close()
+
+
+def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing() -> None:
+    """A request that waited behind a running batch does not start the next batch alone: the
+    wait restarts at the batch's end (the clients of that batch send their next requests at
+    once), and goes on while accepted requests are still being preprocessed."""
+    torch = pytest.importorskip("torch")
+    from vlmhb_wrapper.backends.hf import _FILL_WAIT_FACTOR, _Batcher
+
+    loop = asyncio.new_event_loop()
+
+    def row() -> Any:
+        r = _row(loop)
+        r.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
+        return r
+
+    def later(seconds: float, action: Any) -> threading.Thread:
+        thread = threading.Timer(seconds, action)
+        thread.start()
+        return thread
+
+    wait_s = 0.2
+    batcher = _Batcher(max_batch=4, wait_s=wait_s)
+    waited = row()
+    batcher.submit(waited)
+    time.sleep(wait_s * 1.5)  # it has waited longer than the window (behind a running batch)
+    batcher.batch_done()
+    returning = row()
+    later(wait_s / 4, lambda: batcher.submit(returning))
+    batch, _ = batcher.next_batch()
+    assert batch == [waited, returning]
+
+    # A request in preprocessing keeps the window open past wait_s, up to the fill limit.
+    first, slow = row(), row()
+    batcher.submit(first)
+    batcher.expect(slow)
+    started = time.perf_counter()
+    later(wait_s * 2, lambda: batcher.submit(slow))
+    batch, _ = batcher.next_batch()
+    assert batch == [first, slow] and time.perf_counter() - started >= wait_s * 2
+
+    # One that fails its preprocessing ends the extra wait.
+    alone, failing = row(), row()
+    batcher.submit(alone)
+    batcher.expect(failing)
+    started = time.perf_counter()
+    later(wait_s / 4, lambda: batcher.abandon(failing))
+    batch, _ = batcher.next_batch()
+    elapsed = time.perf_counter() - started
+    assert batch == [alone] and elapsed < wait_s * 2 < wait_s * _FILL_WAIT_FACTOR
+    batcher.close()
     loop.close()
 
 

@@ -8,9 +8,13 @@ Pipeline of one request::
                     request, parallel)     up to max batch)  tokens streamed out)  SSE/JSON)
 
 * **Batching.** The generation thread takes the first queued request, waits up to
-  ``batch_wait_ms`` (counted from that request's arrival in the queue, so a request that
-  already waited behind a running batch does not wait again) for more, up to
-  ``max_batch_size``, left-pads their already-processed inputs and runs one ``generate``.
+  ``batch_wait_ms`` for more, up to ``max_batch_size``, left-pads their already-processed
+  inputs and runs one ``generate``. The wait counts from that request's arrival in the queue
+  or from the end of the previous batch, whichever is later: the clients of a batch that just
+  ended send their next requests within milliseconds, and starting a new batch with only the
+  one request that waited would split the load into a small and a large batch for good
+  (1 + 31 at concurrency 32). For the same reason the wait goes on while requests already
+  accepted are still being preprocessed (up to ``_FILL_WAIT_FACTOR`` times the wait).
   Requests whose processor outputs cannot be stacked (e.g. with and without images) go to
   different batches; order is otherwise FIFO.
 * **Per-row control.** A stopping criterion sees every new token of every row: it streams the
@@ -86,6 +90,9 @@ _HF_ENGINE_ARGS = {
     "trust_remote_code",
     "chat_template",
 }
+#: A batch that is not full waits at most this many times ``batch_wait_ms`` for requests that
+#: are still being preprocessed.
+_FILL_WAIT_FACTOR = 4
 #: Processor outputs of shape (1, L) that are *not* per-token sequences.
 _NOT_SEQUENCES = {"image_grid_thw", "video_grid_thw", "image_sizes", "second_per_grid_ts"}
 
@@ -268,6 +275,7 @@ class _Row:
         "cancelled",
         "count",
         "enqueued",
+        "expected",
         "gen_start",
         "generator",
         "gpu_peak_mb",
@@ -289,6 +297,7 @@ class _Row:
         self.cancelled = False
         self.count = 0
         self.enqueued = 0.0
+        self.expected = False  # counted by the batcher while it is being preprocessed
         self.queue_s = 0.0
         self.preprocess_s = 0.0
         self.gen_start = 0.0
@@ -400,12 +409,32 @@ class _Batcher:
         self._queue: deque[_Row] = deque()
         self._cv = threading.Condition()
         self._closed = False
+        self._preprocessing = 0  # accepted requests not yet in the queue
+        self._last_batch_end = 0.0
 
     def __len__(self) -> int:
         return len(self._queue)
 
+    def expect(self, row: _Row) -> None:
+        """``row`` is being preprocessed: a batch that is not full may wait for it."""
+        with self._cv:
+            row.expected = True
+            self._preprocessing += 1
+
+    def _arrived(self, row: _Row) -> None:
+        if row.expected:
+            row.expected = False
+            self._preprocessing -= 1
+
+    def abandon(self, row: _Row) -> None:
+        """``row`` will not come (its preprocessing failed or was cancelled)."""
+        with self._cv:
+            self._arrived(row)
+            self._cv.notify()
+
     def submit(self, row: _Row) -> None:
         with self._cv:
+            self._arrived(row)
             if self._closed:
                 raise ServiceUnavailableError("the server is shutting down", code="shutting_down")
             row.enqueued = time.perf_counter()
@@ -420,6 +449,10 @@ class _Batcher:
             self._cv.notify_all()
         return left
 
+    def batch_done(self) -> None:
+        with self._cv:
+            self._last_batch_end = time.perf_counter()
+
     def next_batch(self) -> tuple[list[_Row], CollatePlan] | None:
         with self._cv:
             while True:
@@ -430,15 +463,18 @@ class _Batcher:
                 self._cv.wait()
             if self._closed:
                 return None
-            deadline = self._queue[0].enqueued + self.wait_s
+            start = max(self._queue[0].enqueued, self._last_batch_end)
+            deadline = start + self.wait_s
+            fill_deadline = start + self.wait_s * _FILL_WAIT_FACTOR
             while True:
                 batch, plan = self._select()
                 if len(batch) >= self.max_batch or self.max_batch == 1 or self.wait_s <= 0:
                     break
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 or self._closed:
+                now = time.perf_counter()
+                until = fill_deadline if self._preprocessing > 0 else deadline
+                if now >= until or self._closed:
                     break
-                self._cv.wait(remaining)
+                self._cv.wait(until - now)
             chosen = set(map(id, batch))
             self._queue = deque(r for r in self._queue if id(r) not in chosen and not r.cancelled)
             return batch, plan
@@ -621,6 +657,7 @@ class HFBackend(Backend):
             if picked is None:
                 return
             self._run_batch(*picked)
+            self._batcher.batch_done()
 
     def _run_batch(self, rows: list[_Row], plan: CollatePlan) -> None:
         started = time.perf_counter()
@@ -708,7 +745,14 @@ class HFBackend(Backend):
         window = self._monitor.open()
         finished = False
         try:
-            await loop.run_in_executor(self._pre_pool, self._preprocess, row, time.perf_counter())
+            self._batcher.expect(row)
+            try:
+                await loop.run_in_executor(
+                    self._pre_pool, self._preprocess, row, time.perf_counter()
+                )
+            except BaseException:
+                self._batcher.abandon(row)
+                raise
             self._batcher.submit(row)
             text = IncrementalText(self._processor.tokenizer, request.stop)
             count = 0

@@ -10,8 +10,8 @@ and adds ``performance``. Two upstreams, each measured in its own table:
   prefill per request) and no computation, as these machines have no GPU. The upstream's time
   is then the engine's, as in production, and the ratio is what the wrapper costs.
 * ``hf`` - the wrapper's own HF backend on a tiny model, on CPU: a real model server, but
-  CPU-bound and with static batches, whose closed-loop throughput depends on how the batches
-  split (1 + 31, 4 + 28, ...), so its rounds differ by up to ±20%.
+  CPU-bound and with static batches, which fill less when the proxy delivers a batch's next
+  requests spread out than when clients send them at once (see benchmarks/README.md).
 
 For each concurrency both paths run in alternating rounds of ``--requests-per-client`` closed-
 loop requests per client; printed: requests/s and p50 latency of each, and wrapper/direct
@@ -279,7 +279,7 @@ def main() -> None:
             name = "tiny llava" if not args.model else model.name
             title = (
                 f"\nUpstream: HF backend, {name}, device {args.device}, max batch "
-                f"{args.max_batch_size} (static batches: rounds differ, see benchmarks/README.md)"
+                f"{args.max_batch_size} (static batches fill less behind a proxy: see README)"
             )
             print_table(title, results, args.concurrency)
 

@@ -111,31 +111,25 @@ def test_killed_predict_job_resumes_with_only_the_missing_samples(tmp_path: Path
     check_complete(workdir)
 
 
-def start_server(model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(
+    model_dir: Path,
+    port: int,
+    log_path: Path,
+    backend: tuple[str, ...] = ("--backend", "hf"),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     log = log_path.open("wb")
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "vlmhb_wrapper",
-            "serve",
-            "--backend",
-            "hf",
-            "--model",
-            str(model_dir),
-            "--served-model-name",
-            MODEL,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--threads",
-            "1",
+            sys.executable, "-m", "vlmhb_wrapper", "serve", *backend,
+            "--model", str(model_dir), "--served-model-name", MODEL,
+            "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-    )
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
     def healthy() -> bool:
         try:
@@ -191,3 +185,56 @@ def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
     assert sent_again == total - len(answered_before)
     check_complete(workdir)
     assert (workdir / "results" / "report" / "leaderboard.md").exists()
+
+
+def test_engine_dying_behind_the_wrapper_fails_the_job_and_the_rerun_sends_only_missing(
+    tmp_path: Path,
+) -> None:
+    """A vllm-backend wrapper (the engine: tests/fake_engine.py) whose engine is killed mid-run
+    answers 503 and reports itself failed: the job stops with the engine's death in its message
+    instead of journaling the remaining samples as failed, and the re-run sends only those."""
+    from vlmhyperbench.models.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "model", arch="llava", seed=0)
+    port = free_port()
+    workdir = make_workdir(
+        tmp_path / "wd",
+        models=[MODEL],
+        tasks=[TASK],
+        inference={"concurrency": 2, "max_retries": 0},
+        overrides={"models": {MODEL: {"endpoint": {"base_url": f"http://127.0.0.1:{port}/v1"}}}},
+    )
+    snakemake(workdir, "data/demo_docs_vqa/manifest.jsonl")
+    fake_engine = Path(__file__).resolve().parents[1] / "fake_engine.py"
+    record = tmp_path / "engines.jsonl"
+    vllm = ("--backend", "vllm", "--engine-launcher", f"{sys.executable} {fake_engine} vllm")
+    env = {"FAKE_ENGINE_RECORD": str(record)}
+    server = start_server(model_dir, port, tmp_path / "server1.log", vllm, env)
+    process = subprocess.Popen(
+        snakemake_command(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(lambda: len(journal_ids(workdir)) >= 4, 300, "the first answers")
+        engine_pid = json.loads(record.read_text().splitlines()[-1])["pid"]
+        os.kill(engine_pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        stop(server, grace_s=5)
+    assert process.returncode != 0
+    assert "stopped answering" in output and "killed by signal 9" in output
+    answered_before = journal_ids(workdir)
+    journal = workdir / "results" / ".journal" / MODEL / f"{TASK}.jsonl"
+    assert '"error": null' in journal.read_text() and "HTTP 503" not in journal.read_text()
+    total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
+    assert len(answered_before) < total
+
+    server = start_server(model_dir, port, tmp_path / "server2.log", vllm, env)
+    try:
+        snakemake(workdir)
+    finally:
+        stop(server, grace_s=5)
+    lines = (tmp_path / "server2.log").read_text(encoding="utf-8").splitlines()
+    # The wrapper's own access log, not the engine's (its lines are tagged "[vllm]").
+    sent_again = [x for x in lines if "POST /v1/chat/completions" in x and "[vllm]" not in x]
+    assert len(sent_again) == total - len(answered_before)
+    check_complete(workdir)

@@ -1,11 +1,12 @@
 """The vllm / sglang / openai backends, up to the engine.
 
-vLLM and SGLang cannot run here (no GPU), so a small *fake engine* stands in for the
-``vllm`` / ``python -m sglang.launch_server`` program through ``--engine-launcher``: it records
-the exact command line the wrapper built, then ``exec``s the wrapper itself on the HF backend
-with the tiny model, on the port and under the name it was given - a real OpenAI-compatible
-upstream. Everything else is real: the child process and its log, the health wait, the
-streaming proxy, the internal API key, the engine dying mid-stream, the startup failing.
+vLLM and SGLang cannot run here (no GPU), so a small *fake engine* (``tests/fake_engine.py``)
+stands in for the ``vllm`` / ``python -m sglang.launch_server`` program through
+``--engine-launcher``: it records the exact command line the wrapper built, then ``exec``s the
+wrapper itself on the HF backend with the tiny model, on the port and under the name it was
+given - a real OpenAI-compatible upstream. Everything else is real: the child process and its
+log, the health wait, the streaming proxy, the internal API key, the engine dying mid-stream,
+the startup failing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -35,38 +35,7 @@ from vlmhb_wrapper.schemas import ChatCompletionChunk  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-FAKE_ENGINE = textwrap.dedent(
-    '''
-    """Stand-in for `vllm serve` / `python -m sglang.launch_server` (see the test module)."""
-    import json, os, sys, time
-
-    kind, argv = sys.argv[1], sys.argv[2:]
-    def opt(name):
-        return argv[argv.index(name) + 1] if name in argv else None
-    with open(os.environ["FAKE_ENGINE_RECORD"], "a") as f:
-        f.write(json.dumps({
-            "kind": kind, "argv": argv, "pid": os.getpid(),
-            "vllm_api_key": os.environ.get("VLLM_API_KEY"),
-            "leaked": sorted(k for k in os.environ if k.startswith("VLMHB_TEST_SECRET")),
-        }) + "\\n")
-    model = argv[1] if kind == "vllm" else opt("--model-path")
-    print(f"fake {kind} engine starting for {model}", flush=True)
-    if os.environ.get("FAKE_ENGINE_FAIL"):
-        print("torch.OutOfMemoryError: CUDA out of memory (simulated)", flush=True)
-        sys.exit(3)
-    if os.environ.get("FAKE_ENGINE_HANG"):
-        print("loading forever", flush=True)
-        time.sleep(3600)
-    env = dict(os.environ)
-    key = env.get("VLLM_API_KEY") if kind == "vllm" else opt("--api-key")
-    env["FAKE_ENGINE_KEY"] = key
-    os.execve(sys.executable, [
-        sys.executable, "-m", "vlmhb_wrapper", "serve", "--backend", "hf", "--model", model,
-        "--served-model-name", opt("--served-model-name"), "--host", opt("--host"),
-        "--port", opt("--port"), "--threads", "1", "--api-key-env", "FAKE_ENGINE_KEY",
-    ], env)
-    '''
-)
+FAKE_ENGINE = Path(__file__).resolve().parents[1] / "fake_engine.py"
 
 # The registry's qwen2.5-vl-3b-instruct engine args (vllm) and smolvlm-instruct's (sglang).
 VLLM_ARGS = {
@@ -85,10 +54,8 @@ SGLANG_ARGS = {
 
 
 @pytest.fixture(scope="module")
-def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("engine") / "fake_engine.py"
-    path.write_text(FAKE_ENGINE)
-    return path
+def fake_engine() -> Path:
+    return FAKE_ENGINE
 
 
 def _records(path: Path) -> list[dict]:

@@ -162,10 +162,17 @@ def stop(process: subprocess.Popen, grace_s: float = 10) -> None:
         process.wait()
 
 
-def is_alive(base_url: str) -> bool:
-    """Whether the server behind ``…/v1`` still answers its health check."""
+def health(base_url: str) -> tuple[bool, str]:
+    """Whether the server behind ``…/v1`` still answers its health check, and what it says."""
     root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        return httpx.get(f"{root}/health", timeout=5.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+        response = httpx.get(f"{root}/health", timeout=5.0)
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if response.status_code == 200:
+        return True, "ready"
+    try:
+        detail = response.json().get("detail") or response.text
+    except ValueError:
+        detail = response.text
+    return False, f"HTTP {response.status_code}: {detail}"[:2000]

@@ -21,7 +21,7 @@ from vlmhyperbench.config.schema import InferenceSettings, ModelEntry, TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.fingerprints import effective_generation
 from vlmhyperbench.inference.journal import Journal
-from vlmhyperbench.inference.launcher import is_alive
+from vlmhyperbench.inference.launcher import health
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
 from vlmhyperbench.io import atomic_write
 from vlmhyperbench.prompts import TaskPrompts
@@ -135,6 +135,19 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
     generation = effective_generation(run.model, run.task)
     semaphore = asyncio.Semaphore(run.settings.concurrency)
     server_dead = asyncio.Event()
+    why_dead: list[str] = []
+
+    async def dead() -> bool:
+        """After a failure: is the server gone (or unhealthy: its engine died)? Then nothing
+        more is sent and nothing is journaled for this sample, so a re-run sends it."""
+        if server_dead.is_set():
+            return True
+        alive, detail = await asyncio.to_thread(health, base_url)
+        if not alive:
+            why_dead.append(detail)
+            server_dead.set()
+        return not alive
+
     progress_every = max(1, len(pending) // 20)
 
     async with openai.AsyncOpenAI(
@@ -154,13 +167,16 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
                     record = _error_record(sample.id, str(exc), retryable=False)
                 except openai.APIStatusError as exc:
                     # 4xx: this request is wrong (bad image, too long…) — final for this sample.
+                    # 5xx from a server whose health check fails (a dead or hung engine behind
+                    # the wrapper): the run stops, as when the server itself is gone.
+                    if exc.status_code >= 500 and await dead():
+                        return
                     retryable = exc.status_code >= 500 or exc.status_code == 429
                     record = _error_record(
                         sample.id, f"HTTP {exc.status_code}: {exc.message}", retryable
                     )
                 except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                    if not await asyncio.to_thread(is_alive, base_url):
-                        server_dead.set()
+                    if await dead():
                         return
                     record = _error_record(
                         sample.id, f"{type(exc).__name__}: {exc}", retryable=True
@@ -183,8 +199,8 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
     if server_dead.is_set():
         raise PredictionAborted(
             f"{run.model.name}/{run.task.name}: the server at {base_url} stopped answering after "
-            f"{stats.sent} of {len(pending)} samples; their answers are in {run.journal.path}; "
-            "re-run to send only the missing samples"
+            f"{stats.sent} of {len(pending)} samples ({why_dead[0] if why_dead else 'no health'})"
+            f"; their answers are in {run.journal.path}; re-run to send only the missing samples"
         )
     return stats
 

@@ -1,0 +1,51 @@
+"""Stand-in for ``vllm serve`` / ``python -m sglang.launch_server`` (no GPU, no vLLM here).
+
+Run as ``python tests/fake_engine.py vllm|sglang ARGS…`` through the wrapper's
+``--engine-launcher``: it appends the command line the wrapper built (and what reached its
+environment) to the file named by ``FAKE_ENGINE_RECORD``, then ``exec``s the wrapper itself on
+the HF backend with the model, port and name it was given - a real OpenAI-compatible upstream
+with the engine's API key. ``FAKE_ENGINE_FAIL`` makes it die at startup like an out-of-memory
+engine; ``FAKE_ENGINE_HANG`` makes it load forever.
+"""
+
+import json
+import os
+import sys
+import time
+
+kind, argv = sys.argv[1], sys.argv[2:]
+
+
+def opt(name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+with open(os.environ["FAKE_ENGINE_RECORD"], "a") as record:
+    entry = {
+        "kind": kind,
+        "argv": argv,
+        "pid": os.getpid(),
+        "vllm_api_key": os.environ.get("VLLM_API_KEY"),
+        "leaked": sorted(k for k in os.environ if k.startswith("VLMHB_TEST_SECRET")),
+    }
+    record.write(json.dumps(entry) + "\n")
+model = argv[1] if kind == "vllm" else opt("--model-path")
+print(f"fake {kind} engine starting for {model}", flush=True)
+if os.environ.get("FAKE_ENGINE_FAIL"):
+    print("torch.OutOfMemoryError: CUDA out of memory (simulated)", flush=True)
+    sys.exit(3)
+if os.environ.get("FAKE_ENGINE_HANG"):
+    print("loading forever", flush=True)
+    time.sleep(3600)
+env = dict(os.environ)
+env["FAKE_ENGINE_KEY"] = (env.get("VLLM_API_KEY") if kind == "vllm" else opt("--api-key")) or ""
+served, host, port = opt("--served-model-name"), opt("--host"), opt("--port")
+os.execve(
+    sys.executable,
+    [
+        sys.executable, "-m", "vlmhb_wrapper", "serve", "--backend", "hf", "--model", model,
+        "--served-model-name", served, "--host", host, "--port", port, "--threads", "1",
+        "--api-key-env", "FAKE_ENGINE_KEY",
+    ],
+    env,
+)  # fmt: skip

@@ -141,9 +141,9 @@ def start_server(
     return process
 
 
-def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
-    tmp_path: Path,
-) -> None:
+def endpoint_workdir(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A tiny model, and a workdir whose model entry points at a server on a free port (not
+    started yet), with the dataset built: (model folder, workdir, port)."""
     from vlmhyperbench.models.tiny import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "model", arch="llava", seed=0)
@@ -156,6 +156,13 @@ def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
         overrides={"models": {MODEL: {"endpoint": {"base_url": f"http://127.0.0.1:{port}/v1"}}}},
     )
     snakemake(workdir, "data/demo_docs_vqa/manifest.jsonl")
+    return model_dir, workdir, port
+
+
+def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
+    tmp_path: Path,
+) -> None:
+    model_dir, workdir, port = endpoint_workdir(tmp_path)
     server = start_server(model_dir, port, tmp_path / "server1.log")
     process = subprocess.Popen(
         snakemake_command(workdir),
@@ -193,18 +200,7 @@ def test_engine_dying_behind_the_wrapper_fails_the_job_and_the_rerun_sends_only_
     """A vllm-backend wrapper (the engine: tests/fake_engine.py) whose engine is killed mid-run
     answers 503 and reports itself failed: the job stops with the engine's death in its message
     instead of journaling the remaining samples as failed, and the re-run sends only those."""
-    from vlmhyperbench.models.tiny import build_tiny_model
-
-    model_dir = build_tiny_model(tmp_path / "model", arch="llava", seed=0)
-    port = free_port()
-    workdir = make_workdir(
-        tmp_path / "wd",
-        models=[MODEL],
-        tasks=[TASK],
-        inference={"concurrency": 2, "max_retries": 0},
-        overrides={"models": {MODEL: {"endpoint": {"base_url": f"http://127.0.0.1:{port}/v1"}}}},
-    )
-    snakemake(workdir, "data/demo_docs_vqa/manifest.jsonl")
+    model_dir, workdir, port = endpoint_workdir(tmp_path)
     fake_engine = Path(__file__).resolve().parents[1] / "fake_engine.py"
     record = tmp_path / "engines.jsonl"
     vllm = ("--backend", "vllm", "--engine-launcher", f"{sys.executable} {fake_engine} vllm")

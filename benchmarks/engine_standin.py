@@ -106,6 +106,14 @@ def _prompt_tokens(messages: list[dict[str, Any]], image_tokens: int) -> int:
     return count
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 def _error(status: int, message: str) -> JSONResponse:
     body = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
     return JSONResponse(body, status_code=status)
@@ -151,11 +159,7 @@ def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> Fast
             words = []
             while (token := await sequence.tokens.get()) is not None:
                 words.append(f"t{token}")
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(words),
-                "total_tokens": prompt_tokens + len(words),
-            }
+            usage = _usage(prompt_tokens, len(words))
             message = {"role": "assistant", "content": " ".join(words)}
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
             return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
@@ -185,12 +189,7 @@ async def _sse(
         count += 1
     yield chunk({}, reason)
     if usage:
-        totals = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": count,
-            "total_tokens": prompt_tokens + count,
-        }
-        data = {**head, "choices": [], "usage": totals}
+        data = {**head, "choices": [], "usage": _usage(prompt_tokens, count)}
         yield f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
     yield "data: [DONE]\n\n"
 

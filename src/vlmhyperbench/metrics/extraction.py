@@ -149,6 +149,17 @@ def _field_correct(
     return normalize_text(predicted, **options) == normalize_text(expected, **options)
 
 
+def _per_field(
+    prediction: str, references: Sequence[str], extract: str, **match: Any
+) -> dict[str, float]:
+    """1.0 or 0.0 per reference field: :func:`_field_correct` with ``match`` options."""
+    found = predicted_fields(prediction, extract)
+    return {
+        name: float(_field_correct(found.get(name), value, **match))
+        for name, value in reference_fields(references).items()
+    }
+
+
 def field_exact_match(
     prediction: str,
     references: Sequence[str],
@@ -161,23 +172,17 @@ def field_exact_match(
     """Per reference field: 1.0 when the predicted value equals the reference value after the
     exact-match normalisation (a missing field is wrong; a field with no reference value is
     right when the prediction has none either). One score row per field."""
-    expected = reference_fields(references)
-    found = predicted_fields(prediction, extract)
-    options = {"case_sensitive": case_sensitive, "strip_punctuation": strip_punctuation}
-    return {
-        name: float(
-            _field_correct(
-                found.get(name),
-                value,
-                match="exact",
-                cer_threshold=0.0,
-                lowercase=False,
-                normalize_yo=normalize_yo,
-                **options,
-            )
-        )
-        for name, value in expected.items()
-    }
+    return _per_field(
+        prediction,
+        references,
+        extract,
+        match="exact",
+        cer_threshold=0.0,
+        lowercase=False,
+        case_sensitive=case_sensitive,
+        strip_punctuation=strip_punctuation,
+        normalize_yo=normalize_yo,
+    )
 
 
 def field_accuracy(
@@ -190,23 +195,17 @@ def field_accuracy(
 ) -> dict[str, float]:
     """Per reference field: 1.0 when the CER of the predicted value against the reference value
     is ≤ ``cer_threshold`` (the VLMHyperBench invoice methodology: 15%). One row per field."""
-    expected = reference_fields(references)
-    found = predicted_fields(prediction, extract)
-    return {
-        name: float(
-            _field_correct(
-                found.get(name),
-                value,
-                match="cer",
-                cer_threshold=cer_threshold,
-                lowercase=lowercase,
-                case_sensitive=True,
-                strip_punctuation=False,
-                normalize_yo=False,
-            )
-        )
-        for name, value in expected.items()
-    }
+    return _per_field(
+        prediction,
+        references,
+        extract,
+        match="cer",
+        cer_threshold=cer_threshold,
+        lowercase=lowercase,
+        case_sensitive=True,
+        strip_punctuation=False,
+        normalize_yo=False,
+    )
 
 
 def _field_counts(

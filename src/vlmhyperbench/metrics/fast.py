@@ -167,13 +167,7 @@ def normalize_many(
     collapse_spaces: bool = True,
 ) -> list[str]:
     """``[normalize_text(s, ...) for s in strings]``, vectorised (see the module docstring)."""
-    options = {
-        "case": case,
-        "nfkc": nfkc,
-        "normalize_yo": normalize_yo,
-        "strip_punctuation": strip_punctuation,
-        "collapse_spaces": collapse_spaces,
-    }
+    options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
     strings = list(strings)
     if not strings:
         return []

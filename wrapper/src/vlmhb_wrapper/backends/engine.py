@@ -223,12 +223,16 @@ class EngineBackend(Backend):
                 self._watch_health(base), name=f"vlmhb-{self.name}-health"
             )
 
+    def _engine_client(self, timeout_s: float) -> httpx.AsyncClient:
+        """A client for the engine's own endpoints (health, models), with its internal key."""
+        headers = {"Authorization": f"Bearer {self._internal_key}"}
+        return httpx.AsyncClient(timeout=timeout_s, trust_env=False, headers=headers)
+
     async def _wait_ready(self, base: str) -> None:
         assert self._process is not None
         timeout = self.config.engine_startup_timeout_s
         deadline = time.monotonic() + timeout
-        headers = {"Authorization": f"Bearer {self._internal_key}"}
-        async with httpx.AsyncClient(timeout=5.0, trust_env=False, headers=headers) as client:
+        async with self._engine_client(timeout_s=5.0) as client:
             while True:
                 if self._process.poll() is not None:
                     raise RuntimeError(self._death_message())
@@ -255,9 +259,8 @@ class EngineBackend(Backend):
         """Poll the running engine's ``/health``; stop and report it when it hangs."""
         interval = self.config.engine_health_interval_s
         limit = self.config.engine_health_failures
-        headers = {"Authorization": f"Bearer {self._internal_key}"}
         failures, reason = 0, ""
-        async with httpx.AsyncClient(timeout=interval, trust_env=False, headers=headers) as client:
+        async with self._engine_client(timeout_s=interval) as client:
             while True:
                 await asyncio.sleep(interval)
                 if self._closing or not self.ready:

@@ -137,3 +137,22 @@ def test_score_fingerprint_covers_params_and_task_labels() -> None:
 def test_unresolvable_implementation_hashes_as_unavailable() -> None:
     assert source_hash("no_such_plugin_metric") == "unavailable"
     assert source_hash("vlmhyperbench.no_such_module:f") == "unavailable"
+
+
+def test_an_optional_compiled_module_counts_with_its_c_source(package: Path) -> None:
+    # The pattern of vlmhyperbench.metrics.fast: a C kernel imported if it was built.
+    (package / "_kern.c").write_text("/* v1 */ int f(void) { return 1; }\n", encoding="utf-8")
+    _edit(
+        package / "helpers.py",
+        "def shared",
+        "try:\n    from fp_pkg import _kern\nexcept ImportError:\n    _kern = None\n\n\ndef shared",
+    )
+    _edit(package / "helpers.py", "return text.strip()", "return _kern.f(text) if _kern else text")
+    a, b = _hashes()
+    assert "fp_pkg._kern:C source" in dependency_sources("fp_pkg.metrics:metric_a")
+    _edit(package / "_kern.c", "return 1;", "return 2;")
+    a2, b2 = _hashes()
+    assert a2 != a and b2 != b  # not built here: the source still counts, so installs agree
+    # The built-in metrics: exact_match runs on the kernel (anls and cer too).
+    exact = dependency_sources("vlmhyperbench.metrics.text:exact_match")
+    assert "vlmhyperbench.metrics._kernels:C source" in exact

@@ -7,7 +7,8 @@ helpers, constants, tables, classes, and module-level statements that mention a 
 Definitions are compared as their AST without docstrings, so reformatting or editing comments
 and docs re-runs nothing, while editing one metric changes only its own hash (and a shared
 helper changes the hash of every metric that uses it). Third-party modules the collected code
-imports contribute their distribution version (a new sacrebleu re-scores BLEU).
+imports contribute their distribution version (a new sacrebleu re-scores BLEU), and a compiled
+module of the package its C source (editing ``_kernels.c`` re-scores the metrics that use it).
 """
 
 from __future__ import annotations
@@ -83,22 +84,7 @@ def _parse(module_name: str) -> _Module | None:
     is_package = spec.submodule_search_locations is not None
     info = _Module(module_name)
     for stmt in tree.body:
-        if isinstance(stmt, ast.Import):
-            for alias in stmt.names:
-                if alias.asname:
-                    info.imports[alias.asname] = (alias.name, None)
-                else:
-                    top = alias.name.split(".")[0]
-                    info.imports[top] = (top, None)
-            continue
-        if isinstance(stmt, ast.ImportFrom):
-            source = (
-                _package_relative(module_name, stmt.level, stmt.module, is_package)
-                if stmt.level
-                else stmt.module or ""
-            )
-            for alias in stmt.names:
-                info.imports[alias.asname or alias.name] = (source, alias.name)
+        if _record_imports(stmt, info, is_package):
             continue
         defined = _defined_names(stmt)
         for name in defined:
@@ -110,6 +96,49 @@ def _parse(module_name: str) -> _Module | None:
                 info.mentions.setdefault(name, []).append(stmt)
     info.mentions = {k: v for k, v in info.mentions.items() if k in info.defs}
     return info
+
+
+def _record_imports(stmt: ast.stmt, info: _Module, is_package: bool) -> bool:
+    """Record what an import statement binds; ``try: import … except ImportError: …`` (an
+    optional compiled module) counts as the import it tries."""
+    if isinstance(stmt, ast.Try):
+        imports = [s for s in stmt.body if isinstance(s, ast.Import | ast.ImportFrom)]
+        for sub in imports:
+            _record_imports(sub, info, is_package)
+        return bool(imports)
+    if isinstance(stmt, ast.Import):
+        for alias in stmt.names:
+            if alias.asname:
+                info.imports[alias.asname] = (alias.name, None)
+            else:
+                top = alias.name.split(".")[0]
+                info.imports[top] = (top, None)
+        return True
+    if isinstance(stmt, ast.ImportFrom):
+        source = (
+            _package_relative(info.name, stmt.level, stmt.module, is_package)
+            if stmt.level
+            else stmt.module or ""
+        )
+        for alias in stmt.names:
+            info.imports[alias.asname or alias.name] = (source, alias.name)
+        return True
+    return False
+
+
+def _c_source(package: str, name: str) -> str | None:
+    """The C source of the package's compiled module ``name`` (``name.c`` beside the package's
+    Python files), whether or not this install built it: the fingerprint is then the same on
+    installs with and without a C compiler."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / f"{name}.c"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return None
 
 
 def _strip_docstrings(node: ast.AST) -> ast.AST:
@@ -207,6 +236,10 @@ def _follow(
         version = _version_of(source)
         if version:
             collected[f"dist:{version.split('==')[0]}"] = version
+        return
+    c_source = _c_source(source, original) if original else None
+    if c_source is not None:
+        collected[f"{source}.{original}:C source"] = c_source
         return
     if original is None or _is_module(f"{source}.{original}"):
         module = source if original is None else f"{source}.{original}"

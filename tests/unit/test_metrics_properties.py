@@ -7,9 +7,11 @@ import unicodedata
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import TEXT_KERNELS, text_kernel
 from vlmhyperbench.metrics import fast
 from vlmhyperbench.metrics.fast import matches_any, normalize_many, normalized_equal
 from vlmhyperbench.metrics.ngram import bleu, chrf
@@ -43,20 +45,24 @@ options = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.parametrize("kernel", TEXT_KERNELS)
 @settings(max_examples=300, deadline=None)
 @given(strings=st.lists(texts, max_size=8), opts=options)
-def test_normalize_many_equals_one_by_one(strings: list[str], opts: dict) -> None:
-    assert normalize_many(strings, **opts) == [normalize_text(s, **opts) for s in strings]
+def test_normalize_many_equals_one_by_one(kernel: str, strings: list[str], opts: dict) -> None:
+    with text_kernel(kernel):
+        assert normalize_many(strings, **opts) == [normalize_text(s, **opts) for s in strings]
 
 
+@pytest.mark.parametrize("kernel", TEXT_KERNELS)
 @settings(max_examples=300, deadline=None)
 @given(pairs=st.lists(st.tuples(texts, texts), max_size=8), opts=options, chunk=st.integers(1, 4))
 def test_normalized_equal_equals_one_by_one(
-    pairs: list[tuple[str, str]], opts: dict, chunk: int
+    kernel: str, pairs: list[tuple[str, str]], opts: dict, chunk: int
 ) -> None:
     left, right = [a for a, _ in pairs], [b for _, b in pairs]
     expected = [normalize_text(a, **opts) == normalize_text(b, **opts) for a, b in pairs]
-    with mock.patch.object(fast, "_PAIR_CHUNK", chunk):  # several chunks, one pair each too
+    # Several chunks of the numpy path, one pair each too.
+    with text_kernel(kernel), mock.patch.object(fast, "_PAIR_CHUNK", chunk):
         assert normalized_equal(left, right, **opts).tolist() == expected
     # Pairs that only differ by case, ё, spacing, punctuation or Unicode normal form: mostly
     # equal ones.
@@ -67,9 +73,11 @@ def test_normalized_equal_equals_one_by_one(
         normalize_text(a, **opts) == normalize_text(b, **opts)
         for a, b in zip(left, forms + cased, strict=True)
     ]
-    assert normalized_equal(left, forms + cased, **opts).tolist() == expected
+    with text_kernel(kernel):
+        assert normalized_equal(left, forms + cased, **opts).tolist() == expected
 
 
+@pytest.mark.parametrize("kernel", TEXT_KERNELS)
 @settings(max_examples=200, deadline=None)
 @given(
     predictions=st.lists(texts, min_size=1, max_size=8),
@@ -78,7 +86,7 @@ def test_normalized_equal_equals_one_by_one(
     chunk=st.integers(1, 4),
 )
 def test_matches_any_equals_one_by_one(
-    predictions: list[str], data: st.DataObject, opts: dict, chunk: int
+    kernel: str, predictions: list[str], data: st.DataObject, opts: dict, chunk: int
 ) -> None:
     # Mostly one reference per sample (the common case), sometimes several.
     references = [data.draw(st.lists(texts, min_size=1, max_size=3)) for _ in predictions]
@@ -89,16 +97,18 @@ def test_matches_any_equals_one_by_one(
         any(normalize_text(p, **opts) == normalize_text(r, **opts) for r in refs)
         for p, refs in zip(predictions, references, strict=True)
     ]
-    with mock.patch.object(fast, "_PAIR_CHUNK", chunk):
+    with text_kernel(kernel), mock.patch.object(fast, "_PAIR_CHUNK", chunk):
         assert matches_any(predictions, references, **opts).tolist() == expected
 
 
+@pytest.mark.parametrize("kernel", TEXT_KERNELS)
 @settings(max_examples=150, deadline=None)
 @given(predictions=st.lists(texts, min_size=1, max_size=6), data=st.data())
-def test_batch_equals_one_by_one(predictions: list[str], data: st.DataObject) -> None:
+def test_batch_equals_one_by_one(kernel: str, predictions: list[str], data: st.DataObject) -> None:
     references = [data.draw(reference_lists) for _ in predictions]
     for metric in (exact_match, anls, cer, wer):
-        batch = metric.batch(predictions, references)
+        with text_kernel(kernel):
+            batch = metric.batch(predictions, references)
         values = batch["value"] if isinstance(batch, dict) else batch
         expected = [metric(p, r) for p, r in zip(predictions, references, strict=True)]
         np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12, err_msg=metric.__name__)

@@ -1,32 +1,32 @@
 """Vectorised text normalisation and edit distances for the batch paths of the text metrics.
 
 :func:`normalize_many` returns exactly ``[normalize_text(s, ...) for s in strings]`` (tested on
-arbitrary Unicode), but does the per-character work for all strings at once: the strings are
-joined with ``\\x00`` (a code point that NFKC, case folding, punctuation and whitespace handling
-all leave alone, and across which normalisation never reaches), NFKC runs once on the joined
-text, and case folding, ``ё``→``е``, punctuation and whitespace are one table lookup per UTF-16
-code unit in numpy. Strings the table cannot handle exactly (a character whose case folding is
-not one BMP character, a character outside the BMP, ``Σ`` under ``lower``, a decomposed ``ё``)
-are normalised one by one in Python.
+arbitrary Unicode); :func:`normalized_equal` (and :func:`matches_any`, for reference lists)
+answers ``normalize_text(a) == normalize_text(b)`` for many pairs. Both map each character
+through a per-code-point table (:mod:`vlmhyperbench.metrics.tables`) and normalise in Python
+only the strings the table cannot handle alone (a character whose case folding is not one BMP
+character, a character outside the BMP, ``Σ`` under ``lower``, a decomposed ``ё``).
 
-:func:`normalized_equal` (and :func:`matches_any`, for reference lists) answers
-``normalize_text(a) == normalize_text(b)`` for many pairs without building the normalised strings,
-a chunk of pairs at a time so that the arrays stay in the CPU cache: the chunk's strings are
-joined, mapped through the same table (by Arrow, which takes the UTF-16 code units as indices),
-whitespace runs are dropped with one mask, and Arrow compares the mapped code units of each
-pair. With NFKC on, the table also flags every character that NFKC could change in context, so
-that no NFKC pass is needed; pairs holding a flagged character take the :func:`normalize_many`
-path.
+Where the package was built with a C compiler they run on the compiled kernels
+(:mod:`vlmhyperbench.metrics.compiled`), string by string on the Python objects. Otherwise
+they take the numpy/Arrow paths below, with the same values and 2-3× slower:
+
+- :func:`normalize_many` joins the strings with ``\\x00`` (a code point that NFKC, case folding,
+  punctuation and whitespace handling all leave alone, and across which normalisation never
+  reaches), runs NFKC once on the joined text and maps its UTF-16 code units in numpy;
+- :func:`normalized_equal` works a chunk of pairs at a time so that the arrays stay in the CPU
+  cache: the chunk's strings are joined, mapped through the table (by Arrow, which takes the
+  UTF-16 code units as indices), whitespace runs are dropped with one mask, and Arrow compares
+  the mapped code units of each pair. With NFKC on, the table also flags every character that
+  NFKC could change in context, so that no NFKC pass is needed; pairs holding a flagged
+  character take the :func:`normalize_many` path.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import unicodedata
 from collections.abc import Sequence
 from itertools import chain
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -34,110 +34,12 @@ import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
+from vlmhyperbench.metrics import compiled, tables
 from vlmhyperbench.metrics.normalize import CaseMode, normalize_text
+from vlmhyperbench.metrics.tables import SPACE, SPECIAL
 
-_SEP = "\x00"
-_SPECIAL = 0xFFFF  # table value: normalise this string in Python
-_SPACE = 0x20
-_SIGMA = 0x03A3  # str.lower() depends on the context for a capital sigma (final form)
-_COMBINING_DIAERESIS = 0x0308
-_YO = ((0x0451, 0x0435), (0x0401, 0x0415))  # ё → е, Ё → Е
-_HANGUL_JAMO = (0x1100, 0x1200)  # conjoining jamo compose algorithmically under NFKC
+_SEP = "\x00"  # joins strings for the numpy/Arrow paths
 _PAIR_CHUNK = 8192  # pairs per step of normalized_equal and matches_any: arrays stay in cache
-
-
-class _Bmp(NamedTuple):
-    """Per BMP code point: what each normalisation step does to that character alone."""
-
-    casefold: np.ndarray  # the code point of ``c.casefold()`` where ``casefold_single``
-    casefold_single: np.ndarray  # the result is one BMP character, not a surrogate or U+FFFF
-    lower: np.ndarray
-    lower_single: np.ndarray
-    punctuation: np.ndarray  # Unicode category P*
-    space: np.ndarray  # str.isspace
-    nfkc_inert: np.ndarray  # NFKC leaves any text made of such characters unchanged
-
-
-def _single_characters(results: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """For per-code-point results: the code point where a result is one plain BMP character."""
-    codes = np.arange(len(results), dtype=np.int64)
-    lengths = np.fromiter(map(len, results), dtype=np.int64, count=len(results))
-    points = np.frombuffer("".join(results).encode("utf-32-le", "surrogatepass"), np.uint32)
-    first = points[np.minimum(np.cumsum(lengths) - lengths, len(points) - 1)].astype(np.int64)
-    single = (lengths == 1) & ((first < 0xD800) | (first >= 0xE000)) & (first < _SPECIAL)
-    return np.where(single, first, codes), single
-
-
-@functools.lru_cache(maxsize=1)
-def _bmp() -> _Bmp:
-    chars = list(map(chr, range(0x10000)))
-    codes = np.arange(0x10000)
-    casefold, casefold_single = _single_characters(list(map(str.casefold, chars)))
-    lower, lower_single = _single_characters(list(map(str.lower, chars)))
-    kinds = np.frombuffer(
-        "".join(c[0] for c in map(unicodedata.category, chars)).encode("ascii"), np.uint8
-    )
-    space = np.fromiter(map(str.isspace, chars), dtype=bool, count=len(chars))
-    # A character is inert when NFKC keeps it, it is a starter (combining class 0), and nothing
-    # composes with it from the left: every second half of a canonical composition is a mark
-    # (category M*) or a conjoining Hangul jamo (checked against the Unicode data in the tests).
-    # NFKC then decomposes and recomposes each inert character on its own, so a text made only
-    # of them is already in NFKC.
-    nfkc = map(functools.partial(unicodedata.normalize, "NFKC"), chars)
-    stable = np.fromiter(map(operator.eq, nfkc, chars), dtype=bool, count=len(chars))
-    starter = np.fromiter(map(unicodedata.combining, chars), np.int64, len(chars)) == 0
-    jamo = (codes >= _HANGUL_JAMO[0]) & (codes < _HANGUL_JAMO[1])
-    inert = stable & starter & (kinds != ord("M")) & ~jamo
-    return _Bmp(casefold, casefold_single, lower, lower_single, kinds == ord("P"), space, inert)
-
-
-@functools.lru_cache(maxsize=64)
-def _table(
-    case: CaseMode,
-    normalize_yo: bool,
-    strip_punctuation: bool,
-    collapse_spaces: bool,
-    nfkc_inert: bool = False,
-) -> np.ndarray:
-    """Per BMP code unit: the normalised code unit, or ``_SPECIAL``.
-
-    With ``nfkc_inert`` every character that NFKC might change (see :class:`_Bmp`) is special
-    too, so that a text without special code units needs no NFKC.
-    """
-    bmp = _bmp()
-    codes = np.arange(0x10000, dtype=np.int64)
-    if case == "casefold":
-        mapped, special = bmp.casefold.copy(), ~bmp.casefold_single
-    elif case == "lower":
-        mapped, special = bmp.lower.copy(), ~bmp.lower_single | (codes == _SIGMA)
-    else:
-        mapped, special = codes.copy(), np.zeros(0x10000, dtype=bool)
-    special |= ((codes >= 0xD800) & (codes < 0xE000)) | (codes == _SPECIAL)
-    if normalize_yo:
-        special[_COMBINING_DIAERESIS] = True
-        for yo, ye in _YO:
-            mapped[mapped == yo] = ye
-    if strip_punctuation:
-        mapped[bmp.punctuation[mapped]] = _SPACE
-    if collapse_spaces:
-        mapped[bmp.space[mapped]] = _SPACE
-    if nfkc_inert:
-        special |= ~bmp.nfkc_inert
-    table = mapped.astype(np.uint16)
-    table[special] = _SPECIAL
-    table[0] = 0
-    return table
-
-
-@functools.lru_cache(maxsize=64)
-def _arrow_table(
-    case: CaseMode,
-    normalize_yo: bool,
-    strip_punctuation: bool,
-    collapse_spaces: bool,
-    nfkc_inert: bool,
-) -> pa.Array:
-    return pa.array(_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc_inert))
 
 
 def _nfkc_all(strings: list[str], joined: str) -> tuple[list[str], str]:
@@ -171,18 +73,20 @@ def normalize_many(
     strings = list(strings)
     if not strings:
         return []
+    if compiled.built():
+        return compiled.normalize_many(strings, options)
     joined = _SEP.join(strings)
     if joined.count(_SEP) != len(strings) - 1:  # a string holds the separator itself
         return [normalize_text(s, **options) for s in strings]
     if nfkc:
         strings, joined = _nfkc_all(strings, joined)
     codes = np.frombuffer(joined.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
-    mapped = _table(case, normalize_yo, strip_punctuation, collapse_spaces)[codes]
+    mapped = tables.table(case, normalize_yo, strip_punctuation, collapse_spaces)[codes]
     text = mapped.tobytes().decode("utf-16-le", "surrogatepass")
     if collapse_spaces:
         text = _collapse_joined(text)
     parts = text.split(_SEP)
-    special = np.flatnonzero(mapped == _SPECIAL)
+    special = np.flatnonzero(mapped == SPECIAL)
     if special.size:
         separators = np.flatnonzero(codes == 0)
         for index in np.unique(np.searchsorted(separators, special)).tolist():
@@ -220,7 +124,9 @@ def normalized_equal(
     if len(left) != len(right):
         raise ValueError(f"{len(left)} left strings but {len(right)} right strings")
     options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
-    table = _arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
+    if compiled.built():
+        return compiled.match(left, right, options, nested=False)
+    table = tables.arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
     left = left if isinstance(left, list) else list(left)
     right = right if isinstance(right, list) else list(right)
     out = np.empty(len(left), dtype=bool)
@@ -228,7 +134,11 @@ def normalized_equal(
         stop = start + _PAIR_CHUNK
         strings = left[start:stop] + right[start:stop]
         strings.append("")
-        out[start:stop] = _equal_chunk(strings, table, options)
+        try:
+            out[start:stop] = _equal_chunk(strings, table, options)
+        except TypeError:  # not a string: name the sample
+            compiled.match_one_by_one(left, right, range(start, stop), options, nested=False)
+            raise
     return out
 
 
@@ -250,7 +160,9 @@ def matches_any(
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
     options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
-    table = _arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
+    if compiled.built():
+        return compiled.match(predictions, references, options, nested=True)
+    table = tables.arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
     predictions = predictions if isinstance(predictions, list) else list(predictions)
     references = references if isinstance(references, list) else list(references)
     out = np.zeros(len(predictions), dtype=bool)
@@ -259,14 +171,20 @@ def matches_any(
         chunk = references[start:stop]
         strings = predictions[start:stop]
         try:
-            strings += [ref for (ref,) in chunk]  # one reference per sample
-        except ValueError:
-            expected, owner = flatten_references(chunk)
-            hits = normalized_equal([strings[i] for i in owner.tolist()], expected, **options)
-            out[start + owner[hits]] = True
-            continue
-        strings.append("")
-        out[start:stop] = _equal_chunk(strings, table, options)
+            try:
+                strings += [ref for (ref,) in chunk]  # one reference per sample
+            except ValueError:
+                expected, owner = flatten_references(chunk)
+                hits = normalized_equal([strings[i] for i in owner.tolist()], expected, **options)
+                out[start + owner[hits]] = True
+                continue
+            strings.append("")
+            out[start:stop] = _equal_chunk(strings, table, options)
+        except (TypeError, ValueError):  # bad input: name the sample (indices from the start)
+            compiled.match_one_by_one(
+                predictions, references, range(start, stop), options, nested=True
+            )
+            raise
     return out
 
 
@@ -297,11 +215,11 @@ def _equal_chunk(strings: list[str], table: pa.Array, options: dict) -> np.ndarr
     np.add(ends, 1, out=offsets[2::2])
     offsets[1::2] = ends
     if collapse:  # ends - 1 = -1 reads the final separator
-        offsets[1::2] -= mapped[ends - 1] == _SPACE
+        offsets[1::2] -= mapped[ends - 1] == SPACE
     equal = _equal_segments(mapped, offsets, 2 * n)[::2]
-    if mapped.max() == _SPECIAL:
+    if mapped.max() == SPECIAL:
         rows = np.zeros(n, dtype=bool)
-        rows[np.searchsorted(ends, np.flatnonzero(mapped == _SPECIAL)) % n] = True
+        rows[np.searchsorted(ends, np.flatnonzero(mapped == SPECIAL)) % n] = True
         pairs = np.flatnonzero(rows).tolist()
         left, right = [strings[i] for i in pairs], [strings[n + i] for i in pairs]
         equal[pairs] = _equal_in_full(left, right, options)
@@ -311,7 +229,7 @@ def _equal_chunk(strings: list[str], table: pa.Array, options: dict) -> np.ndarr
 def _drop_repeated_spaces(codes: np.ndarray) -> np.ndarray:
     """Drop every space (of mapped strings each followed by a separator, 0) that follows a
     space, a separator or the start: leading spaces and all but the first of each run."""
-    space = codes == _SPACE
+    space = codes == SPACE
     drop = np.empty(len(codes), dtype=bool)
     drop[0] = space[0]
     np.logical_or(space[:-1], codes[:-1] == 0, out=drop[1:])
@@ -357,9 +275,13 @@ def flatten_references(references: Sequence[Sequence[str]]) -> tuple[list[str], 
         return [ref for (ref,) in references], np.arange(len(references))  # one per sample
     except ValueError:  # not one per sample
         pass
+    for i, refs in enumerate(references):
+        if isinstance(refs, str):
+            raise TypeError(f"sample {i}: references must be a list of strings, not a string")
     counts = np.fromiter(map(len, references), dtype=np.int64, count=len(references))
     if np.any(counts == 0):
-        raise ValueError("at least one reference answer is required for every sample")
+        first = int(np.flatnonzero(counts == 0)[0])
+        raise ValueError(f"sample {first}: at least one reference answer is required")
     flat = list(chain.from_iterable(references))
     return flat, np.repeat(np.arange(len(references)), counts)
 

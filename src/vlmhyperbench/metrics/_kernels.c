@@ -36,7 +36,7 @@ typedef struct {
 static int
 reserve(Buffer *buffer, Py_ssize_t size)
 {
-    if (size <= buffer->capacity) {
+    if (size <= buffer->capacity && buffer->data != NULL) {
         return 0;
     }
     Py_ssize_t capacity = size < 256 ? 256 : size * 2;
@@ -148,7 +148,7 @@ match_sample(PyObject *prediction, PyObject *references, int nested, const uint1
             return -1;
         }
         if (other == -2) {
-            status = 2; /* a later reference may still match, but Python decides */
+            status = 2; /* Python decides, unless a later reference matches */
         }
         else if (other == size && memcmp(predicted->data, expected->data, size * 2) == 0) {
             return 1;

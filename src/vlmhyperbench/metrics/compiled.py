@@ -54,7 +54,7 @@ def normalize_many(strings: list[str], options: dict) -> list[str]:
     if parts.count(None) == 0:  # the common case, at C speed
         return parts
     again = [i for i, part in enumerate(parts) if part is None]
-    if again and options["nfkc"]:
+    if options["nfkc"]:
         composed = _composed([strings[i] for i in again])
         retried = _kernels.normalize(composed, _table(options, nfkc_inert=False), collapse)
         for i, part in zip(again, retried, strict=True):
@@ -68,11 +68,9 @@ def normalize_many(strings: list[str], options: dict) -> list[str]:
     return parts
 
 
-def match(left: Sequence[str], right: Sequence, options: dict, *, nested: bool) -> np.ndarray:
+def match(left: list[str], right: list, options: dict, *, nested: bool) -> np.ndarray:
     """Whether ``normalize_text(left[i])`` equals that of any of ``right[i]`` (``nested``: a
     list of references per sample) or of ``right[i]`` itself."""
-    left = left if isinstance(left, list) else list(left)
-    right = right if isinstance(right, list) else list(right)
     collapse = options["collapse_spaces"]
     table = _table(options, nfkc_inert=options["nfkc"])
     status = np.frombuffer(_kernels.match(left, right, table, collapse, nested), np.uint8)

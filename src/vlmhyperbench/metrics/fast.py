@@ -124,22 +124,7 @@ def normalized_equal(
     if len(left) != len(right):
         raise ValueError(f"{len(left)} left strings but {len(right)} right strings")
     options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
-    if compiled.built():
-        return compiled.match(left, right, options, nested=False)
-    table = tables.arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
-    left = left if isinstance(left, list) else list(left)
-    right = right if isinstance(right, list) else list(right)
-    out = np.empty(len(left), dtype=bool)
-    for start in range(0, len(left), _PAIR_CHUNK):
-        stop = start + _PAIR_CHUNK
-        strings = left[start:stop] + right[start:stop]
-        strings.append("")
-        try:
-            out[start:stop] = _equal_chunk(strings, table, options)
-        except TypeError:  # not a string: name the sample
-            compiled.match_one_by_one(left, right, range(start, stop), options, nested=False)
-            raise
-    return out
+    return _match(left, right, options, nested=False)
 
 
 def matches_any(
@@ -152,40 +137,57 @@ def matches_any(
     strip_punctuation: bool = False,
     collapse_spaces: bool = True,
 ) -> np.ndarray:
-    """Whether ``normalize_text(predictions[i], ...)`` equals that of any of ``references[i]``.
-
-    Works a chunk of samples at a time from the input lists to the answers, so that each string
-    is fetched from memory once.
-    """
+    """Whether ``normalize_text(predictions[i], ...)`` equals that of any of ``references[i]``."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
     options = _options(case, nfkc, normalize_yo, strip_punctuation, collapse_spaces)
+    return _match(predictions, references, options, nested=True)
+
+
+def _match(left: Sequence[str], right: Sequence, options: dict, *, nested: bool) -> np.ndarray:
+    """:func:`matches_any` (``nested``: a list of references per sample) or
+    :func:`normalized_equal`, on the compiled kernels or, a chunk of samples at a time from the
+    input lists to the answers (so that each string is fetched from memory once), on the
+    numpy/Arrow path."""
+    left = left if isinstance(left, list) else list(left)
+    right = right if isinstance(right, list) else list(right)
     if compiled.built():
-        return compiled.match(predictions, references, options, nested=True)
-    table = tables.arrow_table(case, normalize_yo, strip_punctuation, collapse_spaces, nfkc)
-    predictions = predictions if isinstance(predictions, list) else list(predictions)
-    references = references if isinstance(references, list) else list(references)
-    out = np.zeros(len(predictions), dtype=bool)
-    for start in range(0, len(predictions), _PAIR_CHUNK):
+        return compiled.match(left, right, options, nested=nested)
+    table = tables.arrow_table(
+        options["case"],
+        options["normalize_yo"],
+        options["strip_punctuation"],
+        options["collapse_spaces"],
+        options["nfkc"],
+    )
+    equal_chunk = _references_chunk if nested else _pairs_chunk
+    out = np.empty(len(left), dtype=bool)
+    for start in range(0, len(left), _PAIR_CHUNK):
         stop = start + _PAIR_CHUNK
-        chunk = references[start:stop]
-        strings = predictions[start:stop]
         try:
-            try:
-                strings += [ref for (ref,) in chunk]  # one reference per sample
-            except ValueError:
-                expected, owner = flatten_references(chunk)
-                hits = normalized_equal([strings[i] for i in owner.tolist()], expected, **options)
-                out[start + owner[hits]] = True
-                continue
-            strings.append("")
-            out[start:stop] = _equal_chunk(strings, table, options)
+            out[start:stop] = equal_chunk(left[start:stop], right[start:stop], table, options)
         except (TypeError, ValueError):  # bad input: name the sample (indices from the start)
-            compiled.match_one_by_one(
-                predictions, references, range(start, stop), options, nested=True
-            )
+            compiled.match_one_by_one(left, right, range(start, stop), options, nested=nested)
             raise
     return out
+
+
+def _pairs_chunk(left: list[str], right: list[str], table: pa.Array, options: dict) -> np.ndarray:
+    return _equal_chunk([*left, *right, ""], table, options)
+
+
+def _references_chunk(
+    predictions: list[str], references: list, table: pa.Array, options: dict
+) -> np.ndarray:
+    try:
+        expected = [ref for (ref,) in references]  # one reference per sample
+    except ValueError:
+        flat, owner = flatten_references(references)
+        hits = _match([predictions[i] for i in owner.tolist()], flat, options, nested=False)
+        out = np.zeros(len(predictions), dtype=bool)
+        out[owner[hits]] = True
+        return out
+    return _equal_chunk([*predictions, *expected, ""], table, options)
 
 
 def _equal_chunk(strings: list[str], table: pa.Array, options: dict) -> np.ndarray:

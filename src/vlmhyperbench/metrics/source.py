@@ -126,6 +126,7 @@ def _record_imports(stmt: ast.stmt, info: _Module, is_package: bool) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
 def _c_source(package: str, name: str) -> str | None:
     """The C source of the package's compiled module ``name`` (``name.c`` beside the package's
     Python files), whether or not this install built it: the fingerprint is then the same on
@@ -256,4 +257,5 @@ def implementation_hash(import_path: str) -> str:
 def clear_caches() -> None:
     """Forget parsed modules (after a source file changed in the same process)."""
     _parse.cache_clear()
+    _c_source.cache_clear()
     importlib.invalidate_caches()

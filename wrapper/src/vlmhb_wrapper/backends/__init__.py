@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "vllm": "vlmhb_wrapper.backends.engine:VLLMBackend",
     "sglang": "vlmhb_wrapper.backends.engine:SGLangBackend",
     "openai": "vlmhb_wrapper.backends.proxy:OpenAIBackend",
+    "tesseract": "vlmhb_wrapper.backends.tesseract:TesseractBackend",
 }
 
 

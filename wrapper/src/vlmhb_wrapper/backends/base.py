@@ -205,6 +205,10 @@ class Backend(ABC):
     supports_penalties: ClassVar[bool] = False
     #: In-process backends need decoded PIL images; proxies forward checked data: URLs.
     needs_decoded_images: ClassVar[bool] = True
+    #: The task kinds (``vqa``, ``ocr``, ...) the backend can serve; None: any. An OCR engine
+    #: answers no question, so it declares ``{"ocr"}``. The benchmark's config validation
+    #: mirrors this in ``vlmhyperbench.backends`` (it must not import backends).
+    task_kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

@@ -25,17 +25,11 @@ $(VENV)/.test-installed: $(VENV)/.demo-installed
 	$(PIP) install --quiet -c constraints.txt -e ".[hf,jit,s3,k8s,test]" -e "./wrapper[hf]"
 	touch $@
 
-# The text metrics' C kernels: rebuilt in place when their source changes (optional: without a
-# C compiler the install warns and the metrics take their numpy paths).
-$(VENV)/.kernels-built: $(VENV)/.demo-installed setup.py src/vlmhyperbench/metrics/_kernels.c
-	$(PIP) install --quiet --no-deps -e .
-	touch $@
-
-demo: $(VENV)/.demo-installed $(VENV)/.kernels-built
+demo: $(VENV)/.demo-installed
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Results: results/summary.csv and results/report/leaderboard.md"
 
-test: $(VENV)/.test-installed $(VENV)/.kernels-built
+test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed

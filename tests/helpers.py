@@ -6,11 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
@@ -115,20 +112,3 @@ def job_counts(output: str) -> dict[str, int]:
         if parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
-
-
-TEXT_KERNELS = ["compiled", "numpy"]
-
-
-@contextmanager
-def text_kernel(kernel: str) -> Iterator[None]:
-    """Run the text metrics' batch normalisation on the compiled kernels or on the numpy/Arrow
-    paths that installs without a C compiler take."""
-    from vlmhyperbench.metrics import compiled
-
-    if kernel == "compiled" and not compiled.built():
-        raise AssertionError("the C extension vlmhyperbench.metrics._kernels was not built")
-    with mock.patch.object(
-        compiled, "_kernels", compiled._kernels if kernel == "compiled" else None
-    ):
-        yield

@@ -16,13 +16,15 @@ from vlmhyperbench.metrics.source import clear_caches, dependency_sources
 def test_builtin_metrics_of_one_module_have_their_own_dependencies() -> None:
     anls = dependency_sources("vlmhyperbench.metrics.text:anls")
     cer = dependency_sources("vlmhyperbench.metrics.text:cer")
-    assert "vlmhyperbench.metrics.text:_anls_form" in anls
-    assert "vlmhyperbench.metrics.text:_anls_form" not in cer
     assert "vlmhyperbench.metrics.text:_error_rows" in cer
     assert "vlmhyperbench.metrics.text:_error_rows" not in anls
     # Shared helpers in other modules of the package are followed through the imports.
-    assert "vlmhyperbench.metrics.fast:normalize_many" in anls
+    assert "vlmhyperbench.metrics.normalize:normalize_text" in anls
     assert "vlmhyperbench.metrics.normalize:collapse_whitespace" in cer
+    assert "vlmhyperbench.metrics.normalize:words" in dependency_sources(
+        "vlmhyperbench.metrics.text:wer"
+    )
+    assert "vlmhyperbench.metrics.normalize:words" not in anls
     assert source_hash("vlmhyperbench.metrics.text:anls") != source_hash(
         "vlmhyperbench.metrics.text:cer"
     )
@@ -139,20 +141,62 @@ def test_unresolvable_implementation_hashes_as_unavailable() -> None:
     assert source_hash("vlmhyperbench.no_such_module:f") == "unavailable"
 
 
-def test_an_optional_compiled_module_counts_with_its_c_source(package: Path) -> None:
-    # The pattern of vlmhyperbench.metrics.fast: a C kernel imported if it was built.
-    (package / "_kern.c").write_text("/* v1 */ int f(void) { return 1; }\n", encoding="utf-8")
-    _edit(
-        package / "helpers.py",
-        "def shared",
-        "try:\n    from fp_pkg import _kern\nexcept ImportError:\n    _kern = None\n\n\ndef shared",
+# The newcomer's edit, on a copy of the package: which registry metrics' score jobs re-run.
+_REGISTRY_HASHES = """
+import json, sys, yaml
+from pathlib import Path
+from vlmhyperbench.fingerprints import source_hash
+out = {}
+for path in sorted(Path(sys.argv[1]).glob("*.yaml")):
+    entry = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out[path.stem] = [source_hash(entry["implementation"]), source_hash(entry.get("aggregate") or "")]
+print(json.dumps(out))
+"""
+
+
+def _registry_hashes(src: Path) -> dict[str, list[str]]:
+    import json
+    import subprocess
+
+    from tests.helpers import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-c", _REGISTRY_HASHES, str(REPO / "config" / "metrics")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
     )
-    _edit(package / "helpers.py", "return text.strip()", "return _kern.f(text) if _kern else text")
-    a, b = _hashes()
-    assert "fp_pkg._kern:C source" in dependency_sources("fp_pkg.metrics:metric_a")
-    _edit(package / "_kern.c", "return 1;", "return 2;")
-    a2, b2 = _hashes()
-    assert a2 != a and b2 != b  # not built here: the source still counts, so installs agree
-    # The built-in metrics: exact_match runs on the kernel (anls and cer too).
-    exact = dependency_sources("vlmhyperbench.metrics.text:exact_match")
-    assert "vlmhyperbench.metrics._kernels:C source" in exact
+    return json.loads(result.stdout)
+
+
+def _rescored(src: Path, file: str, old: str, new: str) -> set[str]:
+    before = _registry_hashes(src)
+    _edit(src / "vlmhyperbench" / "metrics" / file, old, new)
+    after = _registry_hashes(src)
+    return {name for name in before if before[name] != after[name]}
+
+
+def test_editing_exact_match_or_punctuation_rescores_exactly_their_users(tmp_path: Path) -> None:
+    import shutil
+
+    import vlmhyperbench
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        Path(vlmhyperbench.__file__).parent,
+        src / "vlmhyperbench",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    # exact_match's own function: only the metric that is exact_match.
+    changed = _rescored(
+        src, "text.py", '"strip_punctuation": strip_punctuation,', '"strip_punctuation": False,'
+    )
+    assert changed == {"exact_match"}
+    # How punctuation is removed (normalize.py): every metric whose code reaches it, no other.
+    changed = _rescored(src, "normalize.py", '"P")', '"P") and ch not in "-"')
+    uses_punctuation = {"exact_match", "token_f1", "accuracy", "confusion_matrix"}
+    assert uses_punctuation <= changed
+    assert {"anls", "cer", "wer"} <= changed  # they call normalize_text, which can strip it
+    untouched = {"bleu", "chrf", "vqa_accuracy", "kendall_tau", "latency_p50", "json_validity"}
+    assert not changed & untouched

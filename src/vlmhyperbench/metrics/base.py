@@ -6,11 +6,8 @@ passed to metrics whose signature names it) a dict with the manifest fields and 
 record (see :func:`vlmhyperbench.metrics.scoring.sample_view`). It returns a float (``nan`` =
 not applicable, left out of the aggregate) or a ``{field: float}`` mapping (one row per field).
 
-Optional attributes on the function, set with the decorators below:
-
-- ``batch(predictions, references, *, samples=None, **params)``: the same values for many samples
-  at once (a numpy array, or a dict of columns with ``"value"``);
-- ``row_columns(prediction, references, **params)``: extra per-row columns for an aggregate.
+Optional attribute on the function, set with the decorator below:
+``row_columns(prediction, references, **params)``, extra per-row columns for an aggregate.
 """
 
 from __future__ import annotations
@@ -27,16 +24,6 @@ def require_references(references: Sequence[str]) -> Sequence[str]:
     if not references:
         raise ValueError("at least one reference answer is required")
     return references
-
-
-def batched(batch: Callable[..., Any]) -> Callable[[F], F]:
-    """Attach a vectorised implementation that returns the same values as the function."""
-
-    def attach(fn: F) -> F:
-        fn.batch = batch  # type: ignore[attr-defined]
-        return fn
-
-    return attach
 
 
 def with_row_columns(columns: Callable[..., dict[str, Any]]) -> Callable[[F], F]:

@@ -8,6 +8,7 @@ ambiguous and maps to no label, i.e. it counts as wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,13 +31,22 @@ def _norm(text: str) -> str:
 
 def _label_terms(labels: Sequence[str], synonyms: Synonyms | None) -> dict[str, list[str]]:
     """Normalised spellings of every label: the label itself and its synonyms."""
-    synonyms = synonyms or {}
-    unknown = sorted(set(synonyms) - set(labels))
+    frozen = tuple(sorted((k, tuple(v)) for k, v in (synonyms or {}).items()))
+    return _terms(tuple(labels), frozen)
+
+
+@functools.lru_cache(maxsize=64)
+def _terms(
+    labels: tuple[str, ...], synonyms: tuple[tuple[str, tuple[str, ...]], ...]
+) -> dict[str, list[str]]:
+    # Cached: a task's labels are the same for each of its samples.
+    by_label = dict(synonyms)
+    unknown = sorted(set(by_label) - set(labels))
     if unknown:
         raise ValueError(f"synonyms given for unknown labels {unknown}; labels are {list(labels)}")
     terms: dict[str, list[str]] = {}
     for label in labels:
-        spellings = {_norm(t) for t in [label, *synonyms.get(label, [])]}
+        spellings = {_norm(t) for t in [label, *by_label.get(label, ())]}
         terms[label] = sorted(s for s in spellings if s)
     return terms
 

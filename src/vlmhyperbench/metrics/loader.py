@@ -95,7 +95,7 @@ def _callable(reference: str) -> Callable[..., Any]:
 class Metric:
     """A per-sample score function plus its optional hooks and corpus-level aggregate.
 
-    ``batch``, ``row_columns`` are attributes of the score function (see
+    ``row_columns`` is an attribute of the score function (see
     :mod:`vlmhyperbench.metrics.base`); ``details`` an attribute of the aggregate.
     """
 
@@ -104,14 +104,13 @@ class Metric:
     aggregate_path: str | None = None
     aggregate: AggregateFn | None = None
     row_columns: ColumnsFn | None = None
-    batch: Callable[..., Any] | None = None
 
     @property
     def details(self) -> Callable[..., dict[str, Any]] | None:
         return getattr(self.aggregate, "details", None)
 
     def _hooks(self) -> list[Callable[..., Any]]:
-        hooks: list[Any] = [self.score, self.batch, self.row_columns, self.aggregate, self.details]
+        hooks: list[Any] = [self.score, self.row_columns, self.aggregate, self.details]
         for name in ("row_stats", "from_sums", "statistic"):
             hooks.append(getattr(self.aggregate, name, None))
         return [h for h in hooks if h is not None]
@@ -123,13 +122,21 @@ class Metric:
                 return True
         return False
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """A param that neither the metric nor its aggregate takes is a typo: fail loudly."""
-        unknown = sorted(
+    def unknown_params(self, params: Mapping[str, Any]) -> list[str]:
+        """The names in ``params`` that neither the metric nor any of its hooks takes."""
+        return sorted(
             name
             for name in params
             if not any(name in accepted(fn, {name: None}) for fn in self._hooks())
         )
+
+    def accepted_params(self) -> list[str]:
+        """What the score function takes besides prediction, references and sample."""
+        return sorted(_parameters(self.score) - {"prediction", "references", "sample"})
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """A param that neither the metric nor its aggregate takes is a typo: fail loudly."""
+        unknown = self.unknown_params(params)
         if unknown:
             raise ValueError(
                 f"{self.implementation}: unknown parameter(s) {unknown}; "
@@ -140,6 +147,20 @@ class Metric:
     def wants_sample(self) -> bool:
         return "sample" in _parameters(self.score)
 
+    def bind(self, params: Mapping[str, Any]) -> Callable[..., Any]:
+        """``fn(prediction, references, sample=None)`` with the params the score function takes
+        worked out once (reading a signature costs more than most metrics)."""
+        score, kwargs, wants_sample = self.score, accepted(self.score, params), self.wants_sample
+
+        def call(
+            prediction: str, references: Sequence[str], sample: Mapping[str, Any] | None = None
+        ) -> Any:
+            if wants_sample:
+                return score(prediction, list(references), sample=sample, **kwargs)
+            return score(prediction, list(references), **kwargs)
+
+        return call
+
     def call(
         self,
         prediction: str,
@@ -147,10 +168,7 @@ class Metric:
         params: Mapping[str, Any],
         sample: Mapping[str, Any] | None = None,
     ) -> Any:
-        kwargs = accepted(self.score, params)
-        if self.wants_sample:
-            kwargs["sample"] = sample
-        return self.score(prediction, list(references), **kwargs)
+        return self.bind(params)(prediction, references, sample)
 
     def score_one(
         self, prediction: str, references: Sequence[str], params: Mapping[str, Any]
@@ -184,5 +202,4 @@ def load_metric(implementation: str, aggregate: str | None = None) -> Metric:
         aggregate_path=aggregate or None,
         aggregate=aggregate_fn,
         row_columns=getattr(score, "row_columns", None),
-        batch=getattr(score, "batch", None),
     )

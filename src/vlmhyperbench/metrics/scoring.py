@@ -3,8 +3,7 @@
 Every manifest sample gets a row (a per-field metric: one row per field). A sample whose
 prediction errored, is null or has no line at all is scored on the empty string — wrong by
 construction — and its error is recorded, so failures lower the score instead of silently
-shrinking the denominator; the JSON reports the error rate overall and per group. A metric with
-a ``batch`` twin is computed in one vectorised call.
+shrinking the denominator; the JSON reports the error rate overall and per group.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +35,11 @@ BASE_COLUMNS: dict[str, pa.DataType] = {
     "question_type": pa.string(),
     "subset": pa.string(),
     "field": pa.string(),
+    # For the report: the resampling unit (the page), robustness pairs, the question asked.
+    "doc_id": pa.string(),
+    "origin": pa.string(),
+    "severity": pa.float64(),
+    "question": pa.string(),
 }
 
 
@@ -57,10 +60,6 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{path}:{lineno}: duplicate prediction id {record['id']!r}")
         records[record["id"]] = record
     return records
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    return fn is not None and name in accepted(fn, {name: None})
 
 
 def _effective_params(
@@ -116,7 +115,21 @@ def _base_row(sample: Sample, raw: str | None, error: str | None) -> dict[str, A
         "question_type": sample.question_type,
         "subset": sample.subset,
         "field": None if field is None else str(field),
+        "doc_id": _text(sample.meta.get("doc_id")),
+        "origin": _text(sample.meta.get("origin")),
+        "severity": _severity(sample.meta.get("severity")),
+        "question": sample.question,
     }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _severity(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _failure(sample: Sample, metric: Metric, exc: Exception) -> ValueError:
@@ -131,11 +144,12 @@ def _rows_one_by_one(
     params: dict[str, Any],
 ) -> list[dict[str, Any]]:
     rows = []
+    score = metric.bind(params)
     columns_kw = accepted(metric.row_columns, params) if metric.row_columns else {}
     for sample, (raw, text, error), view in zip(samples, inputs, views, strict=True):
         base = _base_row(sample, raw, error)
         try:
-            result = metric.call(text, sample.answers, params, view)
+            result = score(text, sample.answers, view)
             extra = (
                 metric.row_columns(text, sample.answers, **columns_kw) if metric.row_columns else {}
             )
@@ -149,38 +163,6 @@ def _rows_one_by_one(
     return rows
 
 
-def _rows_in_batch(
-    samples: list[Sample],
-    inputs: list[tuple[str | None, str, str | None]],
-    views: list[dict[str, Any] | None],
-    metric: Metric,
-    params: dict[str, Any],
-) -> list[dict[str, Any]] | None:
-    """The batch path; None when it fails (the one-by-one path then names the sample)."""
-    assert metric.batch is not None
-    kwargs = accepted(metric.batch, params)
-    if _accepts(metric.batch, "samples"):
-        kwargs["samples"] = views
-    try:
-        out = metric.batch([t for _, t, _ in inputs], [s.answers for s in samples], **kwargs)
-    except Exception:
-        return None
-    columns = dict(out) if isinstance(out, Mapping) else {"value": out}
-    values = np.asarray(columns.pop("value"), dtype=np.float64)
-    extras = {name: np.asarray(col).tolist() for name, col in columns.items()}
-    rows = []
-    for index, (sample, (raw, _, error)) in enumerate(zip(samples, inputs, strict=True)):
-        row = _base_row(sample, raw, error)
-        row["value"] = float(values[index])
-        row.update({name: col[index] for name, col in extras.items()})
-        rows.append(row)
-    if metric.row_columns and not extras:
-        columns_kw = accepted(metric.row_columns, params)
-        for row, sample, (_, text, _) in zip(rows, samples, inputs, strict=True):
-            row.update(metric.row_columns(text, sample.answers, **columns_kw))
-    return rows
-
-
 def build_score_frame(
     predictions: Mapping[str, dict[str, Any]],
     samples: list[Sample],
@@ -188,16 +170,12 @@ def build_score_frame(
     params: dict[str, Any],
 ) -> pd.DataFrame:
     inputs = [_prediction_text(predictions.get(sample.id)) for sample in samples]
-    wants_sample = metric.wants_sample or _accepts(metric.batch, "samples")
+    wants_sample = metric.wants_sample
     views = [
         sample_view(sample, predictions.get(sample.id), error) if wants_sample else None
         for sample, (_, _, error) in zip(samples, inputs, strict=True)
     ]
-    rows = None
-    if metric.batch is not None and samples:
-        rows = _rows_in_batch(samples, inputs, views, metric, params)
-    if rows is None:
-        rows = _rows_one_by_one(samples, inputs, views, metric, params)
+    rows = _rows_one_by_one(samples, inputs, views, metric, params)
     extra = list(dict.fromkeys(c for row in rows for c in row if c not in BASE_COLUMNS))
     return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *extra])
 

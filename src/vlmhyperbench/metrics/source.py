@@ -7,8 +7,7 @@ helpers, constants, tables, classes, and module-level statements that mention a 
 Definitions are compared as their AST without docstrings, so reformatting or editing comments
 and docs re-runs nothing, while editing one metric changes only its own hash (and a shared
 helper changes the hash of every metric that uses it). Third-party modules the collected code
-imports contribute their distribution version (a new sacrebleu re-scores BLEU), and a compiled
-module of the package its C source (editing ``_kernels.c`` re-scores the metrics that use it).
+imports contribute their distribution version (a new sacrebleu re-scores BLEU).
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ def _parse(module_name: str) -> _Module | None:
 
 def _record_imports(stmt: ast.stmt, info: _Module, is_package: bool) -> bool:
     """Record what an import statement binds; ``try: import … except ImportError: …`` (an
-    optional compiled module) counts as the import it tries."""
+    optional dependency) counts as the import it tries."""
     if isinstance(stmt, ast.Try):
         imports = [s for s in stmt.body if isinstance(s, ast.Import | ast.ImportFrom)]
         for sub in imports:
@@ -124,22 +123,6 @@ def _record_imports(stmt: ast.stmt, info: _Module, is_package: bool) -> bool:
             info.imports[alias.asname or alias.name] = (source, alias.name)
         return True
     return False
-
-
-@functools.lru_cache(maxsize=64)
-def _c_source(package: str, name: str) -> str | None:
-    """The C source of the package's compiled module ``name`` (``name.c`` beside the package's
-    Python files), whether or not this install built it: the fingerprint is then the same on
-    installs with and without a C compiler."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / f"{name}.c"
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    return None
 
 
 def _strip_docstrings(node: ast.AST) -> ast.AST:
@@ -238,10 +221,6 @@ def _follow(
         if version:
             collected[f"dist:{version.split('==')[0]}"] = version
         return
-    c_source = _c_source(source, original) if original else None
-    if c_source is not None:
-        collected[f"{source}.{original}:C source"] = c_source
-        return
     if original is None or _is_module(f"{source}.{original}"):
         module = source if original is None else f"{source}.{original}"
         if attribute:
@@ -257,5 +236,4 @@ def implementation_hash(import_path: str) -> str:
 def clear_caches() -> None:
     """Forget parsed modules (after a source file changed in the same process)."""
     _parse.cache_clear()
-    _c_source.cache_clear()
     importlib.invalidate_caches()

@@ -1,8 +1,9 @@
 """Per-sample text metrics: exact match, ANLS, CER, WER and token F1.
 
 Each is ``score(prediction, references, **params) -> float``; with several references the
-best-scoring one counts. Each has a vectorised ``batch`` twin returning the same values; CER and
-WER also store the edits and the reference length of the chosen reference, from which
+best-scoring one counts. Strings are prepared by :mod:`vlmhyperbench.metrics.normalize` (the only
+place that normalises text); edit distances come from rapidfuzz. CER and WER also store the edits
+and the reference length of the chosen reference (``row_columns``), from which
 :func:`corpus_error_rate` computes the corpus-level rate (Σ edits / Σ reference length).
 """
 
@@ -18,51 +19,12 @@ import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
 from vlmhyperbench.metrics.aggregate import sums_aggregate
-from vlmhyperbench.metrics.base import batched, require_references, with_row_columns
-from vlmhyperbench.metrics.fast import (
-    best_per_sample,
-    flatten_references,
-    lengths,
-    levenshtein_pairs,
-    matches_any,
-    normalize_many,
-)
-from vlmhyperbench.metrics.normalize import normalize_text
+from vlmhyperbench.metrics.base import require_references, with_row_columns
+from vlmhyperbench.metrics.normalize import normalize_text, words
 
 # --- exact match -----------------------------------------------------------------------------
 
 
-def _match_options(
-    case_sensitive: bool,
-    strip_punctuation: bool,
-    normalize_yo: bool,
-    nfkc: bool,
-    collapse_spaces: bool,
-) -> dict[str, Any]:
-    return {
-        "case": None if case_sensitive else "casefold",
-        "strip_punctuation": strip_punctuation,
-        "normalize_yo": normalize_yo,
-        "nfkc": nfkc,
-        "collapse_spaces": collapse_spaces,
-    }
-
-
-def exact_match_batch(
-    predictions: Sequence[str],
-    references: Sequence[Sequence[str]],
-    *,
-    case_sensitive: bool = False,
-    strip_punctuation: bool = True,
-    normalize_yo: bool = True,
-    nfkc: bool = True,
-    collapse_spaces: bool = True,
-) -> np.ndarray:
-    options = _match_options(case_sensitive, strip_punctuation, normalize_yo, nfkc, collapse_spaces)
-    return matches_any(predictions, references, **options).astype(np.float64)
-
-
-@batched(exact_match_batch)
 def exact_match(
     prediction: str,
     references: Sequence[str],
@@ -78,7 +40,13 @@ def exact_match(
     Normalisation (each step a parameter): NFKC, Unicode case folding (Cyrillic included),
     ``ё``→``е``, punctuation (Unicode category P*) → space, whitespace runs → one space + strip.
     """
-    options = _match_options(case_sensitive, strip_punctuation, normalize_yo, nfkc, collapse_spaces)
+    options: dict[str, Any] = {
+        "case": None if case_sensitive else "casefold",
+        "strip_punctuation": strip_punctuation,
+        "normalize_yo": normalize_yo,
+        "nfkc": nfkc,
+        "collapse_spaces": collapse_spaces,
+    }
     predicted = normalize_text(prediction, **options)
     hit = any(predicted == normalize_text(ref, **options) for ref in require_references(references))
     return 1.0 if hit else 0.0
@@ -87,76 +55,37 @@ def exact_match(
 # --- ANLS ------------------------------------------------------------------------------------
 
 
-def _anls_form(text: str) -> str:
-    # The RRC DocVQA script: strip, lower, collapse whitespace — nothing else.
-    return " ".join(text.strip().lower().split())
-
-
-def _anls_from_nl(best_nl: float, threshold: float) -> float:
-    score = 1.0 - best_nl
-    return 0.0 if score < threshold else max(0.0, score)
-
-
-def anls_batch(
-    predictions: Sequence[str], references: Sequence[Sequence[str]], *, threshold: float = 0.5
-) -> np.ndarray:
-    flat, owner = flatten_references(references)
-    predicted = normalize_many(predictions, case="lower", nfkc=False)
-    expected = normalize_many(flat, case="lower", nfkc=False)
-    pred_for_ref = (
-        predicted if len(flat) == len(predicted) else [predicted[o] for o in owner.tolist()]
-    )
-    distance = levenshtein_pairs(pred_for_ref, expected).astype(np.float64)
-    pred_upper = np.fromiter((len(p.upper()) for p in predictions), np.int64, len(predictions))
-    ref_upper = np.fromiter((len(r.upper()) for r in flat), np.int64, len(flat))
-    length = np.maximum(pred_upper[owner], ref_upper).astype(np.float64)
-    nl = np.divide(distance, length, out=np.zeros_like(distance), where=length > 0)
-    if len(expected) == len(predicted):  # one reference per sample
-        best = nl
-    else:
-        best = np.full(len(predicted), np.inf)
-        np.minimum.at(best, owner, nl)
-    score = 1.0 - best
-    return np.where(score < threshold, 0.0, np.maximum(score, 0.0))
-
-
-@batched(anls_batch)
 def anls(prediction: str, references: Sequence[str], *, threshold: float = 0.5) -> float:
     """Average Normalised Levenshtein Similarity for one sample (RRC DocVQA semantics).
 
-    Both strings are stripped, lowercased and whitespace-collapsed; NL = Levenshtein distance /
+    Both strings are stripped, lowercased and whitespace-collapsed (the script's
+    ``" ".join(s.strip().lower().split())``); NL = Levenshtein distance /
     max(len(reference.upper()), len(prediction.upper())) of the *raw* strings (as the official
     script); score = 1 − min NL over references, zeroed only when strictly below ``threshold``,
     so NL == 0.5 exactly still scores 0.5.
     """
-    predicted = _anls_form(prediction)
-    values = []
+    predicted = normalize_text(prediction, case="lower", nfkc=False)
+    best = 1.0
     for ref in require_references(references):
         length = max(len(ref.upper()), len(prediction.upper()))
-        distance = Levenshtein.distance(predicted, _anls_form(ref))
-        values.append(0.0 if length == 0 else distance / length)
-    return _anls_from_nl(min(values), threshold)
+        distance = Levenshtein.distance(predicted, normalize_text(ref, case="lower", nfkc=False))
+        best = min(best, 0.0 if length == 0 else distance / length)
+    score = 1.0 - best
+    return 0.0 if score < threshold else max(0.0, score)
 
 
 # --- CER / WER -------------------------------------------------------------------------------
 
 
-def _error_form(text: str, lowercase: bool, nfkc: bool, collapse_spaces: bool) -> str:
-    text = normalize_text(
-        text, case="casefold" if lowercase else None, nfkc=nfkc, collapse_spaces=collapse_spaces
-    )
-    return text if collapse_spaces else text.strip()
+def _units(measure: str, text: str, lowercase: bool, nfkc: bool, collapse_spaces: bool) -> Any:
+    """The characters (``cer``) or words (``wer``) the error rate counts.
 
-
-def _words(text: str) -> list[str]:
-    return text.split(" ") if text else []
-
-
-def _rate(edits: int, ref_len: int, hyp_len: int) -> float:
-    if ref_len == 0:
-        # Undefined in jiwer: perfect only if the hypothesis is empty too.
-        return 0.0 if hyp_len == 0 else 1.0
-    return edits / ref_len
+    ``collapse_spaces`` off leaves the text as jiwer 4's default transforms do: CER strips the
+    ends only, WER splits words as :func:`~vlmhyperbench.metrics.normalize.words`.
+    """
+    case = "casefold" if lowercase else None
+    text = normalize_text(text, case=case, nfkc=nfkc, collapse_spaces=collapse_spaces)
+    return text.strip() if measure == "cer" else words(text)
 
 
 def _error_rows(
@@ -167,47 +96,21 @@ def _error_rows(
     nfkc: bool,
     collapse_spaces: bool,
 ) -> tuple[float, int, int]:
-    """(best rate, its edits, its reference length) over the references."""
-    hyp = _error_form(prediction, lowercase, nfkc, collapse_spaces)
-    hyp_units: Any = hyp if measure == "cer" else _words(hyp)
+    """(best rate, its edits, its reference length) over the references.
+
+    rate = edits / max(reference length, 1), as jiwer 4: an empty reference scores the number
+    of predicted units (0 when the prediction is empty too).
+    """
+    hyp = _units(measure, prediction, lowercase, nfkc, collapse_spaces)
     best: tuple[float, int, int] | None = None
     for ref in require_references(references):
-        ref_text = _error_form(ref, lowercase, nfkc, collapse_spaces)
-        ref_units: Any = ref_text if measure == "cer" else _words(ref_text)
-        edits = Levenshtein.distance(hyp_units, ref_units)
-        rate = _rate(edits, len(ref_units), len(hyp_units))
+        expected = _units(measure, ref, lowercase, nfkc, collapse_spaces)
+        edits = Levenshtein.distance(hyp, expected)
+        rate = edits / max(len(expected), 1)
         if best is None or rate < best[0]:
-            best = (rate, edits, len(ref_units))
+            best = (rate, edits, len(expected))
     assert best is not None
     return best
-
-
-def _error_batch(
-    measure: str,
-    predictions: Sequence[str],
-    references: Sequence[Sequence[str]],
-    *,
-    clip: bool,
-    lowercase: bool,
-    nfkc: bool,
-    collapse_spaces: bool,
-) -> dict[str, np.ndarray]:
-    options = {"case": "casefold" if lowercase else None, "nfkc": nfkc}
-    flat, owner = flatten_references(references)
-    hyp = normalize_many(predictions, collapse_spaces=collapse_spaces, **options)
-    ref = normalize_many(flat, collapse_spaces=collapse_spaces, **options)
-    if not collapse_spaces:
-        hyp, ref = [h.strip() for h in hyp], [r.strip() for r in ref]
-    hyp_for_ref = hyp if len(flat) == len(hyp) else [hyp[o] for o in owner.tolist()]
-    if measure == "wer":
-        hyp_for_ref, ref = [_words(h) for h in hyp_for_ref], [_words(r) for r in ref]
-    edits = levenshtein_pairs(hyp_for_ref, ref)
-    ref_len, hyp_len = lengths(ref), lengths(hyp_for_ref)
-    rate = np.divide(edits, ref_len, out=np.zeros(len(ref)), where=ref_len > 0)
-    rate = np.where(ref_len == 0, (hyp_len > 0).astype(np.float64), rate)
-    best = best_per_sample(rate, owner, len(hyp), lowest=True)
-    value = np.minimum(rate[best], 1.0) if clip else rate[best]
-    return {"value": value, "edits": edits[best], "ref_len": ref_len[best]}
 
 
 def _error_columns(measure: str):
@@ -215,7 +118,6 @@ def _error_columns(measure: str):
         prediction: str,
         references: Sequence[str],
         *,
-        clip: bool = True,
         lowercase: bool = False,
         nfkc: bool = True,
         collapse_spaces: bool = True,
@@ -228,33 +130,6 @@ def _error_columns(measure: str):
     return columns
 
 
-def cer_batch(
-    predictions: Sequence[str],
-    references: Sequence[Sequence[str]],
-    *,
-    clip: bool = True,
-    lowercase: bool = False,
-    nfkc: bool = True,
-    collapse_spaces: bool = True,
-) -> dict[str, np.ndarray]:
-    options = {"clip": clip, "lowercase": lowercase, "nfkc": nfkc}
-    return _error_batch("cer", predictions, references, collapse_spaces=collapse_spaces, **options)
-
-
-def wer_batch(
-    predictions: Sequence[str],
-    references: Sequence[Sequence[str]],
-    *,
-    clip: bool = True,
-    lowercase: bool = False,
-    nfkc: bool = True,
-    collapse_spaces: bool = True,
-) -> dict[str, np.ndarray]:
-    options = {"clip": clip, "lowercase": lowercase, "nfkc": nfkc}
-    return _error_batch("wer", predictions, references, collapse_spaces=collapse_spaces, **options)
-
-
-@batched(cer_batch)
 @with_row_columns(_error_columns("cer"))
 def cer(
     prediction: str,
@@ -269,14 +144,12 @@ def cer(
 
     (S + D + I) / reference length on NFKC text with whitespace collapsed (``collapse_spaces``;
     off: only stripped, as jiwer's default). An empty prediction against a non-empty reference
-    scores 1.0; an empty reference scores 0 with an empty prediction, else 1. With ``clip`` the
-    rate is capped at 1 (insertions can exceed it).
+    scores 1.0. With ``clip`` the rate is capped at 1 (insertions can exceed it).
     """
     rate, _, _ = _error_rows("cer", prediction, references, lowercase, nfkc, collapse_spaces)
     return min(1.0, rate) if clip else rate
 
 
-@batched(wer_batch)
 @with_row_columns(_error_columns("wer"))
 def wer(
     prediction: str,
@@ -287,8 +160,9 @@ def wer(
     nfkc: bool = True,
     collapse_spaces: bool = True,
 ) -> float:
-    """Word error rate against the closest reference; same conventions as :func:`cer`, words
-    being the space-separated tokens after whitespace collapsing."""
+    """Word error rate against the closest reference; same conventions as :func:`cer`. With
+    ``clip: false, nfkc: false, collapse_spaces: false`` it is jiwer 4's ``wer(reference,
+    prediction)``."""
     rate, _, _ = _error_rows("wer", prediction, references, lowercase, nfkc, collapse_spaces)
     return min(1.0, rate) if clip else rate
 
@@ -298,14 +172,13 @@ def _error_stats(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _error_from_sums(sums: np.ndarray) -> np.ndarray:
-    edits, ref_len = sums[..., 0], sums[..., 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ref_len > 0, edits / np.where(ref_len > 0, ref_len, 1), np.nan)
+    return sums[..., 0] / np.maximum(sums[..., 1], 1.0)
 
 
 @sums_aggregate(_error_stats, _error_from_sums)
 def corpus_error_rate(frame: pd.DataFrame) -> float:
-    """Corpus-level CER/WER: Σ edits / Σ reference length over the group's rows (no clipping)."""
+    """Corpus-level CER/WER: Σ edits / max(Σ reference length, 1) over the group's rows (no
+    clipping) — jiwer's ``wer(references, predictions)`` on the whole list."""
     return float(_error_from_sums(_error_stats(frame).sum(axis=0)))
 
 

@@ -160,3 +160,65 @@ def test_snakemake_schema_validation_rejects_unknown_top_level_key(workdir: Path
     result = snakemake(workdir, "-n", check=False)
     assert result.returncode != 0
     assert "modles" in result.stdout + result.stderr
+
+
+# --- metric implementations are resolved at validation, before any job -----------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"implementation": "vlmhyperbench.metrics.txet:anls"},
+            "anls.yaml: implementation: 'vlmhyperbench.metrics.txet:anls': cannot import module "
+            "'vlmhyperbench.metrics.txet'",
+        ),
+        (
+            {"implementation": "vlmhyperbench.metrics.text:anlss"},
+            "anls.yaml: implementation: 'vlmhyperbench.metrics.text:anlss': module "
+            "'vlmhyperbench.metrics.text' has no attribute 'anlss'",
+        ),
+        (
+            {"implementation": "no_such_plugin_metric"},
+            "anls.yaml: implementation: 'no_such_plugin_metric': no entry point of that name",
+        ),
+        (
+            {"aggregate": "vlmhyperbench.metrics.text:corpus_rate"},
+            "anls.yaml: aggregate: 'vlmhyperbench.metrics.text:corpus_rate': module "
+            "'vlmhyperbench.metrics.text' has no attribute 'corpus_rate'",
+        ),
+        (
+            {"params": {"thresold": 0.5}},
+            "anls.yaml: params.thresold: vlmhyperbench.metrics.text:anls takes no parameter "
+            "'thresold' (it takes: threshold)",
+        ),
+    ],
+)
+def test_metric_typo_names_the_registry_file_and_key(
+    workdir: Path, changes: dict, expected: str
+) -> None:
+    edit(workdir / "config" / "metrics" / "anls.yaml", **changes)
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    assert expected in str(err.value)
+
+
+def test_metric_typo_stops_validate_and_snakemake_before_any_job(workdir: Path) -> None:
+    import subprocess
+    import sys
+
+    path = workdir / "config" / "metrics" / "cer.yaml"
+    edit(path, params={"clip": True, "lowercsae": True})
+    expected = f"{path}: params.lowercsae: vlmhyperbench.metrics.text:cer takes no parameter"
+    validate = subprocess.run(
+        [sys.executable, "-m", "vlmhyperbench.cli", "validate"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
+    assert validate.returncode != 0
+    assert expected.replace(f"{workdir}/", "") in validate.stdout + validate.stderr
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    assert "cer.yaml: params.lowercsae" in result.stdout + result.stderr
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()

@@ -24,6 +24,10 @@ PARQUET_COLUMNS = [
     "question_type",
     "subset",
     "field",
+    "doc_id",
+    "origin",
+    "severity",
+    "question",
 ]
 
 
@@ -376,3 +380,31 @@ def test_entry_point_metric_is_loaded_by_name(tmp_path: Path, manifest: Path, mo
     assert result["overall"]["value"] == 0.25
     with pytest.raises(MetricLoadError, match="no entry point of that name"):
         _score(tmp_path, predictions, manifest, implementation="my_emm")
+
+
+def test_wer_corpus_with_normalisation_off_is_jiwers(tmp_path: Path) -> None:
+    import jiwer
+
+    hyps = ["улица  Ленина дом 5", "\tкот сидел ", "a b c", "", "ё  ж"]
+    refs = ["улица Ленина дом 7", "кот сидит на ковре", "a  b c d", "пусто", "ё ж з"]
+    samples = [Sample(id=f"w{i}", answers=[r]) for i, r in enumerate(refs)]
+    manifest = write_manifest(tmp_path / "wer", samples)
+    predictions = _write_predictions(
+        tmp_path / "p.jsonl", [_record(f"w{i}", h) for i, h in enumerate(hyps)]
+    )
+    off = {"clip": False, "nfkc": False, "collapse_spaces": False}
+    per_sample = _score(
+        tmp_path, predictions, manifest, implementation="vlmhyperbench.metrics.text:wer", params=off
+    )
+    frame = pd.read_parquet(tmp_path / "out" / "exact_match.parquet")
+    assert frame["value"].tolist() == [jiwer.wer(r, h) for h, r in zip(hyps, refs, strict=True)]
+    assert per_sample["overall"]["value"] == pytest.approx(frame["value"].mean())
+    corpus = _score(
+        tmp_path,
+        predictions,
+        manifest,
+        implementation="vlmhyperbench.metrics.text:wer",
+        aggregate_impl="vlmhyperbench.metrics.text:corpus_error_rate",
+        params=off,
+    )
+    assert corpus["overall"]["value"] == pytest.approx(jiwer.wer(refs, hyps), abs=1e-12)

@@ -101,6 +101,7 @@ def load_registry(
                     unknown_name("config", f"overrides.{kind}.{name}", kind[:-1], name, entries)
                 )
     _check_references(registry)
+    _check_metric_implementations(registry)
     return registry
 
 
@@ -123,5 +124,32 @@ def _check_references(registry: Registry) -> None:
                     f"{path}: metrics[{index}]: metric {metric_name!r} does not fit a "
                     f"{task.kind!r} task (it fits: {', '.join(metric.task_kinds)})"
                 )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _check_metric_implementations(registry: Registry) -> None:
+    """Resolve every metric's ``implementation`` and ``aggregate`` and check its ``params``
+    against their signatures now, so a typo stops the run before inference, not at scoring."""
+    from vlmhyperbench.metrics.loader import MetricLoadError, load_metric
+
+    problems: list[str] = []
+    for name, entry in registry.metrics.items():
+        path = registry.path_of("metrics", name)
+        try:
+            metric = load_metric(entry.implementation)
+        except MetricLoadError as exc:
+            problems.append(f"{path}: implementation: {exc}")
+            continue
+        try:
+            metric = load_metric(entry.implementation, entry.aggregate)
+        except MetricLoadError as exc:
+            problems.append(f"{path}: aggregate: {exc}")
+            continue
+        for param in metric.unknown_params(entry.params):
+            problems.append(
+                f"{path}: params.{param}: {entry.implementation} takes no parameter "
+                f"{param!r} (it takes: {', '.join(metric.accepted_params()) or 'none'})"
+            )
     if problems:
         raise ConfigError("\n".join(problems))

@@ -45,8 +45,8 @@ class Sample(BaseModel):
     @classmethod
     def _relative_images(cls, images: list[str]) -> list[str]:
         for image in images:
-            parts = Path(image).parts
-            if Path(image).is_absolute() or ".." in parts:
+            # The string checks first: Path() for every image of 100k samples costs seconds.
+            if image.startswith("/") or (".." in image and ".." in Path(image).parts):
                 raise ValueError(f"image path must be relative to the dataset folder: {image!r}")
         return images
 
@@ -80,10 +80,15 @@ def read_manifest(path: str | Path) -> list[Sample]:
         if not line.strip():
             continue
         try:
-            sample = Sample.model_validate(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+            sample = Sample.model_validate_json(line)
         except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as decode_error:
+                    raise ManifestError(
+                        f"{path}:{lineno}: not valid JSON: {decode_error.msg}"
+                    ) from exc
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "<sample>"
             raise ManifestError(f"{path}:{lineno}: {where}: {first['msg']}") from exc

@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from vlmhyperbench import containers
+from vlmhyperbench.backends import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.plan import Plan, alternation
 from vlmhyperbench.s3 import (
@@ -53,6 +54,26 @@ def _check_storage():
 _check_storage()
 
 
+def _check_engines():
+    """A local run stops before any job when the machine lacks what a model's backend needs
+    (e.g. Tesseract's language data), with what to install. Containers bring their own.
+    """
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    if not workflow.local_exec or workflow.dryrun:
+        return
+    if DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method:
+        return
+    problems = preflight_problems(list(EXPERIMENT.models.values()))
+    if problems:
+        raise WorkflowError(
+            "this machine cannot serve every model:\n" + "\n".join(problems)
+        )
+
+
+_check_engines()
+
+
 wildcard_constraints:
     model=alternation(list(EXPERIMENT.models)),
     task=alternation(list(EXPERIMENT.tasks)),
@@ -93,7 +114,9 @@ def get_journal(model):
 
 
 def get_score_fingerprint(metric):
-    return lambda wildcards: PLAN.score_fingerprint(metric, wildcards.task)
+    return lambda wildcards: PLAN.score_fingerprint(
+        metric, wildcards.task, wildcards.model
+    )
 
 
 def get_predictions(wildcards):

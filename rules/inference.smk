@@ -13,6 +13,9 @@ for model_name, model_entry in EXPERIMENT.models.items():
         log:
             main=f"logs/predict/{model_name}/{{task}}.log",
             wrapper=f"logs/predict/{model_name}/{{task}}.wrapper.log",
+        wildcard_constraints:
+            # only the tasks the run matrix pairs with this model
+            task=alternation(EXPERIMENT.tasks_of(model_name)),
         conda:
             containers.model_env_file(model_entry)
         container:

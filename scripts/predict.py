@@ -9,7 +9,10 @@ from vlmhyperbench.logsetup import setup_logging
 log = setup_logging(snakemake.log.main)
 try:
     stats = run_predict_job(
-        load_experiment(snakemake.config),
+        # the pair's own entries (a run block's overrides and limit)
+        load_experiment(snakemake.config).for_pair(
+            snakemake.params.model, snakemake.wildcards.task
+        ),
         model_name=snakemake.params.model,
         task_name=snakemake.wildcards.task,
         manifest_path=Path(snakemake.input.manifest),

@@ -8,7 +8,10 @@ from vlmhyperbench.selection import select_samples
 
 log = setup_logging(snakemake.log[0])
 try:
-    experiment = load_experiment(snakemake.config)
+    # the pair's own entries (a run block's overrides and limit)
+    experiment = load_experiment(snakemake.config).for_pair(
+        snakemake.wildcards.model, snakemake.wildcards.task
+    )
     metric = experiment.registry.metrics[snakemake.params.metric]
     task = experiment.registry.tasks[snakemake.wildcards.task]
     result = score_predictions(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vlmhyperbench.cli_profile import profile_app
-from vlmhyperbench.config import ConfigError, load_experiment
+from vlmhyperbench.config import ConfigError, Experiment, load_experiment
 
 app = typer.Typer(help="VLMHyperBench command line.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
@@ -25,7 +25,7 @@ console = Console()
 def validate(
     config: Annotated[Path, typer.Option(help="Experiment config.")] = Path("config/config.yaml"),
 ) -> None:
-    """Validate the config and every registry entry; print the models × tasks × metrics plan."""
+    """Validate the config and every registry entry; print the tasks and the run matrix."""
     try:
         experiment = load_experiment(config_path=config)
     except ConfigError as error:
@@ -37,9 +37,33 @@ def validate(
     for name, task in experiment.tasks.items():
         table.add_row(name, task.kind, task.dataset, ", ".join(task.metrics))
     console.print(table)
-    console.print(
-        "models: " + ", ".join(f"{n} ({m.backend})" for n, m in experiment.models.items())
-    )
+    console.print(matrix_table(experiment))
+
+
+def matrix_table(experiment: Experiment) -> Table:
+    """Models (rows) × tasks (columns): ✓ where the pair runs (with its limit, and the block
+    that listed it when there are several), · where it does not."""
+    blocks = {pair.block for pair in experiment.pairs}
+    table = Table(title=f"run matrix: {len(experiment.pairs)} (model, task) pairs")
+    table.add_column("model (backend)")
+    for task in experiment.tasks:
+        table.add_column(task, justify="center")
+    for name, model in experiment.models.items():
+        cells = []
+        for task in experiment.tasks:
+            try:
+                pair = experiment.pair(name, task)
+            except KeyError:
+                cells.append("·")
+                continue
+            cell = "✓"
+            if pair.task_entry.limit is not None:
+                cell += f" ≤{pair.task_entry.limit}"
+            if len(blocks) > 1:
+                cell += f" {pair.block.rstrip('.') or 'models×tasks'}"
+            cells.append(cell)
+        table.add_row(f"{name} ({model.backend})", *cells)
+    return table
 
 
 @dataset_app.command("demo")

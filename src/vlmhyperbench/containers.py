@@ -26,6 +26,8 @@ ENV_FILES = {
     "sglang": "../envs/inference-sglang.yaml",
     # The openai backend only proxies an endpoint: the HF env has everything it needs.
     "openai": "../envs/inference-hf.yaml",
+    # Tesseract in-process: tesserocr is in the HF env (language data from the system).
+    "tesseract": "../envs/inference-hf.yaml",
 }
 
 

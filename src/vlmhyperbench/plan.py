@@ -141,7 +141,7 @@ class Plan:
         return f"{JOURNAL_DIR}/{model}/{task}.jsonl"
 
     def predict_fingerprint(self, model: str, task: str) -> str:
-        registry = self.experiment.registry
+        registry = self.experiment.for_pair(model, task).registry  # the run block's entries
         task_entry = registry.tasks[task]
         return predict_fingerprint(
             registry.models[model],
@@ -154,24 +154,21 @@ class Plan:
     def score(self, model: str, task: str, metric: str, ext: str) -> str:
         return f"{RESULTS_DIR}/scores/{model}/{task}/{metric}.{ext}"
 
-    def score_fingerprint(self, metric: str, task: str) -> str:
-        registry = self.experiment.registry
+    def score_fingerprint(self, metric: str, task: str, model: str | None = None) -> str:
+        experiment = self.experiment if model is None else self.experiment.for_pair(model, task)
+        registry = experiment.registry
         return score_fingerprint(registry.metrics[metric], registry.tasks[task])
 
     def all_scores(self, ext: str = "json") -> list[str]:
+        """Only the run matrix's (model, task) pairs."""
         return [
-            self.score(model, task, metric, ext)
-            for model in self.experiment.models
-            for task, entry in self.experiment.tasks.items()
-            for metric in entry.metrics
+            self.score(pair.model, pair.task, metric, ext)
+            for pair in self.experiment.pairs
+            for metric in pair.task_entry.metrics
         ]
 
     def all_predictions(self) -> list[str]:
-        return [
-            self.predictions(model, task)
-            for model in self.experiment.models
-            for task in self.experiment.tasks
-        ]
+        return [self.predictions(pair.model, pair.task) for pair in self.experiment.pairs]
 
     # ------------------------------------------------------------------ final
     summary_parquet = f"{RESULTS_DIR}/summary.parquet"

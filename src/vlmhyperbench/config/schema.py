@@ -14,7 +14,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=100)]
 
 TaskKind = Literal["vqa", "classification", "extraction", "ocr", "ordering"]
-BackendName = Literal["hf", "vllm", "sglang", "openai"]
+# What each backend can serve and needs is described in vlmhyperbench.backends.
+BackendName = Literal["hf", "vllm", "sglang", "openai", "tesseract"]
 
 
 class Strict(BaseModel):
@@ -134,6 +135,10 @@ class EngineArgs(Strict):
     chat_template: str | None = None
     torch_threads: int | None = Field(default=None, gt=0)
     extra_args: list[str] = Field(default_factory=list)
+    # tesseract: languages in Tesseract's form, page segmentation mode, OCR engine mode
+    languages: str | None = Field(default=None, pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    psm: int | None = Field(default=None, ge=0, le=13)
+    oem: int | None = Field(default=None, ge=0, le=3)
 
 
 class Generation(Strict):
@@ -168,6 +173,13 @@ class ModelEntry(Strict):
     def _openai_needs_endpoint(self) -> ModelEntry:
         if self.backend == "openai" and self.endpoint is None:
             raise ValueError("backend 'openai' needs an endpoint: {base_url: …}")
+        if self.backend == "tesseract" and not isinstance(
+            self.source, LocalModelSource | S3ModelSource
+        ):
+            raise ValueError(
+                "backend 'tesseract' reads its language data from a tessdata folder: "
+                "source: {type: local, path: /usr/share/tesseract-ocr/5/tessdata} (or s3)"
+            )
         return self
 
 
@@ -281,12 +293,42 @@ class ContainerSettings(Strict):
     tag: str = Field(default="0.1.0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-class ExperimentConfig(Strict):
-    name: str = "experiment"
-    registry_dir: str = "config"
+class RunOverrides(Strict):
+    """A run block's own partial entries, for its (model, task) pairs only. Datasets and
+    metrics are shared by every block: override those at the top level."""
+
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class RunBlock(Strict):
+    """``models × tasks``, optionally with the block's own overrides and a sample limit."""
+
     models: list[Name] = Field(min_length=1)
     tasks: list[Name] = Field(min_length=1)
+    overrides: RunOverrides = Field(default_factory=RunOverrides)
+    limit: int | None = Field(default=None, gt=0)
+
+
+class ExperimentConfig(Strict):
+    """The run matrix is the union of the blocks in ``runs``; the top-level ``models`` ×
+    ``tasks`` (the original form) is one more block."""
+
+    name: str = "experiment"
+    registry_dir: str = "config"
+    models: list[Name] = Field(default_factory=list)
+    tasks: list[Name] = Field(default_factory=list)
+    runs: list[RunBlock] = Field(default_factory=list)
     overrides: Overrides = Field(default_factory=Overrides)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     containers: ContainerSettings = Field(default_factory=ContainerSettings)
+
+    @model_validator(mode="after")
+    def _some_run(self) -> ExperimentConfig:
+        if bool(self.models) != bool(self.tasks):
+            given, missing = ("models", "tasks") if self.models else ("tasks", "models")
+            raise ValueError(f"{given} is given without {missing}: list both, or use runs")
+        if not self.models and not self.runs:
+            raise ValueError("nothing to run: give models and tasks, or runs")
+        return self

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vlmhb_wrapper import __version__
@@ -40,7 +41,11 @@ from vlmhb_wrapper.errors import (
 )
 from vlmhb_wrapper.media import MediaLoader
 from vlmhb_wrapper.metrics import WrapperMetrics
-from vlmhb_wrapper.prompt import GenerationDefaults, build_generation_request
+from vlmhb_wrapper.prompt import (
+    GenerationDefaults,
+    build_generation_request,
+    check_raw_text_budget,
+)
 from vlmhb_wrapper.schemas import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -51,7 +56,7 @@ from vlmhb_wrapper.schemas import (
     Performance,
     Usage,
 )
-from vlmhb_wrapper.security import BodySizeLimitMiddleware, api_key_matches
+from vlmhb_wrapper.security import APIKeyMiddleware, BodySizeLimitMiddleware, api_key_matches
 from vlmhb_wrapper.telemetry import performance_of
 
 logger = logging.getLogger(__name__)
@@ -125,10 +130,15 @@ def create_app(
     app.state.backend = backend
     app.state.metrics = metrics
     _install_error_handlers(app)
+    # The last added runs first: the request counter, the key (401 before the body is read),
+    # the body limit (413 while reading), then the routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_request_bytes)
+    if api_key is not None:
+        app.add_middleware(APIKeyMiddleware, api_key=api_key)
     app.add_middleware(_CountRequests, metrics=metrics)
 
     async def require_api_key(request: Request) -> None:
+        # APIKeyMiddleware has refused these before the body was read; kept as a second lock.
         if api_key is not None and not api_key_matches(request.headers, api_key):
             raise AuthenticationError(
                 "Incorrect or missing API key: send `Authorization: Bearer <key>` "
@@ -158,7 +168,11 @@ def create_app(
         return ModelCard(id=backend.model_name, created=created)
 
     @app.post("/v1/chat/completions", dependencies=[Depends(require_api_key)])
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
+    async def chat_completions(request: Request) -> Response:
+        raw = await request.body()
+        check_raw_text_budget(raw, gen_defaults.max_request_chars)
+        body = _parse_chat_request(raw)
+        del raw
         arrival = time.perf_counter()
         if body.model != backend.model_name:
             raise _model_not_found(body.model, backend.model_name)
@@ -347,6 +361,15 @@ class _CountRequests:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.inc(1, route, seen["status"], seen["stream"])
+
+
+def _parse_chat_request(raw: bytes) -> ChatCompletionRequest:
+    """Validate the JSON body straight from its bytes (pydantic's parser: no intermediate
+    document string or dict, so a large body costs about its own size once more)."""
+    try:
+        return ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 def _model_not_found(requested: str, served: str) -> ModelNotFoundError:

@@ -118,13 +118,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the server fetch http(s) image URLs (off by default)",
     )
-    security.add_argument("--max-request-bytes", type=_positive_int, default=64 * 1024 * 1024)
+    security.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=64 * 1024 * 1024,
+        help="request body limit, enforced while reading (default: 64 MiB)",
+    )
+    security.add_argument(
+        "--max-request-chars",
+        type=_positive_int,
+        default=GenerationDefaults.max_request_chars,
+        help="characters of text in all messages of a request, checked before tokenising "
+        "(default: %(default)s)",
+    )
     security.add_argument("--max-images-per-request", type=_positive_int, default=16)
     security.add_argument(
         "--max-image-bytes", type=_positive_int, default=MediaLimits.max_image_bytes
     )
     security.add_argument(
-        "--max-image-pixels", type=_positive_int, default=MediaLimits.max_image_pixels
+        "--max-image-pixels",
+        type=_positive_int,
+        default=MediaLimits.max_image_pixels,
+        help="width x height of one image, from its header (default: %(default)s)",
+    )
+    security.add_argument(
+        "--max-request-pixels",
+        type=_positive_int,
+        default=MediaLimits.max_request_pixels,
+        help="width x height of all images of a request, from their headers, before any is "
+        "decoded (default: %(default)s)",
     )
 
     hf = serve.add_argument_group("hf backend")
@@ -317,7 +339,9 @@ def serve(args: argparse.Namespace) -> None:
         media_loader=MediaLoader(
             allowed_media_roots=tuple(args.allowed_media_root),
             limits=MediaLimits(
-                max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels
+                max_image_bytes=args.max_image_bytes,
+                max_image_pixels=args.max_image_pixels,
+                max_request_pixels=args.max_request_pixels,
             ),
             allow_remote=args.allow_remote_media,
         ),
@@ -325,6 +349,7 @@ def serve(args: argparse.Namespace) -> None:
             default_max_tokens=min(args.default_max_tokens, args.max_new_tokens_limit),
             max_new_tokens_limit=args.max_new_tokens_limit,
             max_images_per_request=args.max_images_per_request,
+            max_request_chars=args.max_request_chars,
         ),
         max_request_bytes=args.max_request_bytes,
     )

@@ -11,20 +11,24 @@ Accepted sources:
   client already holds the bytes, and a server fetching URLs for clients is an SSRF vector).
 
 Limits are enforced before work is done: the byte size before decoding base64 / reading a
-file / while downloading; the pixel count from the image *header*, before any pixel data is
-decoded (a decompression bomb is refused without being inflated). Both are HTTP 413; any other
-problem is a 400 with a message that says what was wrong.
+file / while downloading; the pixel count of each image and of all images of a request from
+the image *headers*, before any pixel data is decoded (a decompression bomb, or many large
+images in a small request, is refused without being inflated: every header of a request is
+checked before its first image is decoded). All are HTTP 413 naming the limit and the
+``vlmhb-wrapper serve`` flag that sets it; any other problem is a 400 with a message that says
+what was wrong.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import os
 import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -50,9 +54,21 @@ _MIME = {
 
 @dataclass(frozen=True)
 class MediaLimits:
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
+    max_image_bytes: int = 20 * 1024 * 1024  # --max-image-bytes
+    max_image_pixels: int = 50_000_000  # --max-image-pixels: one image (width x height)
+    max_request_pixels: int = 100_000_000  # --max-request-pixels: all images of a request
     remote_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class _Probed:
+    """An image's bytes and what its header says, before any pixel is decoded."""
+
+    data: bytes
+    keep_url: bool
+    width: int
+    height: int
+    format: str | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,38 @@ class MediaLoader:
 
         Raises :class:`InvalidRequestError` (400) or :class:`PayloadTooLargeError` (413).
         """
+        return self.load_many([url], decode=decode)[0]
+
+    def load_many(self, urls: Sequence[str], *, decode: bool = True) -> list[ImageSegment]:
+        """The images of one request: every one is read and its header checked (bytes, pixels
+        per image, pixels of the request so far) before the first is decoded."""
+        probed: list[_Probed] = []
+        total = 0
+        for index, url in enumerate(urls, start=1):
+            image = self._probe(url)
+            total += image.width * image.height
+            if total > self.limits.max_request_pixels:
+                raise PayloadTooLargeError(
+                    f"the request's images have {total} pixels after image {index} of "
+                    f"{len(urls)} ({image.width}x{image.height}); limit is "
+                    f"{self.limits.max_request_pixels} pixels per request "
+                    "(set with --max-request-pixels); nothing was decoded",
+                    param=_PARAM,
+                    code="request_pixels_too_large",
+                )
+            probed.append(image)
+        segments = []
+        for image, url in zip(probed, urls, strict=True):
+            decoded = self._decode(image.data) if decode else None
+            data_url = url if image.keep_url else _to_data_url(image.data, image.format)
+            segments.append(
+                ImageSegment(
+                    data_url=data_url, width=image.width, height=image.height, image=decoded
+                )
+            )
+        return segments
+
+    def _probe(self, url: str) -> _Probed:
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme == "data":
             data, keep_url = self._read_data_url(url), True
@@ -86,9 +134,8 @@ class MediaLoader:
             data, keep_url = self._fetch(url), False
         else:
             raise _bad("image_url must be a data: URL (base64) or a file:// URL")
-        image, width, height, fmt = self._check(data, decode=decode)
-        data_url = url if keep_url else _to_data_url(data, fmt)
-        return ImageSegment(data_url=data_url, width=width, height=height, image=image)
+        width, height, fmt = self._check_header(data)
+        return _Probed(data, keep_url, width, height, fmt)
 
     # ------------------------------------------------------------------------------ sources
 
@@ -106,8 +153,7 @@ class MediaLoader:
             payload = "".join(payload.split())  # tolerate line breaks in the base64 text
         if len(payload) * 3 // 4 > self.limits.max_image_bytes + 3:
             raise _too_large(
-                f"image has about {len(payload) * 3 // 4} bytes, "
-                f"limit is {self.limits.max_image_bytes}"
+                f"image has about {len(payload) * 3 // 4} bytes, {self._bytes_limit()}"
             )
         try:
             return base64.b64decode(payload, validate=True)
@@ -149,12 +195,10 @@ class MediaLoader:
             if not stat.S_ISREG(info.st_mode):
                 raise _bad(f"image path is not a regular file: {raw_path}")
             if info.st_size > self.limits.max_image_bytes:
-                raise _too_large(
-                    f"image file has {info.st_size} bytes, limit is {self.limits.max_image_bytes}"
-                )
+                raise _too_large(f"image file has {info.st_size} bytes, {self._bytes_limit()}")
             data = handle.read(self.limits.max_image_bytes + 1)
         if len(data) > self.limits.max_image_bytes:
-            raise _too_large(f"image file is over the limit of {self.limits.max_image_bytes}")
+            raise _too_large(f"image file is too large: {self._bytes_limit()}")
         return data
 
     def _require_inside_roots(self, path: Path, shown: Path) -> None:
@@ -177,49 +221,55 @@ class MediaLoader:
                     raise _bad(f"fetching the image failed: HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
-                    raise _too_large(f"remote image has {declared} bytes, limit is {limit}")
+                    raise _too_large(f"remote image has {declared} bytes, {self._bytes_limit()}")
                 buf = bytearray()
                 for chunk in response.iter_bytes():
                     buf += chunk
                     if len(buf) > limit:
-                        raise _too_large(f"remote image is over the limit of {limit} bytes")
+                        raise _too_large(f"remote image is too large: {self._bytes_limit()}")
                 return bytes(buf)
         except httpx.HTTPError as exc:
             raise _bad(f"fetching the image failed: {type(exc).__name__}: {exc}") from None
 
     # ----------------------------------------------------------------------------- decoding
 
-    def _check(
-        self, data: bytes, *, decode: bool
-    ) -> tuple[Image.Image | None, int, int, str | None]:
+    def _check_header(self, data: bytes) -> tuple[int, int, str | None]:
+        """Size and format from the header, and the file's structure (checksums), without
+        decoding pixel data."""
         if len(data) > self.limits.max_image_bytes:
-            raise _too_large(f"image has {len(data)} bytes, limit is {self.limits.max_image_bytes}")
+            raise _too_large(f"image has {len(data)} bytes, {self._bytes_limit()}")
         if not data:
             raise _bad("image data is empty", code="invalid_image")
+        # Image.open reads the header only.
+        with self._pillow_errors(), Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            fmt = probe.format
+            self._check_pixels(width, height)
+            probe.verify()  # structure and checksums, without decoding pixels
+        return width, height, fmt
+
+    def _decode(self, data: bytes) -> Image.Image:
+        # verify() leaves the probed image unusable; reopen and decode for real.
+        with self._pillow_errors(), Image.open(io.BytesIO(data)) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return img.convert("RGB")
+
+    @contextlib.contextmanager
+    def _pillow_errors(self) -> Iterator[None]:
         try:
             with warnings.catch_warnings():
-                # Our own pixel limit below is the policy; Pillow's hard DecompressionBombError
+                # Our own pixel limit is the policy; Pillow's hard DecompressionBombError
                 # (at 2x its MAX_IMAGE_PIXELS) still applies and is reported the same way.
                 # Pillow's other warnings (corrupt EXIF/TIFF tags) would only flood the log.
                 warnings.simplefilter("ignore")
-                # 1) Header only: Image.open does not decode pixel data.
-                with Image.open(io.BytesIO(data)) as probe:
-                    width, height = probe.size
-                    fmt = probe.format
-                    self._check_pixels(width, height)
-                    probe.verify()  # structure and checksums, without decoding pixels
-                if not decode:
-                    return None, width, height, fmt
-                # 2) verify() leaves the image unusable; reopen and decode for real.
-                with Image.open(io.BytesIO(data)) as img:
-                    img.load()
-                    img = ImageOps.exif_transpose(img) or img
-                    return img.convert("RGB"), width, height, fmt
+                yield
         except (InvalidRequestError, PayloadTooLargeError):
             raise
         except Image.DecompressionBombError:
             raise _too_large(
-                f"image has too many pixels (limit {self.limits.max_image_pixels})"
+                f"image has too many pixels (limit {self.limits.max_image_pixels}, "
+                "set with --max-image-pixels)"
             ) from None
         except UnidentifiedImageError:
             raise _bad(
@@ -235,8 +285,11 @@ class MediaLoader:
         if width * height > self.limits.max_image_pixels:
             raise _too_large(
                 f"image is {width}x{height} = {width * height} pixels, "
-                f"limit is {self.limits.max_image_pixels}"
+                f"limit is {self.limits.max_image_pixels} (set with --max-image-pixels)"
             )
+
+    def _bytes_limit(self) -> str:
+        return f"limit is {self.limits.max_image_bytes} bytes (set with --max-image-bytes)"
 
 
 def _to_data_url(data: bytes, fmt: str | None) -> str:

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from vlmhb_wrapper.backends.base import (
     Backend,
     GenerationRequest,
-    ImageSegment,
     PromptMessage,
     TextSegment,
 )
-from vlmhb_wrapper.errors import InvalidRequestError
+from vlmhb_wrapper.errors import InvalidRequestError, PayloadTooLargeError
 from vlmhb_wrapper.media import MediaLoader
 from vlmhb_wrapper.schemas import ChatCompletionRequest, TextPart
 
-__all__ = ["GenerationDefaults", "build_generation_request"]
+__all__ = ["GenerationDefaults", "build_generation_request", "check_raw_text_budget"]
 
 _ROLE_MAP = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -26,6 +25,9 @@ class GenerationDefaults:
     default_max_tokens: int = 512
     max_new_tokens_limit: int = 4096
     max_images_per_request: int = 16
+    #: Characters of text in all messages of a request (--max-request-chars), checked before
+    #: anything is tokenised: a 1M-character prompt is far over any model's context.
+    max_request_chars: int = 1_000_000
 
 
 def build_generation_request(
@@ -39,8 +41,10 @@ def build_generation_request(
     """Validate the options against the backend's abilities and check every image; raises
     ``InvalidRequestError`` (400) / ``PayloadTooLargeError`` (413).
 
-    Blocking (image decoding): call it from a worker thread.
+    Blocking (image decoding): call it from a worker thread. The cheap checks come first: the
+    text budget, then every image's header (bytes, pixels), and only then decoding.
     """
+    _check_text_budget(req, defaults.max_request_chars)
     _check_options(req, backend)
     max_new = req.requested_max_tokens() or defaults.default_max_tokens
     if max_new > defaults.max_new_tokens_limit:
@@ -57,14 +61,14 @@ def build_generation_request(
     if len(stops) > 4:
         raise InvalidRequestError("at most 4 stop sequences are allowed", param="stop")
 
-    image_limit = defaults.max_images_per_request
-    if backend.max_images_per_request is not None:
-        image_limit = min(image_limit, backend.max_images_per_request)
+    image_limit, limit_from = defaults.max_images_per_request, "--max-images-per-request"
+    if backend.max_images_per_request is not None and backend.max_images_per_request < image_limit:
+        image_limit, limit_from = backend.max_images_per_request, "the model's engine args"
     media_start = time.perf_counter()
-    n_images = 0
-    messages: list[PromptMessage] = []
+    urls: list[str] = []
+    layout: list[tuple[str, list[TextSegment | int]]] = []  # ints: positions in ``urls``
     for message in req.messages:
-        parts: list[TextSegment | ImageSegment] = []
+        parts: list[TextSegment | int] = []
         if isinstance(message.content, str):
             parts.append(TextSegment(message.content))
         elif message.content is not None:
@@ -72,15 +76,24 @@ def build_generation_request(
                 if isinstance(part, TextPart):
                     parts.append(TextSegment(part.text))
                     continue
-                n_images += 1
-                if n_images > image_limit:
+                if len(urls) >= image_limit:
                     raise InvalidRequestError(
-                        f"at most {image_limit} image(s) per request on this server",
+                        f"at most {image_limit} image(s) per request on this server "
+                        f"(set with {limit_from})",
                         param="messages",
                         code="too_many_images",
                     )
-                parts.append(media.load(part.image_url.url, decode=backend.needs_decoded_images))
-        messages.append(PromptMessage(role=_ROLE_MAP[message.role], parts=tuple(parts)))  # type: ignore[arg-type]
+                parts.append(len(urls))
+                urls.append(part.image_url.url)
+        layout.append((_ROLE_MAP[message.role], parts))
+    images = media.load_many(urls, decode=backend.needs_decoded_images)
+    messages = [
+        PromptMessage(
+            role=role,  # type: ignore[arg-type]
+            parts=tuple(images[p] if isinstance(p, int) else p for p in parts),
+        )
+        for role, parts in layout
+    ]
     media_ms = (time.perf_counter() - media_start) * 1000.0
 
     response_format = (
@@ -106,6 +119,52 @@ def build_generation_request(
         arrival=arrival,
         media_ms=media_ms,
     )
+
+
+#: The most bytes one character of text takes in a JSON body (a ``\uXXXX`` surrogate pair).
+_MAX_JSON_BYTES_PER_CHAR = 12
+_SLACK_BYTES = 64 * 1024
+
+
+def check_raw_text_budget(raw: bytes, limit: int) -> None:
+    """Before the body is parsed: if its bytes outside the image data URLs could not hold
+    fewer than ``limit`` characters, refuse (413) without building any string. Finding the
+    ``"data:`` strings is a byte search; anything closer to the limit is counted exactly after
+    parsing (:func:`build_generation_request`)."""
+    outside = len(raw)
+    if outside <= limit * _MAX_JSON_BYTES_PER_CHAR + _SLACK_BYTES:
+        return
+    start = raw.find(b'"data:')
+    while start != -1:
+        end = raw.find(b'"', start + 1)
+        if end == -1:
+            break
+        outside -= end - start
+        start = raw.find(b'"data:', end + 1)
+    if outside > limit * _MAX_JSON_BYTES_PER_CHAR + _SLACK_BYTES:
+        raise PayloadTooLargeError(
+            f"the request has {outside} bytes of JSON outside its images: more text than the "
+            f"limit of {limit} characters per request allows (set with --max-request-chars); "
+            "nothing was parsed or tokenised",
+            param="messages",
+            code="text_too_large",
+        )
+
+
+def _check_text_budget(req: ChatCompletionRequest, limit: int) -> None:
+    chars = 0
+    for message in req.messages:
+        if isinstance(message.content, str):
+            chars += len(message.content)
+        elif message.content is not None:
+            chars += sum(len(p.text) for p in message.content if isinstance(p, TextPart))
+    if chars > limit:
+        raise PayloadTooLargeError(
+            f"the request's text has {chars} characters; limit is {limit} characters per "
+            "request (set with --max-request-chars); nothing was tokenised",
+            param="messages",
+            code="text_too_large",
+        )
 
 
 def _check_options(req: ChatCompletionRequest, backend: Backend) -> None:

@@ -1,4 +1,5 @@
-"""Safe defaults: API key check, request size limit, secrets kept out of logs."""
+"""Safe defaults: API key check and request size limit (both before the body is kept or parsed),
+secrets kept out of logs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.datastructures import Headers
+
 from vlmhb_wrapper.errors import error_body
 
 __all__ = [
+    "APIKeyMiddleware",
     "BodySizeLimitMiddleware",
     "RedactSecretsFilter",
     "api_key_matches",
@@ -40,18 +44,68 @@ def api_key_matches(headers: Any, expected: str) -> bool:
     return ok_bearer | ok_header
 
 
-class BodySizeLimitMiddleware:
-    """Refuse HTTP bodies over ``max_bytes`` with a 413 before the app parses them.
+#: An oversized or unauthenticated body is read and dropped (never kept) up to this many bytes,
+#: so the client receives the answer instead of a reset connection; past it, the connection is
+#: closed without reading on.
+DEFAULT_DRAIN_BYTES = 64 << 20
 
-    A declared ``Content-Length`` over the limit is refused at once; a chunked body is counted
-    as it arrives. The rest of an oversized body is read and discarded (up to ``drain_bytes``)
-    so the client reliably receives the 413 instead of a reset connection.
+
+class APIKeyMiddleware:
+    """401 for requests under ``prefix`` without the right key, before a byte of the body is
+    read by the app: an unauthenticated upload is never buffered or parsed (its bytes are
+    dropped as they arrive, up to ``drain_bytes``, so that the client sees the 401)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str,
+        prefix: str = "/v1",
+        drain_bytes: int = DEFAULT_DRAIN_BYTES,
+    ) -> None:
+        self.app, self.api_key, self.prefix, self.drain_bytes = app, api_key, prefix, drain_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith(self.prefix)
+            or api_key_matches(Headers(scope=scope), self.api_key)
+        ):
+            await self.app(scope, receive, send)
+            return
+        await _drain_within(scope, receive, self.drain_bytes)
+        body = error_body(
+            "Incorrect or missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+            " (the server's key is set with --api-key-env)",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+        await send_json_error(send, 401, body, close=True)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse HTTP bodies over ``max_bytes`` with a 413 while reading them, before the app
+    parses them.
+
+    A declared ``Content-Length`` over the limit is refused at once; any other body is counted
+    chunk by chunk as it arrives and refused as soon as the count passes the limit. The rest of
+    an oversized body is dropped as it arrives (up to ``drain_bytes``, never kept) so the client
+    reliably receives the 413 instead of a reset connection. A body within the limit is handed
+    to the app in the chunks it came in (no extra copy of the whole body).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        drain_bytes: int | None = None,
+        flag: str = "--max-request-bytes",
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.drain_bytes = drain_bytes if drain_bytes is not None else max(64 << 20, 4 * max_bytes)
+        self.drain_bytes = (
+            drain_bytes if drain_bytes is not None else max(DEFAULT_DRAIN_BYTES, 4 * max_bytes)
+        )
+        self.flag = flag
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,64 +113,84 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            if declared <= self.drain_bytes:
-                await self._drain(receive, 0)
+            await _drain_within(scope, receive, self.drain_bytes)
             await self._reject(send, declared)
             return
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            size += len(chunk)
             more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
+            if size > self.max_bytes:
+                chunks.clear()
                 if more:
-                    await self._drain(receive, len(body))
+                    await _drain(receive, size, self.drain_bytes)
                 await self._reject(send, None)
                 return
-        replayed = False
+            if chunk:
+                chunks.append(chunk)
+        chunks.reverse()  # pop() from the end hands them out in order, each freed once passed
+
+        ended = False
 
         async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+            nonlocal ended
+            if ended:
+                return await receive()  # after the body: disconnect
+            chunk = chunks.pop() if chunks else b""
+            ended = not chunks
+            return {"type": "http.request", "body": chunk, "more_body": not ended}
 
         await self.app(scope, replay, send)
 
-    async def _drain(self, receive: Receive, seen: int) -> None:
-        while seen <= self.drain_bytes:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
-
     async def _reject(self, send: Send, declared: int | None) -> None:
         size = f"{declared} bytes" if declared is not None else "more"
-        payload = json.dumps(
-            error_body(
-                f"request body is too large ({size}; limit is {self.max_bytes} bytes)",
-                "invalid_request_error",
-                code="request_too_large",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        body = error_body(
+            f"request body is too large ({size}; limit is {self.max_bytes} bytes, "
+            f"set with {self.flag})",
+            "invalid_request_error",
+            code="request_too_large",
         )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json_error(send, 413, body, close=True)
+
+
+async def _drain_within(scope: Scope, receive: Receive, drain_bytes: int) -> None:
+    """Drop the request body as it arrives, unless it declares more than ``drain_bytes`` or
+    the client waits for ``100 Continue`` before sending it (then it is never sent at all)."""
+    headers = Headers(scope=scope)
+    if headers.get("expect", "").lower() == "100-continue":
+        return
+    declared = _content_length(scope)
+    if declared is None or 0 < declared <= drain_bytes:
+        await _drain(receive, 0, drain_bytes)
+
+
+async def _drain(receive: Receive, seen: int, limit: int) -> None:
+    """Read and drop body chunks (nothing is kept) until the body ends or ``limit`` bytes."""
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def send_json_error(send: Send, status: int, body: dict[str, Any], close: bool) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     hf = serve.add_argument_group("hf backend")
-    hf.add_argument("--threads", type=_positive_int, default=None, help="torch intra-op threads")
+    hf.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="hf: torch intra-op threads; tesseract: engines, i.e. pages recognised at once",
+    )
     hf.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     hf.add_argument(
         "--dtype",

@@ -237,6 +237,24 @@ def test_validate_prints_the_matrix(workdir: Path) -> None:
     row = next(line for line in result.output.splitlines() if "tesseract-rus (tesseract)" in line)
     assert row.count("·") == 2 and row.count("✓") == 1
     assert "runs[0]" in row
+    assert "cannot run it yet" not in result.output
+
+
+def test_validate_warns_when_the_machine_lacks_tesseract(workdir: Path, tmp_path: Path) -> None:
+    path = configure(
+        workdir,
+        runs=[{"models": ["tesseract-rus"], "tasks": ["demo_ocr"]}],
+        overrides={
+            **read_yaml(workdir / "config" / "config.yaml")["overrides"],
+            "models": {"tesseract-rus": {"source": {"path": str(tmp_path / "none")}}},
+        },
+    )
+    result = CliRunner().invoke(
+        app, ["validate", "--config", str(path)], env={"COLUMNS": "250"}, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "this machine cannot run it yet: model 'tesseract-rus'" in result.output
+    assert "apt-get install tesseract-ocr tesseract-ocr-rus" in result.output
 
 
 def test_capabilities_mirror_the_wrapper_backends() -> None:

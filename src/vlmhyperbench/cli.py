@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vlmhyperbench.backends import preflight_problems
 from vlmhyperbench.cli_profile import profile_app
 from vlmhyperbench.config import ConfigError, Experiment, load_experiment
 
@@ -39,8 +38,6 @@ def validate(
         table.add_row(name, task.kind, task.dataset, ", ".join(task.metrics))
     console.print(table)
     console.print(matrix_table(experiment))
-    for problem in preflight_problems(list(experiment.models.values())):
-        console.print(f"[yellow]this machine cannot run it yet[/yellow]: {problem}", soft_wrap=True)
 
 
 def matrix_table(experiment: Experiment) -> Table:
@@ -121,13 +118,19 @@ def dataset_import(
         list[str] | None,
         typer.Option("--option", "-o", help="Importer option KEY=VALUE (YAML value); repeatable."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="vqa_csv: the CSV's encoding, e.g. cp1251 (default: utf-8, else detected)."
+        ),
+    ] = None,
 ) -> None:
     """Convert a dataset in another layout into the manifest format (all or nothing)."""
     import yaml
 
     from vlmhyperbench.datasets.importers import DatasetImportError, import_dataset
 
-    options = {}
+    options = {"encoding": encoding} if encoding else {}
     for item in option or []:
         key, sep, value = item.partition("=")
         if not sep:

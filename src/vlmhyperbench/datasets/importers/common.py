@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmhyperbench.csvfile import csv_encoding
 from vlmhyperbench.csvfile import read_csv_rows as _read_csv_rows
 from vlmhyperbench.datasets.manifest import Sample, write_dataset_info, write_manifest
 from vlmhyperbench.datasets.staging import staging_dir
@@ -103,9 +104,18 @@ class ImageCopier:
 
 
 def read_csv_rows(
-    path: Path, required: tuple[str, ...], delimiter: str = ";"
+    path: Path,
+    required: tuple[str, ...],
+    delimiter: str = ";",
+    encoding: str | None = None,
+    report: ImportReport | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    return _read_csv_rows(path, required, delimiter, error=DatasetImportError)
+    """The rows of an annotation CSV, in ``encoding`` or the detected one (a detected non-utf-8
+    encoding is noted in the import report)."""
+    used = csv_encoding(path, encoding, error=DatasetImportError)
+    if encoding is None and used != "utf-8-sig" and report is not None:
+        report.warn(f"{path}: not utf-8; read as {used} (detected; set `encoding` to override)")
+    return _read_csv_rows(path, required, delimiter, error=DatasetImportError, encoding=used)
 
 
 def finish(

@@ -1,4 +1,5 @@
-"""The original VLMHyperBench VQA layout: ``annotation.csv`` (``;``, utf-8 with BOM) + ``images/``.
+"""The original VLMHyperBench VQA layout: ``annotation.csv`` (``;``, utf-8 with BOM, or an Excel
+export in cp1251: detected, or the ``encoding`` option) + ``images/``.
 
 Columns: ``data_index;split;image_path;question;answer;doc_class;question_type;answer_bbox``.
 """
@@ -37,6 +38,7 @@ class Options(BaseModel):
     annotation: str = "annotation.csv"
     split: str | None = None  # keep only rows of this split
     subset: str | None = None  # the subset every sample gets (the layout has none)
+    encoding: str | None = None  # e.g. cp1251; default: utf-8, else detected
 
 
 def run(source: Path, staging: Path, report: ImportReport, options: Options) -> list[Sample]:
@@ -44,7 +46,7 @@ def run(source: Path, staging: Path, report: ImportReport, options: Options) -> 
     root = csv_path.parent
     rows = [
         (line, row)
-        for line, row in read_csv_rows(csv_path, COLUMNS)
+        for line, row in read_csv_rows(csv_path, COLUMNS, encoding=options.encoding, report=report)
         if options.split is None or row["split"].strip() == options.split
     ]
     counts = Counter(row["data_index"].strip() for _, row in rows)

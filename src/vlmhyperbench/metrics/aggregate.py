@@ -12,7 +12,8 @@ module turns a group of rows into ``{"value", "ci_low", "ci_high", "n", "n_sampl
 
 Rows whose ``value`` is NaN (not applicable, e.g. latency of a failed request) are left out of
 means and statistics. When an ``id`` occurs in several rows (per-field metrics) the bootstrap
-resamples ids — documents — not rows. ``n_errors``/``error_rate`` count the group's samples
+resamples ids, and where rows carry a ``doc_id`` (several questions about one page) it
+resamples whole pages — clusters, not rows. ``n_errors``/``error_rate`` count the group's samples
 whose prediction failed.
 """
 
@@ -190,6 +191,17 @@ def _ids(frame: pd.DataFrame) -> np.ndarray:
     return np.arange(len(frame)).astype(str)
 
 
+def _clusters(frame: pd.DataFrame) -> np.ndarray:
+    """The bootstrap's resampling unit per row: the page (``doc_id``) where the row has one,
+    else the sample id (so a per-field metric still resamples whole samples)."""
+    ids = np.array(["s:" + i for i in _ids(frame).tolist()], dtype=object)
+    if "doc_id" not in frame:
+        return ids
+    has_doc = frame["doc_id"].notna().to_numpy()
+    ids[has_doc] = ["d:" + str(d) for d in frame["doc_id"].to_numpy()[has_doc]]
+    return ids
+
+
 def _error_counts(frame: pd.DataFrame) -> tuple[int, int, float]:
     ids = _ids(frame)
     n_samples = len(set(ids.tolist()))
@@ -219,7 +231,7 @@ def summarize(
     empty = {"value": None, "ci_low": None, "ci_high": None, "n": 0, **counts}
     if n == 0:
         return empty
-    ids = _ids(frame)
+    ids = _clusters(frame)
     clustered = len(set(ids.tolist())) < n
     values = frame["value"].to_numpy(dtype=float)
     stats = None

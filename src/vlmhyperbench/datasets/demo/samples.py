@@ -19,11 +19,24 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
 
 
+CLEAN = "clean"
+
+
+def robustness_meta(sample_id: str, subset: str) -> dict[str, object]:
+    """``origin`` (the clean sample's id) and ``severity`` for a distorted copy; nothing for a
+    clean one. The demo's distortions have one strength each: severity 1 (clean is 0)."""
+    if subset == CLEAN:
+        return {}
+    return {"origin": sample_id.replace(f"-{subset}", f"-{CLEAN}", 1), "severity": 1}
+
+
 def make_samples(kind: Kind, document: Document, subset: str, image: str) -> list[Sample]:
     """Samples asking about ``image`` (relative path) of ``document`` in ``subset``.
 
     vqa: one per field; classification: one asking for the class (the task prompt holds the
-    question, so it is empty); ocr: one whose answer is the full page text.
+    question, so it is empty); ocr: one whose answer is the full page text. ``meta.doc_id``
+    names the page (its questions and distorted copies share it: the bootstrap resamples
+    pages); a distorted copy has ``meta.origin`` and ``meta.severity``.
     """
     check_kind(kind)
     base = f"{document.doc_id}-{subset}"
@@ -35,7 +48,11 @@ def make_samples(kind: Kind, document: Document, subset: str, image: str) -> lis
                 question=field.question,
                 answers=[field.value],
                 question_type=field.key,
-                meta={"doc_id": document.doc_id, "field": field.label},
+                meta={
+                    "doc_id": document.doc_id,
+                    "field": field.label,
+                    **robustness_meta(f"{base}-{field.key}", subset),
+                },
                 **common,
             )
             for field in document.fields
@@ -49,7 +66,11 @@ def make_samples(kind: Kind, document: Document, subset: str, image: str) -> lis
                 id=base,
                 answers=[json.dumps(values, ensure_ascii=False)],
                 question_type="fields",
-                meta={"doc_id": document.doc_id, "fields": list(values)},
+                meta={
+                    "doc_id": document.doc_id,
+                    "fields": list(values),
+                    **robustness_meta(base, subset),
+                },
                 **common,
             )
         ]
@@ -62,7 +83,7 @@ def make_samples(kind: Kind, document: Document, subset: str, image: str) -> lis
             id=base,
             answers=answers,
             question_type=question_type,
-            meta={"doc_id": document.doc_id},
+            meta={"doc_id": document.doc_id, **robustness_meta(base, subset)},
             **common,
         )
     ]
@@ -84,5 +105,6 @@ def bundle_sample(
             "bundle": bundle_id,
             "page_classes": [pages[i][0] for i in shown],
             "true_classes": [doc_class for doc_class, _ in pages],
+            **robustness_meta(f"{bundle_id}-{subset}", subset),
         },
     )

@@ -16,17 +16,64 @@ rule summarize:
 
 
 rule report:
-    """The Markdown leaderboard: models × tasks × metrics with CIs, n and performance."""
+    """The report, a function of results/ alone: index.html (leaderboards with CIs, paired model
+    comparisons, robustness, performance, errors, provenance), LaTeX tables, SVG/PDF figures,
+    comparisons.csv, provenance.json and the Markdown leaderboard."""
     input:
         summary=PLAN.summary_parquet,
+        scores=PLAN.all_scores("parquet"),
         predictions=PLAN.all_predictions(),
     output:
-        leaderboard=PLAN.leaderboard,
+        index=report(
+            PLAN.report_index,
+            category="Report",
+            labels={"file": "index.html"},
+            caption="../workflow/report/index.rst",
+        ),
+        leaderboard=report(
+            PLAN.leaderboard,
+            category="Tables",
+            subcategory="Leaderboard",
+            labels={"file": "leaderboard.md"},
+            caption="../workflow/report/leaderboard.rst",
+        ),
+        comparisons=report(
+            PLAN.report_comparisons,
+            category="Tables",
+            subcategory="Model comparisons",
+            labels={"file": "comparisons.csv"},
+            caption="../workflow/report/comparisons.rst",
+        ),
+        provenance=report(
+            PLAN.report_provenance,
+            category="Provenance",
+            labels={"file": "provenance.json"},
+            caption="../workflow/report/provenance.rst",
+        ),
+        tables=report(
+            directory(PLAN.report_tables),
+            patterns=["{name}.tex"],
+            category="Tables",
+            subcategory="LaTeX",
+            labels={"table": "{name}"},
+            caption="../workflow/report/tables.rst",
+        ),
+        figures=report(
+            directory(PLAN.report_figures),
+            patterns=["{name}.svg"],
+            category="Figures",
+            labels={"figure": "{name}"},
+            caption="../workflow/report/figures.rst",
+        ),
     log:
         "logs/report.log",
     conda:
         "../envs/evaluation.yaml"
     container:
         IMAGES["base-cpu"]
+    params:
+        results=PLAN.results_dir,
+        n_boot=PLAN.experiment.config.scoring.bootstrap,
+        seed=PLAN.experiment.config.scoring.seed,
     script:
         "../scripts/report.py"

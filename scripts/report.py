@@ -1,16 +1,21 @@
-"""Snakemake entry point: the Markdown leaderboard."""
+"""Snakemake entry point: the report (index.html, tables, figures, comparisons, provenance)."""
 
-import pandas as pd
+from pathlib import Path
 
 from vlmhyperbench.logsetup import setup_logging
-from vlmhyperbench.reporting.leaderboard import performance_table, write_leaderboard
+from vlmhyperbench.reporting.build import build_report
 
 log = setup_logging(snakemake.log[0])
 try:
-    summary = pd.read_parquet(snakemake.input.summary)
-    performance = performance_table(list(snakemake.input.predictions))
-    write_leaderboard(summary, snakemake.output.leaderboard, performance=performance)
-    log.info("wrote %s", snakemake.output.leaderboard)
+    report = build_report(
+        snakemake.params.results,
+        Path(snakemake.output.index).parent,
+        n_boot=int(snakemake.params.n_boot) or 1000,
+        seed=int(snakemake.params.seed),
+    )
+    log.info(
+        "wrote %d files into %s (%d gaps)", len(report.files), report.out, len(report.warnings)
+    )
 except Exception:
     log.exception("report failed")
     raise

@@ -166,5 +166,29 @@ def model_build_tiny(
     console.print(f"built {build_tiny_model(out_dir, arch=arch, seed=seed)}")
 
 
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results folder (summary, scores, ...).")],
+    out: Annotated[Path, typer.Argument(help="Where the report goes (e.g. results/report).")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Another run's results folder to compare against.")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap and permutation resamples.")] = 1000,
+    seed: int = 0,
+) -> None:
+    """Build the report from RESULTS alone into OUT (byte-identical for the same RESULTS)."""
+    from vlmhyperbench.reporting.build import build_report
+    from vlmhyperbench.reporting.results import NotAResultsFolder
+
+    try:
+        built = build_report(results, out, baseline_dir=baseline, n_boot=n_boot, seed=seed)
+    except NotAResultsFolder as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for warning in built.warnings:
+        console.print(f"[yellow]gap[/yellow]: {warning}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {len(built.files)} files into {out} ({out / 'index.html'})")
+
+
 if __name__ == "__main__":
     app()

@@ -173,7 +173,14 @@ class Plan:
     # ------------------------------------------------------------------ final
     summary_parquet = f"{RESULTS_DIR}/summary.parquet"
     summary_csv = f"{RESULTS_DIR}/summary.csv"
-    leaderboard = f"{RESULTS_DIR}/report/leaderboard.md"
+    results_dir = RESULTS_DIR
+    report_dir = f"{RESULTS_DIR}/report"
+    leaderboard = f"{report_dir}/leaderboard.md"
+    report_index = f"{report_dir}/index.html"
+    report_comparisons = f"{report_dir}/comparisons.csv"
+    report_provenance = f"{report_dir}/provenance.json"
+    report_tables = f"{report_dir}/tables"
+    report_figures = f"{report_dir}/figures"
 
     def final_outputs(self) -> list[str]:
-        return [self.summary_csv, self.leaderboard]
+        return [self.summary_csv, self.report_index]

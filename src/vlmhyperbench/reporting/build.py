@@ -1,0 +1,462 @@
+"""Build ``results/report/`` from ``results/`` alone: page, tables, figures, CSVs, provenance.
+
+Same inputs, same bytes: nothing reads the clock, the locale, the time zone or the folder's
+absolute path; every listing is sorted; floats are formatted with fixed digits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlmhyperbench.io import atomic_write
+from vlmhyperbench.provenance import UNKNOWN
+from vlmhyperbench.reporting import figures, tables
+from vlmhyperbench.reporting.compare import compare_baseline, compare_run
+from vlmhyperbench.reporting.html import render_index, svg_data_uri
+from vlmhyperbench.reporting.leaderboard import render_leaderboard
+from vlmhyperbench.reporting.performance import (
+    error_kinds,
+    pareto_front,
+    performance_table,
+    worst_samples,
+)
+from vlmhyperbench.reporting.results import Results, load_results
+from vlmhyperbench.reporting.robustness import by_severity, robustness_table
+from vlmhyperbench.reporting.summary import OVERALL
+
+log = logging.getLogger("vlmhyperbench.report")
+GROUP_COLUMNS = ("doc_class", "question_type", "field", "subset")
+CSV_FLOAT = "%.6g"
+
+
+@dataclass
+class Report:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, newline="") as handle:
+        handle.write(text)
+    return path
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    return _write_text(path, frame.to_csv(index=False, float_format=CSV_FLOAT, lineterminator="\n"))
+
+
+def _clean_folder(folder: Path, suffixes: tuple[str, ...]) -> None:
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file() and path.suffix in suffixes:
+                path.unlink()
+
+
+def _rank(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
+    key = rows["value"] if higher else -rows["value"]
+    return rows.assign(_key=key.fillna(-math.inf)).sort_values(
+        ["_key", "model"], ascending=[False, True], kind="stable"
+    )
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _leaderboard(results: Results, task: str) -> dict[str, Any]:
+    overall = results.overall[results.overall["task"] == task]
+    metrics = results.metrics(task)
+    primary = metrics[0]
+    higher = {m: results.higher_is_better(task, m) for m in metrics}
+    order = _rank(overall[overall["metric"] == primary], higher[primary])["model"].tolist()
+    best = {}
+    for metric in metrics:
+        values = overall.loc[overall["metric"] == metric, "value"].dropna().round(3)
+        best[metric] = None if values.empty else (values.max() if higher[metric] else values.min())
+    entries = {(r.model, r.metric): r for r in overall.itertuples()}
+    rows = []
+    for model in order:
+        cells = []
+        for metric in metrics:
+            entry = entries.get((model, metric))
+            if entry is None:
+                cells.append(None)
+                continue
+            value = None if math.isnan(entry.value) else float(entry.value)
+            cells.append(
+                {
+                    "value": value,
+                    "ci_low": entry.ci_low,
+                    "ci_high": entry.ci_high,
+                    "best": value is not None and round(value, 3) == best[metric],
+                }
+            )
+        first = entries[(model, primary)]
+        rows.append(
+            {
+                "model": model,
+                "cells": cells,
+                "n": int(first.n_samples) if first.n_samples == first.n_samples else None,
+                "error_rate": None if pd.isna(first.error_rate) else float(first.error_rate),
+            }
+        )
+    return {"metrics": metrics, "higher": higher, "rows": rows, "order": order}
+
+
+def _groups(results: Results, task: str) -> tuple[list[dict[str, Any]], pd.DataFrame, list[str]]:
+    summary = results.summary
+    metric = results.primary(task)
+    part = summary[
+        (summary["task"] == task) & (summary["metric"] == metric) & (summary["group_by"] != OVERALL)
+    ]
+    tables_out, columns = [], []
+    for column in GROUP_COLUMNS:
+        rows = part[part["group_by"] == column]
+        if rows.empty:
+            continue
+        columns.append(column)
+        labels = sorted(rows["group"].unique())
+        values = {(r.model, r.group): r for r in rows.itertuples()}
+        body = []
+        for model in sorted(rows["model"].unique()):
+            cells = []
+            for label in labels:
+                entry = values.get((model, label))
+                cells.append(
+                    None
+                    if entry is None
+                    else {"value": entry.value, "ci_low": entry.ci_low, "ci_high": entry.ci_high}
+                )
+            body.append({"model": model, "cells": cells})
+        tables_out.append({"column": column, "labels": labels, "rows": body})
+    return tables_out, part, columns
+
+
+def _sentence(row: Any) -> str:
+    if row.significant:
+        better = "higher" if row.higher_is_better else "lower"
+        return (
+            f"{row.model_a} beats {row.model_b} by {abs(row.diff):.3f} "
+            f"[{row.ci_low:.3f}, {row.ci_high:.3f}] ({better} is better), "
+            f"Holm-adjusted p = {'< 0.001' if row.p_holm < 0.001 else f'{row.p_holm:.3f}'}"
+        )
+    if row.mdd == row.mdd and row.mdd > 0:
+        return (
+            f"{row.model_a} vs {row.model_b}: no difference detectable below "
+            f"{row.mdd:.3f} with {row.n} samples ({row.n_clusters} clusters)"
+        )
+    return f"{row.model_a} vs {row.model_b}: no detectable difference ({row.n} samples)"
+
+
+def _run_dates(results: Results) -> tuple[str, str]:
+    starts = sorted(str(r.get("started")) for r in results.provenance.values() if r.get("started"))
+    ends = sorted(str(r.get("ended")) for r in results.provenance.values() if r.get("ended"))
+    return (starts[0] if starts else UNKNOWN, ends[-1] if ends else UNKNOWN)
+
+
+def _get(record: dict[str, Any] | None, *path: str) -> Any:
+    value: Any = record
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return UNKNOWN
+        value = value[key]
+    return UNKNOWN if value is None or value == "" else value
+
+
+def _provenance_rows(results: Results) -> list[dict[str, Any]]:
+    rows = []
+    pairs = sorted({(r.model, r.task) for r in results.overall.itertuples()})
+    for model, task in pairs:
+        record = results.provenance.get((model, task))
+        gpus = _get(record, "environment", "gpus")
+        gpu_text = (
+            ", ".join(
+                f"{g.get('name')} (driver {g.get('driver')}, CUDA {g.get('cuda')})" for g in gpus
+            )
+            if isinstance(gpus, list) and gpus
+            else ("none" if isinstance(gpus, list) else UNKNOWN)
+        )
+        model_id = _get(record, "model", "hub_id")
+        if model_id == UNKNOWN:
+            model_id = _get(record, "model", "path")
+        rows.append(
+            {
+                "model": model,
+                "task": task,
+                "recorded": record is not None,
+                "fields": [
+                    ("git revision", _get(record, "code", "revision")),
+                    ("work tree dirty", _get(record, "code", "dirty")),
+                    ("python", _get(record, "environment", "python")),
+                    ("packages", _packages(_get(record, "environment", "packages"))),
+                    ("platform", _get(record, "environment", "platform")),
+                    ("cpu", _get(record, "environment", "cpu")),
+                    ("gpus", gpu_text),
+                    ("backend", _get(record, "model", "backend")),
+                    ("engine args", _compact(_get(record, "model", "engine_args"))),
+                    ("model", model_id),
+                    ("model revision", _get(record, "model", "revision")),
+                    ("model content sha256", _get(record, "model", "content_sha256")),
+                    ("dataset", _get(record, "dataset", "name")),
+                    ("dataset version", _get(record, "dataset", "version")),
+                    ("manifest sha256", _get(record, "dataset", "manifest_sha256")),
+                    ("images sha256", _get(record, "dataset", "images_sha256")),
+                    ("prompt fingerprint", _get(record, "task", "prompt_fingerprint")),
+                    ("generation", _compact(_get(record, "generation"))),
+                    ("seeds", _compact(_get(record, "seeds"))),
+                    ("started", _get(record, "started")),
+                    ("ended", _get(record, "ended")),
+                    ("wall, s", _get(record, "wall_s")),
+                ],
+            }
+        )
+    return rows
+
+
+def _packages(value: Any) -> str:
+    if not isinstance(value, dict):
+        return UNKNOWN
+    return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()) if v not in (None, [], {}))
+    return str(value)
+
+
+def provenance_document(results: Results) -> dict[str, Any]:
+    started, ended = _run_dates(results)
+    pairs = sorted({(r.model, r.task) for r in results.overall.itertuples()})
+    revisions = sorted({str(_get(results.provenance.get(p), "code", "revision")) for p in pairs})
+    return {
+        "run": {
+            "models": results.models(),
+            "tasks": results.tasks(),
+            "started": started,
+            "ended": ended,
+            "git_revisions": revisions,
+        },
+        "jobs": {
+            f"{model}/{task}": results.provenance.get((model, task), UNKNOWN)
+            for model, task in pairs
+        },
+    }
+
+
+# --- the build -------------------------------------------------------------------------------
+
+
+def build_report(
+    results_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    baseline_dir: str | Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Report:
+    """Read ``results_dir`` and write the report into ``out_dir``; gaps become warnings."""
+    results = load_results(results_dir)
+    baseline = load_results(baseline_dir) if baseline_dir is not None else None
+    out = Path(out_dir)
+    report = Report(out=out, warnings=list(results.warnings))
+    figures_dir, tables_dir = out / "figures", out / "tables"
+    _clean_folder(figures_dir, (".svg", ".pdf"))
+    _clean_folder(tables_dir, (".tex",))
+
+    comparisons = compare_run(results, n_boot=n_boot, seed=seed)
+    robustness = robustness_table(results)
+    performance = performance_table(results)
+    worst = worst_samples(results)
+    kinds = error_kinds(results)
+
+    rendered: list[figures.Rendered] = []
+    task_sections = []
+    for task in results.tasks():
+        overall = results.overall[results.overall["task"] == task]
+        board = _leaderboard(results, task)
+        primary = board["metrics"][0]
+        higher = board["higher"][primary]
+        metrics_fig = figures.metrics_figure(f"{task}_metrics", task, overall, board["metrics"])
+        rendered.append(metrics_fig)
+        group_tables, group_rows, group_columns = _groups(results, task)
+        groups_fig = figures.groups_figure(f"{task}_groups", primary, group_rows, group_columns)
+        severity = by_severity(results, task)
+        severity_fig = (
+            figures.severity_figure(f"{task}_severity", primary, severity) if severity else None
+        )
+        perf = performance[performance["task"] == task]
+        points = (
+            overall[overall["metric"] == primary][["model", "value"]]
+            .merge(perf[["model", "latency_p50_ms"]], on="model", how="inner")
+            .sort_values("model")
+        )
+        pareto_fig = None
+        front = []
+        if points["latency_p50_ms"].notna().any():
+            mask = pareto_front(
+                points["value"].to_numpy(dtype=float),
+                points["latency_p50_ms"].to_numpy(dtype=float),
+                higher,
+            )
+            pareto_fig = figures.pareto_figure(f"{task}_pareto", primary, points, mask, higher)
+            front = points["model"][mask].tolist()
+        rendered += [f for f in (groups_fig, severity_fig, pareto_fig) if f is not None]
+        task_comparisons = comparisons[comparisons["task"] == task]
+        main = task_comparisons[task_comparisons["metric"] == primary]
+        task_sections.append(
+            {
+                "name": task,
+                "primary": primary,
+                "higher": higher,
+                "leaderboard": board,
+                "fig_metrics": svg_data_uri(metrics_fig.svg),
+                "shown_metrics": board["metrics"][: figures.MAX_PANELS],
+                "groups": group_tables,
+                "fig_groups": svg_data_uri(groups_fig.svg) if groups_fig else None,
+                "comparisons": [
+                    {**row, "sentence": _sentence(r)}
+                    for row, r in zip(_records(main), main.itertuples(), strict=True)
+                ],
+                "n_comparisons": len(task_comparisons),
+                "n_significant": int(task_comparisons["significant"].sum()),
+                "robustness": _records(robustness[robustness["task"] == task]),
+                "fig_severity": svg_data_uri(severity_fig.svg) if severity_fig else None,
+                "performance": _records(perf),
+                "fig_pareto": svg_data_uri(pareto_fig.svg) if pareto_fig else None,
+                "pareto_front": front,
+                "worst": _records(worst[worst["task"] == task]),
+                "error_kinds": _records(kinds[kinds["task"] == task]),
+            }
+        )
+        report.files.append(
+            _write_text(
+                tables_dir / f"{task}_leaderboard.tex",
+                tables.leaderboard_table(task, overall, board["metrics"], board["order"]),
+            )
+        )
+    for figure in rendered:
+        figures.write(figure, figures_dir)
+        report.files += [figures_dir / f"{figure.name}.svg", figures_dir / f"{figure.name}.pdf"]
+
+    main_metric = {task: results.primary(task) for task in results.tasks()}
+    main_comparisons = comparisons[comparisons["metric"] == comparisons["task"].map(main_metric)]
+    report.files.append(
+        _write_text(
+            tables_dir / "comparisons.tex",
+            tables.comparison_table(
+                main_comparisons, "Pairwise differences on each task's main metric"
+            ),
+        )
+    )
+    if len(robustness):
+        report.files.append(
+            _write_text(tables_dir / "robustness.tex", tables.robustness_table(robustness))
+        )
+    report.files.append(_write_csv(out / "comparisons.csv", comparisons))
+
+    baseline_context = None
+    if baseline is not None:
+        changes, notes = compare_baseline(results, baseline, n_boot=n_boot, seed=seed)
+        report.files.append(_write_csv(out / "baseline.csv", changes))
+        report.warnings += [f"baseline {w}" for w in baseline.warnings]
+        baseline_context = {
+            "rows": _records(changes),
+            "notes": notes,
+            "n_regressions": int((changes["verdict"] == "REGRESSION").sum()),
+        }
+
+    legacy = performance.rename(columns={"tokens_per_s": "tokens_per_s_mean"})
+    legacy = legacy[
+        ["model", "task", "n", "n_errors", "latency_p50_ms", "latency_p95_ms", "tokens_per_s_mean"]
+    ]
+    report.files.append(
+        _write_text(out / "leaderboard.md", render_leaderboard(results.summary, legacy))
+    )
+
+    provenance = provenance_document(results)
+    report.files.append(
+        _write_text(
+            out / "provenance.json",
+            json.dumps(provenance, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+        )
+    )
+    overview = _overview(results)
+    context = {
+        "run": {
+            **provenance["run"],
+            "n_models": len(results.models()),
+            "n_tasks": len(results.tasks()),
+            "n_samples": _n_samples(results),
+        },
+        "overview": overview,
+        "tasks": task_sections,
+        "provenance": _provenance_rows(results),
+        "baseline": baseline_context,
+        "warnings": report.warnings,
+        "n_comparisons": len(comparisons),
+        "n_significant": int(comparisons["significant"].sum()) if len(comparisons) else 0,
+    }
+    report.files.append(_write_text(out / "index.html", render_index(context)))
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
+
+
+def _n_samples(results: Results) -> int:
+    overall = results.overall
+    per_task = overall.groupby("task")["n_samples"].max()
+    return int(per_task.fillna(0).sum())
+
+
+def _overview(results: Results) -> dict[str, Any]:
+    tasks = results.tasks()
+    columns = []
+    for task in tasks:
+        primary = results.primary(task)
+        higher = results.higher_is_better(task, primary)
+        rows = results.overall[
+            (results.overall["task"] == task) & (results.overall["metric"] == primary)
+        ]
+        values = rows["value"].dropna().round(3)
+        best = None if values.empty else (values.max() if higher else values.min())
+        columns.append(
+            {"task": task, "metric": primary, "higher": higher, "best": best, "rows": rows}
+        )
+    body = []
+    for model in results.models():
+        cells = []
+        for column in columns:
+            match = column["rows"][column["rows"]["model"] == model]
+            if match.empty or pd.isna(match["value"].iloc[0]):
+                cells.append(None)
+                continue
+            value = float(match["value"].iloc[0])
+            cells.append(
+                {
+                    "value": value,
+                    "ci_low": match["ci_low"].iloc[0],
+                    "ci_high": match["ci_high"].iloc[0],
+                    "best": round(value, 3) == column["best"],
+                }
+            )
+        body.append({"model": model, "cells": cells})
+    return {
+        "columns": [{k: c[k] for k in ("task", "metric", "higher")} for c in columns],
+        "rows": body,
+    }

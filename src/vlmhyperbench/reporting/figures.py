@@ -1,0 +1,179 @@
+"""Report figures (matplotlib, Agg): SVG + PDF files sized for a paper column, byte-stable.
+
+Stable bytes: a fixed ``svg.hashsalt`` (ids), no dates in SVG or PDF metadata, glyphs as paths
+(DejaVu Sans, shipped with matplotlib, renders Cyrillic), and every input sorted by the callers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
+STYLE = {
+    "svg.hashsalt": "vlmhyperbench",
+    "svg.fonttype": "none",
+    "pdf.fonttype": 3,
+    "font.family": "DejaVu Sans",
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "path.simplify": True,
+}
+SVG_METADATA = {"Date": None, "Creator": "VLMHyperBench"}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": "VLMHyperBench", "Producer": None}
+MAX_PANELS = 6  # a task's metric figure shows its first metrics; the tables have all
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    svg: bytes
+    pdf: bytes
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with plt.rc_context(STYLE):
+        yield
+
+
+def _render(name: str, fig: Figure) -> Rendered:
+    svg, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(svg, format="svg", metadata=SVG_METADATA)
+    fig.savefig(pdf, format="pdf", metadata=PDF_METADATA)
+    plt.close(fig)
+    return Rendered(name, svg.getvalue(), pdf.getvalue())
+
+
+def write(rendered: Rendered, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{rendered.name}.svg").write_bytes(rendered.svg)
+    (folder / f"{rendered.name}.pdf").write_bytes(rendered.pdf)
+
+
+def _label(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dot_ci(ax, frame: pd.DataFrame, title: str) -> None:
+    """Models on y (best at top as given), value with its CI as a horizontal error bar."""
+    y = np.arange(len(frame))[::-1]
+    values = frame["value"].to_numpy(dtype=float)
+    low = values - frame["ci_low"].to_numpy(dtype=float)
+    high = frame["ci_high"].to_numpy(dtype=float) - values
+    err = np.nan_to_num(np.vstack([low, high]), nan=0.0).clip(min=0.0)
+    ax.errorbar(values, y, xerr=err, fmt="o", markersize=3, capsize=2, color="#1f5fa8", lw=0.8)
+    ax.set_yticks(y, [_label(m) for m in frame["model"]])
+    ax.set_title(_label(title, 40))
+    ax.grid(axis="x", lw=0.3, alpha=0.5)
+
+
+def metrics_figure(name: str, task: str, overall: pd.DataFrame, metrics: list[str]) -> Rendered:
+    """Each metric of a task (first ``MAX_PANELS``) by model with 95% CI bars."""
+    shown = metrics[:MAX_PANELS]
+    models = sorted(overall["model"].unique())
+    with _style():
+        rows = math.ceil(len(shown) / 2)
+        height = 0.35 + rows * (0.25 + 0.14 * len(models))
+        fig, axes = plt.subplots(rows, min(2, len(shown)), figsize=(COLUMN_WIDTH_IN, height))
+        axes = np.atleast_1d(axes).ravel()
+        for ax, metric in zip(axes, shown, strict=False):
+            frame = overall[overall["metric"] == metric].set_index("model").reindex(models)
+            frame = frame.reset_index()
+            arrow = "↑" if bool(frame["higher_is_better"].dropna().all()) else "↓"
+            _dot_ci(ax, frame, f"{metric} {arrow}")
+        for ax in axes[len(shown) :]:
+            ax.set_visible(False)
+        fig.suptitle(_label(task, 60), fontsize=7)
+        fig.tight_layout()
+        return _render(name, fig)
+
+
+def groups_figure(
+    name: str, metric: str, groups: pd.DataFrame, columns: list[str]
+) -> Rendered | None:
+    """Small multiples: the main metric per group (one panel per grouping), a line per model."""
+    if not columns:
+        return None
+    models = sorted(groups["model"].unique())
+    with _style():
+        fig, axes = plt.subplots(
+            len(columns), 1, figsize=(COLUMN_WIDTH_IN, 0.3 + 1.3 * len(columns)), squeeze=False
+        )
+        for ax, column in zip(axes[:, 0], columns, strict=True):
+            part = groups[groups["group_by"] == column]
+            labels = sorted(part["group"].unique())[:30]
+            x = np.arange(len(labels))
+            for k, model in enumerate(models):
+                mine = part[part["model"] == model].set_index("group")["value"].reindex(labels)
+                ax.plot(x, mine.to_numpy(dtype=float), marker="o", ms=2, lw=0.7, label=model,
+                        color=plt.cm.tab20(k % 20))  # fmt: skip
+            ax.set_xticks(x, [_label(s, 14) for s in labels], rotation=45, ha="right")
+            ax.set_ylabel(_label(f"{metric} by {column}", 30))
+            ax.grid(axis="y", lw=0.3, alpha=0.5)
+        if len(models) <= 12:
+            axes[0, 0].legend(loc="best", frameon=False, ncol=2)
+        fig.tight_layout()
+        return _render(name, fig)
+
+
+def severity_figure(name: str, metric: str, series: dict[str, dict[float, float]]) -> Rendered:
+    """The main metric against distortion severity, one line per model."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.0))
+        for k, model in enumerate(sorted(series)):
+            points = sorted(series[model].items())
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, lw=0.8,
+                    label=_label(model), color=plt.cm.tab20(k % 20))  # fmt: skip
+        ax.set_xlabel("severity (0 = clean)")
+        ax.set_ylabel(metric)
+        ax.grid(lw=0.3, alpha=0.5)
+        if len(series) <= 12:
+            ax.legend(frameon=False, fontsize=5)
+        fig.tight_layout()
+        return _render(name, fig)
+
+
+def pareto_figure(
+    name: str, metric: str, points: pd.DataFrame, front: np.ndarray, higher: bool
+) -> Rendered:
+    """Quality (main metric) against p50 latency, one point per model, the Pareto front joined."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.2))
+        x = points["latency_p50_ms"].to_numpy(dtype=float)
+        y = points["value"].to_numpy(dtype=float)
+        ax.scatter(x[~front], y[~front], s=10, color="#999999", label="dominated")
+        ax.scatter(x[front], y[front], s=14, color="#c0392b", label="Pareto front")
+        order = np.argsort(x[front], kind="stable")
+        ax.plot(x[front][order], y[front][order], color="#c0392b", lw=0.7)
+        for xi, yi, model in zip(x, y, points["model"], strict=True):
+            if xi == xi and yi == yi:
+                ax.annotate(_label(model, 18), (xi, yi), fontsize=5, xytext=(2, 2),
+                            textcoords="offset points")  # fmt: skip
+        ax.set_xlabel("latency p50, ms (log)")
+        ax.set_ylabel(f"{metric} {'↑' if higher else '↓'}")
+        if np.all(x[~np.isnan(x)] > 0) and np.any(~np.isnan(x)):
+            ax.set_xscale("log")
+        ax.grid(lw=0.3, alpha=0.5)
+        ax.legend(frameon=False)
+        fig.tight_layout()
+        return _render(name, fig)

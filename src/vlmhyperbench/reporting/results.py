@@ -1,0 +1,262 @@
+"""Read a ``results/`` folder for the report: summary, per-sample scores, predictions, provenance.
+
+Every gap is a warning naming its file (a missing or truncated score file, a prediction file
+without ``performance``, unreadable provenance), never a crash. Only a folder without a summary
+is an error: it is not a results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from vlmhyperbench.provenance import PROVENANCE_DIR
+from vlmhyperbench.reporting.summary import OVERALL, SUMMARY_COLUMNS
+
+VALUE_COLUMNS = ("id", "value", "doc_id", "origin", "severity", "subset")
+TEXT_COLUMNS = ("question", "reference", "prediction", "error")
+PERFORMANCE_FIELDS = ("latency_ms", "ttft_ms", "tpot_ms", "completion_tokens", "peak_memory_mb")
+
+
+class NotAResultsFolder(ValueError):
+    """The folder lacks what every results folder has (the summary)."""
+
+
+@dataclass
+class SampleScores:
+    """One (model, task, metric): per-sample values (per-field rows averaged per sample)."""
+
+    ids: np.ndarray
+    values: np.ndarray
+    clusters: np.ndarray  # doc_id, or the sample id where there is none
+    origin: np.ndarray  # clean sample id of a distorted copy, or ""
+    severity: np.ndarray  # NaN where unknown
+    subset: np.ndarray
+    text: pd.DataFrame | None = None  # question/reference/prediction/error (primary metric)
+
+
+@dataclass
+class Results:
+    root: Path
+    summary: pd.DataFrame
+    scores: dict[tuple[str, str, str], SampleScores] = field(default_factory=dict)
+    predictions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    provenance: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def overall(self) -> pd.DataFrame:
+        return self.summary[self.summary["group_by"] == OVERALL]
+
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(self.overall["task"].tolist()))
+
+    def models(self) -> list[str]:
+        return sorted(set(self.overall["model"].tolist()))
+
+    def metrics(self, task: str) -> list[str]:
+        rows = self.overall[self.overall["task"] == task]
+        return list(dict.fromkeys(rows["metric"].tolist()))
+
+    def primary(self, task: str) -> str:
+        return self.metrics(task)[0]
+
+    def higher_is_better(self, task: str, metric: str) -> bool:
+        rows = self.overall[(self.overall["task"] == task) & (self.overall["metric"] == metric)]
+        return bool(rows["higher_is_better"].iloc[0]) if len(rows) else True
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def read_summary(root: Path) -> pd.DataFrame:
+    parquet, csv = root / "summary.parquet", root / "summary.csv"
+    if parquet.is_file():
+        frame = pd.read_parquet(parquet)
+    elif csv.is_file():
+        frame = pd.read_csv(csv)
+    else:
+        raise NotAResultsFolder(
+            f"{root}: not a results folder: neither summary.parquet nor summary.csv exists "
+            "(run the workflow's summarize step first)"
+        )
+    missing = [c for c in ("model", "task", "metric", "group_by", "value") if c not in frame]
+    if missing:
+        raise NotAResultsFolder(f"{parquet if parquet.is_file() else csv}: lacks {missing}")
+    for column in SUMMARY_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    frame = frame.copy()
+    for column in ("value", "ci_low", "ci_high", "error_rate"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("model", "task", "metric", "group_by", "group"):
+        frame[column] = frame[column].astype(str)
+    frame["higher_is_better"] = frame["higher_is_better"].fillna(True).astype(bool)
+    return frame
+
+
+def _per_sample(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample id: values averaged over its rows (NaN ignored), first text."""
+    if table["id"].is_unique:
+        return table
+    values = table.groupby("id", sort=False)["value"].mean()
+    first = table.drop_duplicates("id").set_index("id")
+    first["value"] = values
+    return first.reset_index()
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame:
+        return np.full(len(frame), "", dtype=object)
+    return frame[name].fillna("").astype(str).to_numpy(dtype=object)
+
+
+def read_sample_scores(path: Path, with_text: bool) -> SampleScores:
+    schema = pq.read_schema(path)
+    wanted = [*VALUE_COLUMNS, *(TEXT_COLUMNS if with_text else ())]
+    table = pq.read_table(path, columns=[c for c in wanted if c in schema.names]).to_pandas()
+    if "id" not in table or "value" not in table:
+        raise ValueError("lacks the id or value column")
+    table["id"] = table["id"].astype(str)
+    table["value"] = pd.to_numeric(table["value"], errors="coerce").astype(float)
+    table = _per_sample(table)
+    ids = table["id"].to_numpy(dtype=object)
+    docs = _text_column(table, "doc_id")
+    clusters = np.where(docs != "", "d:" + docs.astype(str), "s:" + ids.astype(str))
+    severity = (
+        pd.to_numeric(table["severity"], errors="coerce").to_numpy(dtype=float)
+        if "severity" in table
+        else np.full(len(table), math.nan)
+    )
+    text = None
+    if with_text:
+        text = pd.DataFrame({c: _text_column(table, c) for c in TEXT_COLUMNS})
+        text.insert(0, "id", ids)
+        text["value"] = table["value"].to_numpy()
+    return SampleScores(
+        ids=ids,
+        values=table["value"].to_numpy(dtype=float),
+        clusters=clusters,
+        origin=_text_column(table, "origin"),
+        severity=severity,
+        subset=_text_column(table, "subset"),
+        text=text,
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def read_predictions(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Per-sample error and performance fields of one prediction file, plus warnings."""
+    rows, warnings, no_performance = [], [], 0
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.append(f"{path}:{lineno}: not valid JSON; line skipped")
+            continue
+        if not isinstance(record, dict):
+            continue
+        performance = record.get("performance")
+        if not isinstance(performance, dict):
+            performance = {}
+            no_performance += record.get("error") is None
+        error = record.get("error")
+        rows.append(
+            {
+                "id": str(record.get("id")),
+                "error": None if error is None else str(error),
+                **{name: _number(performance.get(name)) for name in PERFORMANCE_FIELDS},
+            }
+        )
+    if no_performance:
+        warnings.append(
+            f"{path}: {no_performance} answered sample(s) without a 'performance' object; "
+            "their latency and throughput are left out"
+        )
+    return pd.DataFrame(rows, columns=["id", "error", *PERFORMANCE_FIELDS]), warnings
+
+
+def _score_path(root: Path, model: str, task: str, metric: str) -> Path:
+    return root / "scores" / model / task / f"{metric}.parquet"
+
+
+def load_results(root: str | Path, *, threads: int = 4) -> Results:
+    """Everything the report reads, from ``root`` (a ``results/`` folder) alone."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NotAResultsFolder(f"{root}: no such folder")
+    results = Results(root=root, summary=read_summary(root))
+    overall = results.overall
+    keys = sorted({(r.model, r.task, r.metric) for r in overall.itertuples()})
+    primary = {task: results.primary(task) for task in results.tasks()}
+
+    def read(key: tuple[str, str, str]) -> tuple[tuple, SampleScores | None, str | None]:
+        path = _score_path(root, *key)
+        if not path.is_file():
+            return (
+                key,
+                None,
+                f"{results.rel(path)}: score file missing; per-sample statistics skipped",
+            )
+        try:
+            return key, read_sample_scores(path, with_text=primary[key[1]] == key[2]), None
+        except Exception as exc:  # a truncated or foreign file: shown as a gap
+            return key, None, f"{results.rel(path)}: unreadable ({type(exc).__name__}: {exc})"
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for key, scores, warning in pool.map(read, keys):
+            if scores is not None:
+                results.scores[key] = scores
+            if warning:
+                results.warnings.append(warning)
+
+    for path in sorted((root / "predictions").glob("*/*.jsonl")):
+        model, task = path.parent.name, path.stem
+        try:
+            frame, warnings = read_predictions(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            results.warnings.append(f"{results.rel(path)}: unreadable ({exc})")
+            continue
+        results.predictions[(model, task)] = frame
+        results.warnings.extend(w.replace(str(root) + "/", "") for w in warnings)
+
+    for path in sorted((root / PROVENANCE_DIR).glob("*/*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            results.warnings.append(f"{results.rel(path)}: unreadable provenance ({exc})")
+            continue
+        if isinstance(record, dict):
+            results.provenance[(path.parent.name, path.stem)] = record
+
+    for model in results.models():
+        for task in results.tasks():
+            has_scores = not overall[(overall["model"] == model) & (overall["task"] == task)].empty
+            if has_scores and (model, task) not in results.predictions:
+                results.warnings.append(
+                    f"predictions/{model}/{task}.jsonl: missing; performance not shown"
+                )
+    nan_rows = overall[overall["value"].isna()]
+    for row in nan_rows.itertuples():
+        results.warnings.append(
+            f"scores/{row.model}/{row.task}/{row.metric}.json: no value (NaN or no samples)"
+        )
+    return results

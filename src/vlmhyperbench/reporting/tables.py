@@ -1,0 +1,163 @@
+r"""LaTeX tables for papers (booktabs ``tabular`` bodies to ``\input``).
+
+A value with its 95% CI reads ``0.842 {\scriptsize[0.80, 0.88]}``; the best value per column is
+bold (by the metric's direction, on the displayed digits). Text is escaped for LaTeX and is
+Cyrillic-safe with ``\usepackage[T2A]{fontenc}`` and ``\usepackage[russian,english]{babel}``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+DIGITS = 3
+PREAMBLE = (
+    "% Needs \\usepackage{booktabs}; for Cyrillic text also \\usepackage[T2A]{fontenc},\n"
+    "% \\usepackage[utf8]{inputenc} and \\usepackage[russian,english]{babel}.\n"
+)
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "…": r"\ldots{}",
+    "—": "---",
+    "–": "--",
+}
+
+
+def escape(text: Any) -> str:
+    return "".join(_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: Any, digits: int = DIGITS) -> str:
+    return "--" if _missing(value) else f"{float(value):.{digits}f}"
+
+
+def with_ci(value: Any, low: Any, high: Any, bold: bool = False) -> str:
+    text = number(value)
+    if bold and text != "--":
+        text = rf"\textbf{{{text}}}"
+    if not _missing(low) and not _missing(high) and text != "--":
+        text += rf" {{\scriptsize[{float(low):.2f}, {float(high):.2f}]}}"
+    return text
+
+
+def p_value(p: Any) -> str:
+    if _missing(p):
+        return "--"
+    return r"$<$0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _arrow(higher: bool) -> str:
+    return r"$\uparrow$" if higher else r"$\downarrow$"
+
+
+def _tabular(columns: str, header: list[str], rows: list[list[str]], caption: str) -> str:
+    lines = [
+        PREAMBLE + f"% {escape(caption)}",
+        rf"\begin{{tabular}}{{{columns}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+        *[" & ".join(row) + r" \\" for row in rows],
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _best(values: pd.Series, higher: bool) -> float | None:
+    shown = [round(float(v), DIGITS) for v in values if not _missing(v)]
+    if not shown:
+        return None
+    return max(shown) if higher else min(shown)
+
+
+def leaderboard_table(
+    task: str, overall: pd.DataFrame, metrics: list[str], models: list[str]
+) -> str:
+    """Models (rows, in the given order) × metrics with CIs and n; best per column in bold."""
+    entries = {(r.model, r.metric): r for r in overall.itertuples()}
+    higher = {
+        m: bool(overall.loc[overall["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics
+    }
+    best = {m: _best(overall.loc[overall["metric"] == m, "value"], higher[m]) for m in metrics}
+    rows = []
+    for model in models:
+        cells = [escape(model)]
+        n = 0
+        for metric in metrics:
+            entry = entries.get((model, metric))
+            if entry is None:
+                cells.append("--")
+                continue
+            n = max(n, int(entry.n_samples) if not _missing(entry.n_samples) else 0)
+            bold = (
+                best[metric] is not None
+                and not _missing(entry.value)
+                and round(float(entry.value), DIGITS) == best[metric]
+            )
+            cells.append(with_ci(entry.value, entry.ci_low, entry.ci_high, bold))
+        rows.append([*cells, str(n)])
+    header = ["Model", *[f"{escape(m)} {_arrow(higher[m])}" for m in metrics], "$n$"]
+    return _tabular("l" + "r" * (len(metrics) + 1), header, rows, f"Leaderboard: {task}")
+
+
+def comparison_table(comparisons: pd.DataFrame, caption: str) -> str:
+    """Pairwise differences (A − B) with CIs, p-values (raw and Holm) and the MDD."""
+    rows = [
+        [
+            escape(r.task),
+            escape(r.metric),
+            escape(r.model_a),
+            escape(r.model_b),
+            with_ci(r.diff, r.ci_low, r.ci_high, bold=bool(r.significant)),
+            p_value(r.p_value),
+            p_value(r.p_holm),
+            number(r.mdd),
+            str(int(r.n)),
+        ]
+        for r in comparisons.itertuples()
+    ]
+    header = ["Task", "Metric", "A", "B", "A $-$ B", "$p$", "$p_{\\mathrm{Holm}}$", "MDD", "$n$"]
+    return _tabular("llllrrrrr", header, rows, caption)
+
+
+def robustness_table(robustness: pd.DataFrame) -> str:
+    """Main metric per subset with CI, rPC and flip rate, per task and model."""
+    rows = [
+        [
+            escape(r.task),
+            escape(r.model),
+            escape(r.subset),
+            with_ci(r.value, r.ci_low, r.ci_high),
+            number(r.rpc, 2),
+            "--" if _missing(r.flip_rate) else f"{100 * r.flip_rate:.1f}\\%",
+        ]
+        for r in robustness.itertuples()
+    ]
+    header = ["Task", "Model", "Subset", "Main metric", "rPC", "Flip rate"]
+    return _tabular("lllrrr", header, rows, "Robustness by distortion subset")
+
+
+def latex_document(body: str) -> str:
+    """A minimal document around a table, as the tests compile it."""
+    return (
+        "\\documentclass{article}\n\\usepackage[T2A]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+        "\\usepackage[russian,english]{babel}\n\\usepackage{booktabs}\n"
+        "\\usepackage{graphicx}\n\\usepackage[landscape,margin=1cm]{geometry}\n"
+        f"\\begin{{document}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{document}}\n"
+    )

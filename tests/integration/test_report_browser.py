@@ -1,0 +1,184 @@
+"""index.html in a real headless Chromium (Debian's ``chromium``), network off, through the
+DevTools protocol: it loads, logs no console error, requests nothing outside the file, and its
+screenshot is not blank."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from vlmhyperbench.reporting.build import build_report
+from vlmhyperbench.reporting.synthetic import write_synthetic_results
+
+websocket = pytest.importorskip("websocket")  # websocket-client
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over one page's websocket."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = websocket.create_connection(url, timeout=60)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(method)
+            self.events.append(json.loads(self.ws.recv()))
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    results = write_synthetic_results(root / "results", models=3, tasks=2, metrics=3, samples=40)
+    build_report(results, root / "report", n_boot=200)
+    return root / "report" / "index.html"
+
+
+@pytest.fixture()
+def chromium(tmp_path: Path):
+    process = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--proxy-server=http://127.0.0.1:9",  # nothing listens: no way out
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2000",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            match = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            if match:
+                port = int(match.group(1))
+            elif not line and process.poll() is not None:
+                break
+        assert port, "chromium did not start its DevTools endpoint"
+        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=30).json()
+        page = next(t for t in targets if t.get("type") == "page")
+        client = DevTools(page["webSocketDebuggerUrl"])
+        yield client
+        client.ws.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def inspect(chromium: DevTools, page: Path) -> dict[str, Any]:
+    """Load ``page`` offline; its errors, outside requests, images and screenshot."""
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        chromium.send(f"{domain}.enable")
+    chromium.send(
+        "Network.emulateNetworkConditions",
+        offline=True,
+        latency=0,
+        downloadThroughput=-1,
+        uploadThroughput=-1,
+    )
+    chromium.send("Page.navigate", url=page.as_uri())
+    chromium.wait_for("Page.loadEventFired")
+    title = chromium.send("Runtime.evaluate", expression="document.title")["result"]["value"]
+    images = chromium.send(
+        "Runtime.evaluate",
+        expression="Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0)"
+        ".length + '/' + document.images.length",
+    )["result"]["value"]
+    shot = chromium.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    errors = [
+        e
+        for e in chromium.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+    requests = [
+        e["params"]["request"]["url"]
+        for e in chromium.events
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
+    loaded, total = map(int, images.split("/"))
+    return {
+        "title": title,
+        "errors": errors,
+        "outside": [u for u in requests if not u.startswith(("file://", "data:"))],
+        "images": (loaded, total),
+        "screenshot": Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"),
+    }
+
+
+def test_index_renders_offline_without_errors_or_outside_requests(
+    page: Path, chromium: DevTools, tmp_path: Path
+) -> None:
+    seen = inspect(chromium, page)
+    assert "VLMHyperBench report" in seen["title"]
+    assert seen["errors"] == []
+    assert seen["outside"] == []
+    loaded, total = seen["images"]
+    assert total >= 8 and loaded == total  # every figure decoded
+    image = seen["screenshot"]
+    image.save(tmp_path / "index.png")
+    colors = image.getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50  # text, tables, figures: not a blank page
+    assert max(colors)[0] < 0.97 * image.width * image.height
+
+
+def test_the_check_sees_errors_and_outside_requests(
+    page: Path, chromium: DevTools, tmp_path: Path
+) -> None:
+    """The same check on a spoiled copy fails: it can tell."""
+    spoiled = tmp_path / "spoiled.html"
+    spoiled.write_text(
+        page.read_text(encoding="utf-8").replace(
+            "</body>",
+            '<img src="https://cdn.example.com/x.png"><script>console.error("boom")</script>'
+            "</body>",
+        ),
+        encoding="utf-8",
+    )
+    seen = inspect(chromium, spoiled)
+    assert seen["outside"] == ["https://cdn.example.com/x.png"]
+    assert seen["errors"]

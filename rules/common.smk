@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from vlmhyperbench import containers
 from vlmhyperbench.backends import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
+from vlmhyperbench.config.errors import ConfigSources, check_schema
 from vlmhyperbench.plan import Plan, alternation
 from vlmhyperbench.s3 import (
     S3AccessError,
@@ -16,13 +17,30 @@ from vlmhyperbench.s3 import (
 )
 
 
+def _config_sources():
+    """The config's files in merge order (the Snakefile's configfile, then --configfile), then
+    --config: each problem names the file its key came from."""
+    given = [Path(f).absolute() for f in workflow.config_settings.configfiles]
+    default = [
+        f
+        for f in workflow.configfiles
+        if Path(f).absolute() not in given
+        and not workflow.config_settings.replace_workflow_config
+    ]
+    return ConfigSources.from_files([*default, *given], workflow.config_settings.config)
+
+
 def _load_plan():
-    """Validate the config and every registry entry before any job is planned."""
-    config_path = (workflow.configfiles or ["config/config.yaml"])[-1]
+    """Validate the config (the JSON schema, then pydantic) and every registry entry before any
+    job is planned; problems are plain lines, ``file: key.path: expected int, got 'four'``."""
+    sources = _config_sources()
+    schema = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
     try:
-        return Plan(load_experiment(config, config_path=config_path))
+        check_schema(config, schema, sources)
+        return Plan(load_experiment(config, config_path=sources.main))
     except ConfigError as error:
-        raise WorkflowError(f"invalid configuration:\n{error}") from None
+        located = error.located(sources.main, sources)
+        raise WorkflowError(f"invalid configuration:\n{located}") from None
 
 
 PLAN = _load_plan()

@@ -37,7 +37,7 @@ def hashes(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != ".snakemake_timestamp"  # Snakemake's directory marker
     }
 
 

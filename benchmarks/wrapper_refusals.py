@@ -13,8 +13,10 @@ LLaVA built on the spot, API key required) and sends it, one at a time:
 * ``oversize`` - 80 MB, over ``--max-request-bytes``: 413 while reading (for comparison).
 
 The server's RSS is sampled every 2 ms from a thread (psutil) while each request runs; printed
-per request: status, error code, peak RSS growth over the RSS just before, and the time from
-the first byte sent to the answer. Goal: < 100 MB and < 0.5 s each.
+per request: status, error code, peak RSS growth over the RSS just before, the time from the
+first byte sent to the answer (the client's upload included), and the CPU time the server
+spent (user + system; steadier than wall time on a busy machine). Goal: < 100 MB and < 0.5 s
+each.
 
     .venv/bin/python benchmarks/wrapper_refusals.py            # ~1 min on 2 CPU cores
     .venv/bin/python benchmarks/wrapper_refusals.py --model DIR
@@ -147,11 +149,12 @@ def main() -> None:
             server = psutil.Process(process.pid)
             print(f"wrapper: HF backend, RSS at rest {server.memory_info().rss / 2**20:.0f} MB")
             print()
-            print("| request | body | status | code | peak RSS growth | time |")
-            print("|---|---|---|---|---|---|")
+            print("| request | body | status | code | peak RSS growth | time | server CPU |")
+            print("|---|---|---|---|---|---|---|")
             with httpx.Client(timeout=120) as client:
                 for name, headers, body in requests:
                     before = server.memory_info().rss
+                    cpu_before = sum(server.cpu_times()[:2])
                     with PeakRSS(process.pid) as rss:
                         start = time.perf_counter()
                         try:
@@ -164,9 +167,10 @@ def main() -> None:
                             status, code = type(exc).__name__, "-"
                         seconds = time.perf_counter() - start
                     growth = (rss.peak - before) / 2**20
+                    cpu = sum(server.cpu_times()[:2]) - cpu_before
                     print(
                         f"| {name} | {len(body) / 2**20:.1f} MB | {status} | {code} "
-                        f"| {growth:.1f} MB | {seconds:.3f} s |"
+                        f"| {growth:.1f} MB | {seconds:.3f} s | {cpu:.3f} s |"
                     )
         finally:
             process.terminate()

@@ -1,46 +1,52 @@
-"""Throughput of the vectorised metrics on 1,000,000 (prediction, reference) pairs.
+"""What a user waits for in the score stage: one score job on 100,000 synthetic Russian samples.
 
-For anls, cer and exact_match: time the batch implementation on all pairs, time a plain
-pure-Python implementation of the same metric (same semantics: a dynamic-programming
-Levenshtein, per-character punctuation checks) in the same run, check both agree on a
-sample, and print the ratio. The exact_match baseline is timed on all pairs (~10 s); the
-Levenshtein baselines (anls, cer: ~80 us a pair) on the first ``--baseline-pairs`` pairs,
-extrapolated linearly; the output says which. Each arm is timed ``--repeat`` times and the
-fastest run counts (timeit's rule: slower runs measure the machine's other work, not the code).
-The metrics run on the compiled normalisation kernels when the package was built with a C
-compiler; each then gets a second row timing its numpy/Arrow path (what an install without a
-compiler gets) against the same baseline.
+For each metric: the whole score job (``score_predictions``, the library call of
+``scripts/score.py``: read the manifest and the predictions, score, aggregate with 1,000
+bootstrap resamples overall and per group, write the parquet and the JSON), side by side with
+the bare library calls on the same pairs (rapidfuzz / jiwer / sacrebleu / json, no I/O). Prints
+seconds per metric, the ratio score job ÷ bare calls, and the score job's peak memory (each
+score job runs in a fresh process, so the peak is its own: maxrss, imports included). Each arm
+is timed ``--repeat`` times and the fastest run counts (slower runs measure the machine's other
+work, not the code).
 
-    python benchmarks/metrics_throughput.py [--pairs 1000000] [--baseline-pairs 100000]
-        [--repeat 3]
+    python benchmarks/metrics_throughput.py [--samples 100000] [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import random
-import re
+import resource
+import tempfile
 import time
-import unicodedata
-from collections.abc import Callable, Sequence
-from unittest import mock
+from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
+import jiwer
+import sacrebleu
+from rapidfuzz.distance import Levenshtein
 
-from vlmhyperbench.metrics import compiled
-from vlmhyperbench.metrics.text import anls, cer, exact_match
-
-# --- data: field answers of Russian documents and model-like variations of them ------------
+# --- data: Russian document fields and model-like variations of them -----------------------
 
 SURNAMES = ["Иванов", "Петрова", "Смирнов", "Кузнецова", "Соколов", "Ёлкин", "Попова", "Лебедев"]
 NAMES = ["Иван", "Мария", "Алексей", "Ольга", "Сергей", "Анна", "Дмитрий", "Елена"]
 STREETS = ["ул. Ленина", "пр. Мира", "ул. Садовая", "наб. Фонтанки", "ул. Гагарина"]
 CITIES = ["Москва", "Санкт-Петербург", "Казань", "Новосибирск", "Екатеринбург"]
 ALPHABET = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя0123456789"
+LABELS = ["passport", "snils", "inn", "invoice"]
+LABEL_ANSWERS = {
+    "passport": ["Это паспорт.", "паспорт РФ", "passport"],
+    "snils": ["СНИЛС", "Это СНИЛС, конечно.", "snils"],
+    "inn": ["ИНН", "свидетельство ИНН", "inn"],
+    "invoice": ["счёт-фактура", "Это invoice", "invoice"],
+}
+FIELDS = ["surname", "name", "birth_date", "number", "address"]
 
 
-def reference(rng: random.Random) -> str:
-    kind = rng.randrange(6)
+def field_value(rng: random.Random, kind: int | None = None) -> str:
+    kind = rng.randrange(6) if kind is None else kind
     if kind == 0:
         return f"{rng.choice(SURNAMES)} {rng.choice(NAMES)}"
     if kind == 1:
@@ -55,138 +61,179 @@ def reference(rng: random.Random) -> str:
     return rng.choice(CITIES)
 
 
-def prediction(ref: str, rng: random.Random) -> str:
+def variant(ref: str, rng: random.Random) -> str:
     """Exact 30%, case/punctuation/space variants 30%, OCR-like edits 25%, wrong 15%."""
     roll = rng.random()
     if roll < 0.30:
         return ref
     if roll < 0.60:
-        variant = rng.choice(
+        text = rng.choice(
             [ref.upper(), ref.lower(), ref + ".", f"  {ref} ", ref.replace(" ", "  ")]
         )
-        return variant.replace("е", "ё", 1) if rng.random() < 0.2 else variant
+        return text.replace("е", "ё", 1) if rng.random() < 0.2 else text
     if roll < 0.85:
         chars = list(ref)
         for _ in range(rng.randint(1, 3)):
-            position = rng.randrange(len(chars))
-            chars[position] = rng.choice(ALPHABET)
+            chars[rng.randrange(len(chars))] = rng.choice(ALPHABET)
         return "".join(chars)
-    return reference(rng)
+    return field_value(rng)
 
 
-# --- plain pure-Python implementations of the same metrics --------------------------------
-
-
-def levenshtein(a: str, b: str) -> int:
-    if len(a) > len(b):
-        a, b = b, a
-    previous = list(range(len(a) + 1))
-    for j, cb in enumerate(b, start=1):
-        current = [j]
-        for i, ca in enumerate(a, start=1):
-            cost = 0 if ca == cb else 1
-            current.append(min(previous[i] + 1, current[i - 1] + 1, previous[i - 1] + cost))
-        previous = current
-    return previous[-1]
-
-
-def plain_anls(pred: str, ref: str, threshold: float = 0.5) -> float:
-    p = " ".join(pred.strip().lower().split())
-    r = " ".join(ref.strip().lower().split())
-    length = max(len(ref.upper()), len(pred.upper()))
-    nl = 0.0 if length == 0 else levenshtein(p, r) / length
-    score = 1.0 - nl
-    return 0.0 if score < threshold else score
-
-
-def plain_cer(pred: str, ref: str) -> float:
-    p = " ".join(unicodedata.normalize("NFKC", pred).split())
-    r = " ".join(unicodedata.normalize("NFKC", ref).split())
-    if not r:
-        return 0.0 if not p else 1.0
-    return min(1.0, levenshtein(p, r) / len(r))
-
-
-def _plain_normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub("([еЕ])\u0308", r"\1", text).replace("ё", "е").replace("Ё", "Е")
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return " ".join(text.split())
-
-
-def plain_exact_match(pred: str, ref: str) -> float:
-    return 1.0 if _plain_normalize(pred) == _plain_normalize(ref) else 0.0
-
-
-# --- timing ----------------------------------------------------------------------------------
-
-
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """The fastest of ``repeat`` runs, and the output of the last."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def run(pairs: int, baseline_pairs: int, seed: int, repeat: int) -> None:
+def samples(kind: str, n: int, seed: int = 0) -> list[tuple[dict, str]]:
+    """(manifest line, prediction) pairs: ``text`` fields, ``labels`` or ``fields`` (JSON)."""
     rng = random.Random(seed)
-    refs = [reference(rng) for _ in range(pairs)]
-    preds = [prediction(r, rng) for r in refs]
-    ref_lists = [[r] for r in refs]
-    mean_len = np.mean([len(r) for r in refs])
-    print(f"{pairs:,} pairs (mean reference length {mean_len:.1f} characters), seed {seed}")
-    print(f"each arm: the fastest of {repeat} runs")
-    metrics: list[tuple[str, Callable, Callable[[str, str], float], int]] = [
-        ("anls", anls, plain_anls, baseline_pairs),
-        ("cer", cer, plain_cer, baseline_pairs),
-        ("exact_match", exact_match, plain_exact_match, pairs),
-    ]
-    paths = ["compiled", "numpy"] if compiled.built() else ["numpy (no C kernels built)"]
-    rows = [(f"{name} ({path})", *rest) for path in paths for name, *rest in metrics]
-    width = max(len(name) for name, *_ in rows)
-    print(
-        f"{'metric':{width}s} {'vectorised s':>13s} {'pairs/s':>12s} {'baseline s':>11s}"
-        f" {'ratio':>8s}  baseline timed on"
-    )
-    baselines: dict[Callable, tuple[float, list[float]]] = {}
-    for name, metric, plain, timed_pairs in rows:
-        kernels = None if "(numpy" in name else compiled._kernels
-        with mock.patch.object(compiled, "_kernels", kernels):
-            seconds, out = timed(lambda m=metric: m.batch(preds, ref_lists), repeat)
-        values = out["value"] if isinstance(out, dict) else out
-        k = min(timed_pairs, pairs)
-        if plain not in baselines:  # both paths of a metric share one baseline
-            baselines[plain] = timed(
-                lambda p=plain, k=k: [p(a, b) for a, b in zip(preds[:k], refs[:k], strict=True)],
-                repeat,
-            )
-        base_s, base = baselines[plain]
-        # The same semantics: the baseline, the one-by-one metric and the batch agree.
-        check = min(k, 2000)
-        one_by_one = [metric(a, [b]) for a, b in zip(preds[:check], refs[:check], strict=True)]
-        np.testing.assert_allclose(values[:k], base, atol=1e-12, err_msg=name)
-        np.testing.assert_allclose(values[:check], one_by_one, atol=1e-12, err_msg=name)
-        baseline_total = base_s * pairs / k
-        print(
-            f"{name:{width}s} {seconds:13.3f} {pairs / seconds:12,.0f} "
-            f"{baseline_total:11.1f} {baseline_total / seconds:7.1f}x  "
-            + (f"all {k:,} pairs" if k == pairs else f"{k:,} pairs, extrapolated")
+    out = []
+    for i in range(n):
+        doc_class = rng.choice(LABELS)
+        if kind == "labels":
+            answer, prediction = doc_class, rng.choice(LABEL_ANSWERS[rng.choice(LABELS)])
+        elif kind == "fields":
+            truth = {name: field_value(rng, k) for k, name in enumerate(FIELDS)}
+            predicted = {name: variant(value, rng) for name, value in truth.items()}
+            if rng.random() < 0.2:
+                predicted.pop(rng.choice(FIELDS))
+            answer = json.dumps(truth, ensure_ascii=False)
+            prediction = "```json\n" + json.dumps(predicted, ensure_ascii=False) + "\n```"
+        else:
+            answer = field_value(rng)
+            prediction = variant(answer, rng)
+        line = {
+            "id": f"s{i:06d}",
+            "images": [f"images/{i:06d}.png"],
+            "question": "Какое значение поля?",
+            "answers": [answer],
+            "doc_class": doc_class,
+            "question_type": rng.choice(["surname", "date", "number", "address"]),
+            "subset": rng.choice(["clean", "blur", "noise"]),
+        }
+        out.append((line, prediction))
+    return out
+
+
+def write_inputs(folder: Path, rows: list[tuple[dict, str]]) -> tuple[Path, Path]:
+    manifest, predictions = folder / "manifest.jsonl", folder / "predictions.jsonl"
+    with manifest.open("w", encoding="utf-8") as handle:
+        for line, _ in rows:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    with predictions.open("w", encoding="utf-8") as handle:
+        for line, prediction in rows:
+            record = {"id": line["id"], "prediction": prediction, "error": None}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return manifest, predictions
+
+
+# --- the metrics: registry entry, data kind, and the bare library calls on the same pairs ---
+
+
+def _bare_exact(preds: list[str], refs: list[str]) -> None:
+    [p.casefold() == r.casefold() for p, r in zip(preds, refs, strict=True)]
+
+
+def _bare_levenshtein(preds: list[str], refs: list[str]) -> None:
+    [Levenshtein.distance(p, r) for p, r in zip(preds, refs, strict=True)]
+
+
+def _bare_jiwer_cer(preds: list[str], refs: list[str]) -> None:
+    jiwer.cer(refs, preds)
+
+
+def _bare_bleu(preds: list[str], refs: list[str]) -> None:
+    [sacrebleu.sentence_bleu(p, [r]) for p, r in zip(preds, refs, strict=True)]
+    sacrebleu.corpus_bleu(preds, [refs])
+
+
+def _bare_labels(preds: list[str], refs: list[str]) -> None:
+    [p.casefold() == r.casefold() for p, r in zip(preds, refs, strict=True)]
+
+
+def _bare_fields(preds: list[str], refs: list[str]) -> None:
+    for p, r in zip(preds, refs, strict=True):
+        found, truth = (
+            json.loads(p.strip().removeprefix("```json").removesuffix("```")),
+            json.loads(r),
         )
+        [found.get(k) == v for k, v in truth.items()]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+METRICS: dict[str, tuple[str, Callable[[list[str], list[str]], None], str]] = {
+    # metric: (data kind, bare calls, what the bare calls are)
+    "exact_match": ("text", _bare_exact, "str.casefold ==, per pair"),
+    "anls": ("text", _bare_levenshtein, "rapidfuzz Levenshtein.distance, per pair"),
+    "cer": ("text", _bare_levenshtein, "rapidfuzz Levenshtein.distance, per pair"),
+    "cer_corpus": ("text", _bare_jiwer_cer, "jiwer.cer on the lists"),
+    "bleu": ("text", _bare_bleu, "sacrebleu sentence_bleu per pair + corpus_bleu"),
+    "accuracy": ("labels", _bare_labels, "str.casefold ==, per pair"),
+    "field_f1": ("fields", _bare_fields, "json.loads both + per-field ==, per pair"),
+}
+
+
+def _score_job(metric: str, folder: str, repeat: int) -> tuple[float, int]:
+    """In a fresh process: the fastest of ``repeat`` score jobs and this process's peak RSS."""
+    import yaml
+
+    from vlmhyperbench.metrics.scoring import score_predictions
+
+    repo = Path(__file__).resolve().parent.parent
+    entry = yaml.safe_load((repo / "config" / "metrics" / f"{metric}.yaml").read_text("utf-8"))
+    best = float("inf")
+    for run in range(repeat):
+        start = time.perf_counter()
+        score_predictions(
+            Path(folder) / "predictions.jsonl",
+            Path(folder) / "manifest.jsonl",
+            metric_name=metric,
+            implementation=entry["implementation"],
+            aggregate_impl=entry.get("aggregate"),
+            params=entry.get("params", {}),
+            higher_is_better=entry.get("higher_is_better", True),
+            model="m",
+            task="t",
+            out_parquet=Path(folder) / f"{metric}.{run}.parquet",
+            out_json=Path(folder) / f"{metric}.{run}.json",
+            n_boot=1000,
+            seed=0,
+        )
+        best = min(best, time.perf_counter() - start)
+    return best, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=1_000_000)
-    parser.add_argument(
-        "--baseline-pairs", type=int, default=100_000, help="anls and cer baselines"
-    )
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    run(args.pairs, args.baseline_pairs, args.seed, args.repeat)
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--metrics", nargs="*", default=list(METRICS))
+    args = parser.parse_args()
+    spawn = multiprocessing.get_context("spawn")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folders: dict[str, tuple[Path, list[str], list[str]]] = {}
+        for kind in sorted({METRICS[m][0] for m in args.metrics}):
+            rows = samples(kind, args.samples)
+            folder = Path(tmp) / kind
+            folder.mkdir()
+            write_inputs(folder, rows)
+            folders[kind] = (folder, [p for _, p in rows], [line["answers"][0] for line, _ in rows])
+        for metric in args.metrics:
+            kind, bare, _ = METRICS[metric]
+            folder, preds, refs = folders[kind]
+            with spawn.Pool(1) as pool:
+                job, peak = pool.apply(_score_job, (metric, str(folder), args.repeat))
+            bare_s = float("inf")
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                bare(preds, refs)
+                bare_s = min(bare_s, time.perf_counter() - start)
+            results.append((metric, job, bare_s, peak))
+            print(f"  {metric}: score job {job:.2f} s, bare {bare_s:.2f} s", flush=True)
+    per = f"{args.samples:,} samples"
+    print(f"\n| metric | score job ({per}) | bare calls | ratio | peak memory | bare calls are |")
+    print("|---|---|---|---|---|---|")
+    for metric, job, bare_s, peak in results:
+        what = METRICS[metric][2]
+        print(
+            f"| {metric} | {job:.2f} s | {bare_s:.2f} s | {job / bare_s:.1f}× "
+            f"| {peak / 2**20:.0f} MiB | {what} |"
+        )
 
 
 if __name__ == "__main__":

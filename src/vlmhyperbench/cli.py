@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vlmhyperbench.cli_profile import profile_app
@@ -29,7 +30,8 @@ def validate(
     try:
         experiment = load_experiment(config_path=config)
     except ConfigError as error:
-        console.print(f"[red]invalid configuration[/red]\n{error}", soft_wrap=True)
+        # escape(): messages quote values such as [[x0, y0]] that rich would take for markup.
+        console.print(f"[red]invalid configuration[/red]\n{escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     table = Table(title=f"experiment {experiment.config.name}")
     for column in ("task", "kind", "dataset", "metrics"):
@@ -142,7 +144,7 @@ def dataset_import(
             format, source, out_dir, name=name or out_dir.name, options=options
         )
     except DatasetImportError as error:
-        console.print(f"[red]import failed[/red]: {error}", soft_wrap=True)
+        console.print(f"[red]import failed[/red]: {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"imported {len(samples)} samples into {out_dir}")
     for sample_id, path in report.missing_images.items():

@@ -79,3 +79,14 @@ def test_a_wrong_type_in_a_registry_entry_is_one_plain_line_everywhere(workdir: 
     for args in (("-n",), ("--lint",)):
         assert line in _messages(snakemake(workdir, *args, check=False))
     assert line in _validate(workdir)
+
+
+def test_an_unknown_name_is_reported_in_the_file_that_lists_it(workdir: Path) -> None:
+    config_path = workdir / "config" / "config.yaml"
+    config = read_yaml(config_path)
+    config["models"] = ["tiny-lava"]
+    write_yaml(config_path, config)
+    write_yaml(workdir / "small.yaml", {"inference": {"concurrency": 2}})
+    output = _messages(snakemake(workdir, "-n", "--configfile", "small.yaml", check=False))
+    assert "config/config.yaml: models[0]: unknown model 'tiny-lava'; known models: " in output
+    assert "small.yaml: models" not in output

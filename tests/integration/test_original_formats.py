@@ -130,7 +130,7 @@ def test_other_shapes_are_refused_showing_the_accepted_ones(
         assert shape in message
     result = _import("field_json", str(source), str(tmp_path / "out"))
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
-    assert "accepted shapes" in result.stdout
+    assert "accepted shapes" in result.stdout and "[[x0, y0, x1, y1]]" in result.stdout
 
 
 def test_a_field_with_two_values_in_one_document_is_refused(tmp_path: Path) -> None:

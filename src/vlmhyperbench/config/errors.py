@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +27,20 @@ class ConfigError(ValueError):
 
     def located(self, path: Path | str, sources: ConfigSources) -> ConfigError:
         """The same error with the problems reported against ``path`` (the merged config)
-        naming the file each key came from instead."""
-        if not self.problems:
-            return self
+        naming the file each key came from instead (plain ``path: key.path: …`` lines too)."""
         shown = str(path)
-        problems = [
-            Problem(sources.file_of(p.loc) if p.path == shown else p.path, p.loc, p.message)
-            for p in self.problems
-        ]
-        return ConfigError("\n".join(map(str, problems)), problems)
+        if self.problems:
+            problems = [
+                Problem(sources.file_of(p.loc) if p.path == shown else p.path, p.loc, p.message)
+                for p in self.problems
+            ]
+            return ConfigError("\n".join(map(str, problems)), problems)
+        lines = []
+        for line in str(self).splitlines():
+            where, sep, message = line.removeprefix(f"{shown}: ").partition(": ")
+            loc = _parse_key_path(where) if line.startswith(f"{shown}: ") and sep else None
+            lines.append(line if loc is None else f"{sources.file_of(loc)}: {where}: {message}")
+        return ConfigError("\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,14 @@ def key_path(loc: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text or "<root>"
+
+
+def _parse_key_path(text: str) -> tuple[str | int, ...] | None:
+    """``models[0]`` → ``("models", 0)``: the inverse of :func:`key_path`; None if ``text``
+    is not a key path."""
+    if not re.fullmatch(r"[\w-]+(\[\d+\]|\.[\w-]+)*", text):
+        return None
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[\w-]+", text))
 
 
 def _expected(error: dict) -> str:

@@ -90,3 +90,15 @@ def test_an_unknown_name_is_reported_in_the_file_that_lists_it(workdir: Path) ->
     output = _messages(snakemake(workdir, "-n", "--configfile", "small.yaml", check=False))
     assert "config/config.yaml: models[0]: unknown model 'tiny-lava'; known models: " in output
     assert "small.yaml: models" not in output
+
+
+def test_a_bad_override_names_the_entry_and_the_config_file_that_sets_it(workdir: Path) -> None:
+    write_yaml(
+        workdir / "other.yaml",
+        {"overrides": {"models": {"tiny-llava": {"engine_args": {"max_model_len": "lots"}}}}},
+    )
+    output = _messages(snakemake(workdir, "-n", "--configfile", "other.yaml", check=False))
+    assert (
+        "config/models/tiny-llava.yaml: engine_args.max_model_len: expected int, got 'lots' "
+        "(after overrides.models.tiny-llava from other.yaml)"
+    ) in output

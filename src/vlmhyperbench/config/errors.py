@@ -39,7 +39,13 @@ class ConfigError(ValueError):
         for line in str(self).splitlines():
             where, sep, message = line.removeprefix(f"{shown}: ").partition(": ")
             loc = _parse_key_path(where) if line.startswith(f"{shown}: ") and sep else None
-            lines.append(line if loc is None else f"{sources.file_of(loc)}: {where}: {message}")
+            line = line if loc is None else f"{sources.file_of(loc)}: {where}: {message}"
+            # A registry entry's problem made by the config's overrides: which config file.
+            line = _OVERRIDE_NOTE.sub(
+                lambda m: f"(after {m[1]} from {sources.file_of(_parse_key_path(m[1]) or ())})",
+                line,
+            )
+            lines.append(line)
         return ConfigError("\n".join(lines))
 
 
@@ -62,6 +68,9 @@ def key_path(loc: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text or "<root>"
+
+
+_OVERRIDE_NOTE = re.compile(r"\(after (overrides\.[\w.-]+) from the config\)")
 
 
 def _parse_key_path(text: str) -> tuple[str | int, ...] | None:

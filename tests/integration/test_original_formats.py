@@ -138,3 +138,11 @@ def test_a_field_with_two_values_in_one_document_is_refused(tmp_path: Path) -> N
     (source / "jsons" / "doc" / "2.json").write_text('{"ФИО": "ПЕТРОВ"}', "utf-8")
     with pytest.raises(DatasetImportError, match=r"2.json: field 'ФИО' is 'ПЕТРОВ' here and"):
         import_dataset("field_json", source, tmp_path / "out", name="x")
+
+
+def test_a_field_json_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    source = _flat_and_multipage(tmp_path / "src")
+    (source / "jsons" / "7.json").write_bytes('{\n"ФИО": "ИВАНОВ"}'.encode("cp1251"))
+    result = _import("field_json", str(source), str(tmp_path / "out"))
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "7.json:2: not utf-8 (byte 0xd4); JSON files must be utf-8" in result.stdout

@@ -54,9 +54,17 @@ def inside(root: Path, relative: str, where: str) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file (utf-8, BOM or not); a syntax error names the file and line."""
+    """A JSON file (utf-8, BOM or not); a syntax error or a byte that is not utf-8 names the
+    file and line."""
+    raw = path.read_bytes()
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DatasetImportError(
+            f"{path}:{line}: not utf-8 (byte 0x{raw[exc.start]:02x}); JSON files must be utf-8: "
+            "re-save it as utf-8 (e.g. `iconv -f cp1251 -t utf-8`)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise DatasetImportError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
 

@@ -7,18 +7,20 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from vlmhyperbench.datasets.images import ImageError, read_image
 from vlmhyperbench.prompts import RenderedPrompt
 
 
 class SampleInputError(ValueError):
-    """A problem with one sample's input (missing image…): recorded for that sample only."""
+    """A problem with one sample's input (a missing image, a directory or FIFO where an image
+    should be…): recorded for that sample only."""
 
 
 def image_data_url(path: Path) -> str:
     try:
-        payload = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SampleInputError(f"image not found: {path}") from exc
+        payload = read_image(path)
+    except ImageError as exc:
+        raise SampleInputError(str(exc)) from exc
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 

@@ -13,6 +13,8 @@ proxy's hot path, and a pure-Python HTTP stack spent about half of the wrapper's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -24,6 +26,7 @@ import aiohttp
 from vlmhb_wrapper.backends.base import (
     Backend,
     BackendConfig,
+    BackendState,
     GenerationRequest,
     GenerationResult,
     MemoryReading,
@@ -261,7 +264,15 @@ def _relay(status: int, raw: bytes) -> APIError:
 class OpenAIBackend(Backend):
     """Any external OpenAI-compatible endpoint (``--upstream-base-url``; the key is read from
     the environment variable named by ``--upstream-api-key-env``). ``--model`` is the model
-    name at the upstream; clients use ``--served-model-name`` (default: the same)."""
+    name at the upstream; clients use ``--served-model-name`` (default: the same).
+
+    A watchdog asks the upstream for ``/models`` every ``engine_health_interval_s`` (each
+    check waits as long): after ``engine_health_failures`` failures in a row (no answer, or a
+    5xx) the upstream is down - ``/health`` and new requests answer 503 naming it and the cause,
+    and the connections of requests in flight are dropped, which ends them with that 503 rather
+    than after the 600 s read timeout. When the upstream answers again, the backend is ready
+    again (the upstream is not ours to restart).
+    """
 
     name = "openai"
     supports_structured_output = True
@@ -273,6 +284,8 @@ class OpenAIBackend(Backend):
         if not config.upstream_base_url:
             raise ValueError("the openai backend needs --upstream-base-url")
         self._upstream: OpenAIUpstream | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._down: str | None = None  # why the watchdog found the upstream down
 
     @property
     def device(self) -> str:
@@ -285,11 +298,56 @@ class OpenAIBackend(Backend):
             model=cfg.upstream_model or cfg.model,
             api_key=cfg.upstream_api_key,
             timeout_s=cfg.upstream_timeout_s,
+            on_failure=self._failure,
         )
         status = await self._upstream.probe("/models")
         if status in (401, 403):
             raise PermissionError(f"{cfg.upstream_base_url} refused the API key (HTTP {status})")
         # Other statuses: some compatible servers have no /models; requests will tell.
+        if cfg.engine_health_interval_s > 0:
+            self._watchdog = asyncio.create_task(self._watch_upstream(), name="vlmhb-upstream")
+
+    async def _failure(self, reason: str) -> APIError:
+        where = self.config.upstream_base_url
+        message = self._down or f"the upstream {where} is unavailable: {reason}"
+        return ServiceUnavailableError(message, code="upstream_unavailable")
+
+    async def _check(self, timeout_s: float) -> str | None:
+        """``None`` when the upstream answers ``/models`` (any status below 500), else why not."""
+        assert self._upstream is not None
+        try:
+            status = await asyncio.wait_for(self._upstream.probe("/models"), timeout_s)
+        except TimeoutError:
+            return f"no answer within {timeout_s:g} s"
+        except ConnectionError as exc:
+            return str(exc)
+        return f"HTTP {status}" if status >= 500 else None
+
+    async def _watch_upstream(self) -> None:
+        interval = self.config.engine_health_interval_s
+        limit = self.config.engine_health_failures
+        where = f"{self.config.upstream_base_url}/models"
+        failures = 0
+        while True:
+            await asyncio.sleep(interval)
+            problem = await self._check(interval)
+            if problem is None:
+                failures = 0
+                if self._down is not None and self.state is BackendState.FAILED:
+                    logger.warning("the upstream answers again: ready")
+                    self._down, self.state, self.error = None, BackendState.READY, None
+                continue
+            failures += 1
+            if failures < limit or self._down is not None or not self.ready:
+                continue
+            self._down = (
+                f"the upstream {self.config.upstream_base_url} stopped answering: {failures} "
+                f"checks of {where} in a row failed (one every {interval:g} s; last: {problem})"
+            )
+            logger.error("%s", self._down)
+            self.mark_failed(self._down)
+            assert self._upstream is not None
+            await self._upstream.aclose()  # requests in flight end now, with the 503 above
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         if not self.ready or self._upstream is None:
@@ -301,5 +359,9 @@ class OpenAIBackend(Backend):
             yield event
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self._upstream is not None:
             await self._upstream.aclose()

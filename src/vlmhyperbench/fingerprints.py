@@ -1,8 +1,10 @@
 """Fingerprints that go into a rule's ``params:`` so Snakemake re-runs exactly what changed.
 
 For ``predict``: the model entry (minus what cannot change an answer: resources, description),
-the task's prompt templates, filters, limit and effective generation parameters, and the
-dataset entry. For ``score``: the metric's parameters and a hash of its implementation's source.
+the task's prompt templates, filters, limit and effective generation parameters, the dataset
+entry, and what the dataset's samples send (their fields but the answers, their images' bytes:
+:mod:`vlmhyperbench.datasets.digest`). For ``score``: the metric's parameters, a hash of its
+implementation's source and the manifest's content (answers included).
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ def effective_generation(model: ModelEntry, task: TaskEntry) -> dict:
 
 
 def predict_fingerprint(
-    model: ModelEntry, task: TaskEntry, dataset: DatasetEntry, prompts_fingerprint: str
+    model: ModelEntry,
+    task: TaskEntry,
+    dataset: DatasetEntry,
+    prompts_fingerprint: str,
+    content: str | None = None,
 ) -> str:
     """``prompts_fingerprint`` covers the templates and the files they come from
-    (``TaskPrompts.fingerprint``)."""
-    return stable_hash(
+    (``TaskPrompts.fingerprint``); ``content`` is ``DatasetDigest.sent`` where the data exists.
+    Without it: the fingerprint of the setup alone, which keys the journal (whose records are
+    keyed on what each sample sends)."""
+    setup = stable_hash(
         {
             "model": model.model_dump(mode="json", exclude={"resources", "description"}),
             "prompts": prompts_fingerprint,
@@ -39,6 +47,7 @@ def predict_fingerprint(
             "dataset": dataset.model_dump(mode="json", exclude={"description"}),
         }
     )
+    return setup if content is None else stable_hash({"setup": setup, "content": content})
 
 
 def source_hash(import_path: str) -> str:
@@ -56,14 +65,16 @@ def source_hash(import_path: str) -> str:
         return "unavailable"
 
 
-def score_fingerprint(metric: MetricEntry, task: TaskEntry) -> str:
-    return stable_hash(
-        {
-            "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds"}),
-            "implementation_source": source_hash(metric.implementation),
-            "aggregate_source": source_hash(metric.aggregate) if metric.aggregate else None,
-            "scoring_source": source_hash(SCORING),
-            "labels": task.labels,
-            "synonyms": task.synonyms,
-        }
-    )
+def score_fingerprint(metric: MetricEntry, task: TaskEntry, manifest: str | None = None) -> str:
+    """``manifest``: ``DatasetDigest.manifest`` where the data exists (edited answers re-score)."""
+    parts = {
+        "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds"}),
+        "implementation_source": source_hash(metric.implementation),
+        "aggregate_source": source_hash(metric.aggregate) if metric.aggregate else None,
+        "scoring_source": source_hash(SCORING),
+        "labels": task.labels,
+        "synonyms": task.synonyms,
+    }
+    if manifest is not None:
+        parts["manifest"] = manifest
+    return stable_hash(parts)

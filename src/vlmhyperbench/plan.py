@@ -18,6 +18,7 @@ from vlmhyperbench.config.schema import (
     S3ModelSource,
     TinySource,
 )
+from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
@@ -141,13 +142,17 @@ class Plan:
         return f"{JOURNAL_DIR}/{model}/{task}.jsonl"
 
     def predict_fingerprint(self, model: str, task: str) -> str:
+        """Covers the data's content once it exists: Snakemake evaluates params again before
+        running a job, so a dataset built in the same run is hashed after it is built."""
         registry = self.experiment.for_pair(model, task).registry  # the run block's entries
         task_entry = registry.tasks[task]
+        digest = dataset_digest(self.manifest(task))
         return predict_fingerprint(
             registry.models[model],
             task_entry,
             registry.datasets[task_entry.dataset],
             self.prompts[task].fingerprint(),
+            content=digest.sent if digest else None,
         )
 
     # ------------------------------------------------------------------ scores
@@ -157,7 +162,10 @@ class Plan:
     def score_fingerprint(self, metric: str, task: str, model: str | None = None) -> str:
         experiment = self.experiment if model is None else self.experiment.for_pair(model, task)
         registry = experiment.registry
-        return score_fingerprint(registry.metrics[metric], registry.tasks[task])
+        digest = dataset_digest(self.manifest(task))
+        return score_fingerprint(
+            registry.metrics[metric], registry.tasks[task], digest.manifest if digest else None
+        )
 
     def all_scores(self, ext: str = "json") -> list[str]:
         """Only the run matrix's (model, task) pairs."""

@@ -32,19 +32,27 @@ def sample(**fields) -> Sample:
 def test_journal_resumes_and_skips_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     journal = Journal(path, "fp1")
-    journal.append({"id": "a", "prediction": "x", "error": None})
-    journal.append({"id": "b", "prediction": None, "error": "HTTP 503", "retryable": True})
+    journal.append({"id": "a", "prediction": "x", "error": None, "request": "ra"})
+    journal.append(
+        {"id": "b", "prediction": None, "error": "HTTP 503", "retryable": True, "request": "rb"}
+    )
     with path.open("a") as handle:
         handle.write('{"id": "c", "predic')  # killed mid-write
     again = Journal(path, "fp1")
-    assert again.done("a") and not again.done("b") and not again.done("c")
+    assert again.done("a", "ra") and not again.done("b", "rb") and not again.done("c", "rc")
+
+
+def test_journal_answer_counts_only_for_the_request_it_answered(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.jsonl", "fp1")
+    journal.append({"id": "a", "prediction": "x", "error": None, "request": "r1"})
+    assert journal.done("a", "r1") and not journal.done("a", "r2")  # the sample was edited
 
 
 def test_journal_of_another_fingerprint_is_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    Journal(path, "fp1").append({"id": "a", "prediction": "x", "error": None})
+    Journal(path, "fp1").append({"id": "a", "prediction": "x", "error": None, "request": "r"})
     fresh = Journal(path, "fp2")
-    assert not fresh.done("a")
+    assert not fresh.done("a", "r")
     assert (tmp_path / "j.jsonl.stale").exists()
     assert json.loads(path.read_text().splitlines()[0]) == {"fingerprint": "fp2"}
 

@@ -269,6 +269,9 @@ class InferenceSettings(Strict):
     request_timeout_s: float = Field(default=300, gt=0)
     max_retries: int = Field(default=2, ge=0)
     startup_timeout_s: float = Field(default=600, gt=0)
+    # A server that sends nothing for this long while requests wait, and fails its /health,
+    # is hung: the predict job stops (see runner.py).
+    stall_timeout_s: float = Field(default=60, gt=0)
 
 
 class ScoringSettings(Strict):

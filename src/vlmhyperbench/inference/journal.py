@@ -2,7 +2,9 @@
 
 Snakemake deletes a failed job's declared outputs; the journal survives, so a re-run after a
 crash sends only the samples that have no final answer yet. The first line holds the predict
-fingerprint: a journal written for other prompts, model or data is set aside, not reused.
+fingerprint without the data (model, prompts, generation): a journal written for another setup
+is set aside, not reused. Each record carries the hash of what its sample sent
+(:func:`vlmhyperbench.datasets.digest.request_hash`): a sample edited since is not done.
 """
 
 from __future__ import annotations
@@ -39,10 +41,16 @@ class Journal:
         with atomic_write(self.path) as handle:
             handle.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
 
-    def done(self, sample_id: str) -> bool:
-        """A sample is done when it has an answer or a final (non-retryable) error."""
+    def answer(self, sample_id: str, request: str) -> dict[str, Any] | None:
+        """The sample's record when it answers this very request (an answer or a final
+        per-sample error); ``None`` when the sample must be sent."""
         record = self.records.get(sample_id)
-        return record is not None and not record.get("retryable", False)
+        if record is None or record.get("retryable", False) or record.get("request") != request:
+            return None
+        return record
+
+    def done(self, sample_id: str, request: str) -> bool:
+        return self.answer(sample_id, request) is not None
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"

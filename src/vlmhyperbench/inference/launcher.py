@@ -30,7 +30,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wrapper_command(
-    model: ModelEntry, model_path: str, port: int, media_roots: list[Path], host: str = "127.0.0.1"
+    model: ModelEntry,
+    model_path: str,
+    port: int,
+    media_roots: list[Path],
+    host: str = "127.0.0.1",
+    stall_timeout_s: float | None = None,
 ) -> list[str]:
     """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI).
 
@@ -38,6 +43,9 @@ def wrapper_command(
     turns them into ``vllm serve`` / ``sglang.launch_server`` flags, or uses the subset the
     hf backend understands), a hub model's revision as ``--revision``, and an ``openai``
     entry's endpoint as ``--upstream-*`` (its key stays in the environment variable).
+    ``stall_timeout_s`` sets the health watchdog over the engine or upstream: a check every
+    sixth of it, three failures in a row (each waits one interval) - so a hung engine is found
+    within about ``stall_timeout_s``, as the predict job's own stall check expects.
     """
     command = [
         sys.executable,
@@ -69,6 +77,9 @@ def wrapper_command(
         command += ["--upstream-model", model.endpoint.model or model.name]
         if model.endpoint.api_key_env:
             command += ["--upstream-api-key-env", model.endpoint.api_key_env]
+    if stall_timeout_s is not None and model.backend in ("vllm", "sglang", "openai"):
+        command += ["--engine-health-interval", f"{stall_timeout_s / 6:g}"]
+        command += ["--engine-health-failures", "3"]
     for root in media_roots:
         command += ["--allowed-media-root", str(root)]
     return command
@@ -162,17 +173,29 @@ def stop(process: subprocess.Popen, grace_s: float = 10) -> None:
         process.wait()
 
 
-def health(base_url: str) -> tuple[bool, str]:
-    """Whether the server behind ``…/v1`` still answers its health check, and what it says."""
+def health(base_url: str, timeout_s: float = 5.0, api_key: str | None = None) -> tuple[bool, str]:
+    """Whether the server behind ``…/v1`` still answers its health check, and what it says.
+
+    ``GET /health`` (the wrapper, vLLM, SGLang); a server without one (404: an external API)
+    counts as alive when ``GET /v1/models`` answers without a 5xx.
+    """
     root = base_url.rstrip("/").removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(f"{root}/health", timeout=5.0)
+        response = httpx.get(f"{root}/health", timeout=timeout_s)
+        if response.status_code == 404:
+            models = httpx.get(f"{root}/v1/models", timeout=timeout_s, headers=headers)
+            if models.status_code < 500:
+                return True, f"answers /v1/models (HTTP {models.status_code})"
+            response = models
+    except httpx.TimeoutException:
+        return False, f"{root}/health did not answer within {timeout_s:g} s"
     except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        return False, f"{root}/health: {type(exc).__name__}: {exc}"
     if response.status_code == 200:
         return True, "ready"
     try:
         detail = response.json().get("detail") or response.text
-    except ValueError:
+    except (ValueError, AttributeError):
         detail = response.text
     return False, f"HTTP {response.status_code}: {detail}"[:2000]

@@ -7,16 +7,36 @@ import os
 from pathlib import Path
 
 from vlmhyperbench.config import Experiment
-from vlmhyperbench.datasets.manifest import read_manifest
+from vlmhyperbench.datasets.digest import dataset_digest
+from vlmhyperbench.datasets.manifest import Sample, read_manifest
+from vlmhyperbench.fingerprints import predict_fingerprint
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import running_wrapper, wrapper_command
 from vlmhyperbench.inference.model_source import model_location
-from vlmhyperbench.inference.runner import PredictRun, RunStats, predict
+from vlmhyperbench.inference.runner import PredictRun, RunStats, predict, write_predictions
 from vlmhyperbench.jit_env import ensure_overlay
 from vlmhyperbench.prompts import TaskPrompts
 from vlmhyperbench.selection import select_samples
 
 log = logging.getLogger("vlmhyperbench.predict")
+
+
+class DatasetImagesMissing(RuntimeError):
+    """Not one of the images a dataset's samples name exists: a wrong path, not bad samples."""
+
+
+def check_images_exist(dataset: str, dataset_dir: Path, samples: list[Sample]) -> None:
+    """Stop before inference when every image the samples name is missing (a few missing ones
+    are per-sample errors)."""
+    images = list(dict.fromkeys(image for sample in samples for image in sample.images))
+    if not images or any((dataset_dir / image).exists() for image in images):
+        return
+    first = ", ".join(images[:5])
+    raise DatasetImagesMissing(
+        f"dataset {dataset!r}: none of the {len(images)} images its samples name exists under "
+        f"{dataset_dir} (first missing: {first}); check the dataset's path in its registry "
+        f"entry, or rebuild the dataset"
+    )
 
 
 def run_predict_job(
@@ -31,7 +51,12 @@ def run_predict_job(
     model_path: Path | None = None,
 ) -> RunStats:
     """``model_path`` is the job's model input where it has one (a built tiny model, the local
-    copy of an ``s3://`` model): under a storage provider it is not where the registry says."""
+    copy of an ``s3://`` model): under a storage provider it is not where the registry says.
+
+    ``fingerprint`` is the rule's (it covers the data's content); the journal is kept under
+    the fingerprint of the rest (model, prompts, generation), and each of its records under
+    what its sample sends - so an edited sample is sent again, and only it.
+    """
     model = experiment.registry.models[model_name]
     task = experiment.registry.tasks[task_name]
     dataset_dir = manifest_path.parent.resolve()
@@ -40,17 +65,30 @@ def run_predict_job(
     if prompts.collection is not None:
         known = {sample.doc_class for sample in all_samples if sample.doc_class}
         prompts.collection.check_doc_classes(known, task.dataset)
+    samples = select_samples(task, all_samples)
+    check_images_exist(task.dataset, dataset_dir, samples)
+    digest = dataset_digest(manifest_path)
+    assert digest is not None, manifest_path  # read above
+    setup = predict_fingerprint(
+        model, task, experiment.registry.datasets[task.dataset], prompts.fingerprint()
+    )
+    log.info("predict fingerprint %s (journal: %s)", fingerprint, setup)
     run = PredictRun(
         model=model,
         task=task,
         prompts=prompts,
-        samples=select_samples(task, all_samples),
+        samples=samples,
         dataset_dir=dataset_dir,
-        journal=Journal(journal_path, fingerprint),
+        journal=Journal(journal_path, setup),
         output_path=output_path,
         settings=experiment.config.inference,
         served_model=model.name,
+        requests=digest.requests,
     )
+    if not run.pending():  # e.g. only answers changed: no server needed
+        log.info("%s/%s: every sample is answered in the journal", model_name, task_name)
+        write_predictions(run)
+        return RunStats(total=len(samples), already_done=len(samples), sent=0, errors=0)
     if model.endpoint is not None:
         if model.endpoint.api_key_env:
             run.api_key = os.environ.get(model.endpoint.api_key_env) or run.api_key
@@ -61,7 +99,13 @@ def run_predict_job(
     location = str(Path(model_path).resolve()) if model_path else model_location(model)
 
     def command(port: int) -> list[str]:
-        return wrapper_command(model, location, port, media_roots=[dataset_dir])
+        return wrapper_command(
+            model,
+            location,
+            port,
+            media_roots=[dataset_dir],
+            stall_timeout_s=experiment.config.inference.stall_timeout_s,
+        )
 
     env = None
     if model.packages:  # ADR-002: the model's extra packages, in an overlay over this env

@@ -1,8 +1,17 @@
 """Send a task's samples to an OpenAI-compatible server concurrently, journaling every answer.
 
-Per-sample problems (a missing image, a 4xx answer such as a corrupt image) are recorded with the
-sample and the run goes on. A server that stops answering aborts the run; the journal keeps every
-answer so far, and the re-run sends only the samples still missing.
+What a prediction line may hold: the model's answer, or a per-sample input problem - an image
+that is missing, unreadable or not a file, or a 4xx the server gave this one request (a corrupt
+image, a prompt too long). Nothing else. An infrastructure failure - a 5xx, 429 or 408, a
+refused, dropped or timed-out connection - is retried with backoff (``max_retries``; each retry
+and its cause in the job's log); if the server's ``/health`` fails too, or the retries run out,
+the run stops: samples in flight are abandoned, nothing is journaled for them, and
+:class:`PredictionAborted` names the model, the server and the cause. A server that sends
+nothing for ``stall_timeout_s`` while requests wait, and fails its ``/health``, is hung: the run
+stops the same way, after about ``stall_timeout_s``, not ``request_timeout_s`` x retries.
+
+The journal keeps every answer so far, keyed on what each sample sent; the re-run sends exactly
+the samples with no answer for what they send now.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +37,12 @@ from vlmhyperbench.prompts import TaskPrompts
 
 log = logging.getLogger("vlmhyperbench.predict")
 
+#: Statuses that say nothing about the request itself: the server (or what is behind it) failed.
+TRANSIENT_STATUS = {408, 409, 429}
+
 
 class PredictionAborted(RuntimeError):
-    """The server stopped answering; answers so far are safe in the journal."""
+    """The server failed or stopped answering; answers so far are safe in the journal."""
 
 
 @dataclass
@@ -45,6 +57,12 @@ class PredictRun:
     settings: InferenceSettings
     served_model: str
     api_key: str = "EMPTY"
+    #: sample id -> hash of what it sends (:func:`vlmhyperbench.datasets.digest.request_hash`).
+    requests: dict[str, str] = field(default_factory=dict)
+
+    def pending(self) -> list[Sample]:
+        """The samples the journal has no answer for, for what they send now."""
+        return [s for s in self.samples if not self.journal.done(s.id, self.requests[s.id])]
 
 
 @dataclass
@@ -53,6 +71,7 @@ class RunStats:
     already_done: int
     sent: int
     errors: int
+    retries: int = 0
 
 
 async def _request(
@@ -108,18 +127,25 @@ def response_format(task: TaskEntry, sample: Sample) -> dict[str, Any] | None:
     }
 
 
-def _error_record(sample_id: str, error: str, retryable: bool) -> dict[str, Any]:
-    return {
-        "id": sample_id,
-        "prediction": None,
-        "error": error,
-        "retryable": retryable,
-        "performance": None,
-    }
+def _error_record(sample_id: str, error: str) -> dict[str, Any]:
+    return {"id": sample_id, "prediction": None, "error": error, "performance": None}
+
+
+def _infrastructure_failure(exc: Exception) -> str | None:
+    """The cause, when ``exc`` is the server's failure rather than this request's fault."""
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code in TRANSIENT_STATUS:
+            return f"HTTP {exc.status_code}: {exc.message}"
+        return None
+    if isinstance(exc, openai.APITimeoutError):
+        return "the request timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"connection failed: {exc.__cause__ or exc}"
+    return None
 
 
 async def _predict(run: PredictRun, base_url: str) -> RunStats:
-    pending = [s for s in run.samples if not run.journal.done(s.id)]
+    pending = run.pending()
     stats = RunStats(
         total=len(run.samples), already_done=len(run.samples) - len(pending), sent=0, errors=0
     )
@@ -132,75 +158,141 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
         run.journal.path,
         len(pending),
     )
+    if not pending:
+        return stats
+    settings = run.settings
     generation = effective_generation(run.model, run.task)
-    semaphore = asyncio.Semaphore(run.settings.concurrency)
-    server_dead = asyncio.Event()
-    why_dead: list[str] = []
-
-    async def dead() -> bool:
-        """After a failure: is the server gone (or unhealthy: its engine died)? Then nothing
-        more is sent and nothing is journaled for this sample, so a re-run sends it."""
-        if server_dead.is_set():
-            return True
-        alive, detail = await asyncio.to_thread(health, base_url)
-        if not alive:
-            why_dead.append(detail)
-            server_dead.set()
-        return not alive
-
+    semaphore = asyncio.Semaphore(settings.concurrency)
     progress_every = max(1, len(pending) // 20)
+    why_stopped: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+    # The last sign of life from the server: a response (of any kind), or the moment a request
+    # went out while none was waiting. ``in_flight``: requests sent and not yet answered.
+    last_activity = time.monotonic()
+    in_flight = 0
+
+    def stop(cause: str) -> None:
+        """End the run: nothing more is sent, requests in flight are abandoned (not journaled)."""
+        if why_stopped:
+            return
+        why_stopped.append(cause)
+        log.error("%s/%s: stopping: %s", run.model.name, run.task.name, cause)
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+
+    async def server_health() -> tuple[bool, str]:
+        return await asyncio.to_thread(
+            health, base_url, min(10.0, settings.stall_timeout_s), run.api_key
+        )
+
+    async def watch_for_stall() -> None:
+        """A server that sends nothing for ``stall_timeout_s`` while requests wait and fails
+        its ``/health`` is hung: stop (a busy but healthy one is left to finish)."""
+        nonlocal last_activity
+        while True:
+            await asyncio.sleep(min(1.0, settings.stall_timeout_s / 4))
+            silent = time.monotonic() - last_activity
+            if in_flight == 0 or silent < settings.stall_timeout_s:
+                continue
+            alive, detail = await server_health()
+            if not alive and in_flight and not why_stopped:
+                silent = time.monotonic() - last_activity
+                stop(
+                    f"no answer for {silent:.0f} s to {in_flight} requests in flight "
+                    f"(stall_timeout_s: {settings.stall_timeout_s:g}) and its /health failed: "
+                    f"{detail}"
+                )
+                return
+
+    async def send(client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any] | None:
+        """The sample's record, or ``None`` when the run stopped on a server failure."""
+        nonlocal last_activity, in_flight
+        for attempt in range(settings.max_retries + 1):
+            if not in_flight:
+                last_activity = time.monotonic()
+            in_flight += 1
+            try:
+                return await _request(client, run, sample, generation)
+            except (SampleInputError, ValueError) as exc:
+                return _error_record(sample.id, str(exc))
+            except openai.APIError as exc:
+                cause = _infrastructure_failure(exc)
+                if cause is None:  # 4xx: this request is wrong (a bad image, too long…)
+                    status = getattr(exc, "status_code", "?")
+                    return _error_record(sample.id, f"HTTP {status}: {exc.message}")
+            finally:
+                in_flight -= 1
+                last_activity = time.monotonic()
+            alive, detail = await server_health()
+            if not alive or attempt == settings.max_retries:
+                tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+                health_note = f"; its /health: {detail}" if not alive else ""
+                stop(f"sample {sample.id}: {cause} (after {tries}){health_note}")
+                return None
+            delay = min(8.0, 0.5 * 2**attempt)
+            stats.retries += 1
+            log.warning(
+                "%s/%s: sample %s: %s; retry %d of %d in %.1f s",
+                run.model.name,
+                run.task.name,
+                sample.id,
+                cause,
+                attempt + 1,
+                settings.max_retries,
+                delay,
+            )
+            await asyncio.sleep(delay)
+        return None
 
     async with openai.AsyncOpenAI(
         base_url=base_url,
         api_key=run.api_key,
-        max_retries=run.settings.max_retries,
-        timeout=run.settings.request_timeout_s,
+        max_retries=0,  # retried here, with the cause and count in the log
+        timeout=settings.request_timeout_s,
     ) as client:
 
         async def one(sample: Sample) -> None:
             async with semaphore:
-                if server_dead.is_set():
+                if why_stopped:
                     return
-                try:
-                    record = await _request(client, run, sample, generation)
-                except (SampleInputError, ValueError) as exc:
-                    record = _error_record(sample.id, str(exc), retryable=False)
-                except openai.APIStatusError as exc:
-                    # 4xx: this request is wrong (bad image, too long…) — final for this sample.
-                    # 5xx from a server whose health check fails (a dead or hung engine behind
-                    # the wrapper): the run stops, as when the server itself is gone.
-                    if exc.status_code >= 500 and await dead():
-                        return
-                    retryable = exc.status_code >= 500 or exc.status_code == 429
-                    record = _error_record(
-                        sample.id, f"HTTP {exc.status_code}: {exc.message}", retryable
-                    )
-                except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                    if await dead():
-                        return
-                    record = _error_record(
-                        sample.id, f"{type(exc).__name__}: {exc}", retryable=True
-                    )
+                record = await send(client, sample)
+                if record is None:
+                    return
+                record["request"] = run.requests[sample.id]
                 run.journal.append(record)
                 stats.sent += 1
                 stats.errors += record["error"] is not None
                 if stats.sent % progress_every == 0 or stats.sent == len(pending):
                     log.info(
-                        "%s/%s: %d/%d sent, %d errors",
+                        "%s/%s: %d/%d sent, %d errors, %d retries",
                         run.model.name,
                         run.task.name,
                         stats.sent,
                         len(pending),
                         stats.errors,
+                        stats.retries,
                     )
 
-        await asyncio.gather(*(one(sample) for sample in pending))
+        watchdog = asyncio.create_task(watch_for_stall())
+        tasks.extend(asyncio.create_task(one(sample)) for sample in pending)
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            watchdog.cancel()
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # a bug, not a server failure: let it show
 
-    if server_dead.is_set():
+    if why_stopped:
+        missing = len(run.pending())
         raise PredictionAborted(
-            f"{run.model.name}/{run.task.name}: the server at {base_url} stopped answering after "
-            f"{stats.sent} of {len(pending)} samples ({why_dead[0] if why_dead else 'no health'})"
-            f"; their answers are in {run.journal.path}; re-run to send only the missing samples"
+            f"{run.model.name}/{run.task.name}: the server at {base_url} stopped answering: "
+            f"{why_stopped[0]}. {stats.sent} of {len(pending)} samples were answered in this "
+            f"run ({stats.retries} retries) and are kept in {run.journal.path} with the "
+            f"{stats.already_done} answered before; re-run to send only the missing samples "
+            f"({missing})"
         )
     return stats
 
@@ -209,9 +301,12 @@ def write_predictions(run: PredictRun) -> None:
     """The declared output, in manifest order, written atomically from the journal."""
     with atomic_write(run.output_path) as handle:
         for sample in run.samples:
-            record = run.journal.records.get(sample.id)
+            record = run.journal.answer(sample.id, run.requests[sample.id])
             if record is None:
-                record = _error_record(sample.id, "no answer recorded", retryable=True)
+                raise PredictionAborted(
+                    f"{run.model.name}/{run.task.name}: no answer recorded for sample "
+                    f"{sample.id}; re-run to send it"
+                )
             line = {key: record.get(key) for key in ("id", "prediction", "error", "performance")}
             for key in ("finish_reason", "usage", "prompt"):
                 line[key] = record.get(key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,18 @@ from vlmhyperbench.reporting.summary import OVERALL
 log = logging.getLogger("vlmhyperbench.report")
 GROUP_COLUMNS = ("doc_class", "question_type", "field", "subset")
 CSV_FLOAT = "%.6g"
+
+
+class _Stages:
+    """Logs how long each stage of the build took (for the benchmark; not in any output)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def done(self, what: str) -> None:
+        now = time.perf_counter()
+        log.info("%s: %.1f s", what, now - self.last)
+        self.last = now
 
 
 @dataclass
@@ -269,9 +282,12 @@ def build_report(
     baseline_dir: str | Path | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    workers: int = 2,
 ) -> Report:
     """Read ``results_dir`` and write the report into ``out_dir``; gaps become warnings."""
+    clock = _Stages()
     results = load_results(results_dir)
+    clock.done("read results/")
     baseline = load_results(baseline_dir) if baseline_dir is not None else None
     out = Path(out_dir)
     report = Report(out=out, warnings=list(results.warnings))
@@ -280,26 +296,27 @@ def build_report(
     _clean_folder(tables_dir, (".tex",))
 
     comparisons = compare_run(results, n_boot=n_boot, seed=seed)
+    clock.done(f"{len(comparisons)} comparisons")
     robustness = robustness_table(results)
     performance = performance_table(results)
     worst = worst_samples(results)
     kinds = error_kinds(results)
 
-    rendered: list[figures.Rendered] = []
+    specs: list[figures.Spec] = []
     task_sections = []
     for task in results.tasks():
         overall = results.overall[results.overall["task"] == task]
         board = _leaderboard(results, task)
         primary = board["metrics"][0]
         higher = board["higher"][primary]
-        metrics_fig = figures.metrics_figure(f"{task}_metrics", task, overall, board["metrics"])
-        rendered.append(metrics_fig)
+        metrics_fig = f"{task}_metrics"
+        specs.append(("metrics_figure", (metrics_fig, task, overall, board["metrics"])))
         group_tables, group_rows, group_columns = _groups(results, task)
-        groups_fig = figures.groups_figure(f"{task}_groups", primary, group_rows, group_columns)
+        groups_fig = f"{task}_groups" if group_columns else None
+        if groups_fig:
+            specs.append(("groups_figure", (groups_fig, primary, group_rows, group_columns)))
         severity = by_severity(results, task)
-        severity_fig = (
-            figures.severity_figure(f"{task}_severity", primary, severity) if severity else None
-        )
+        severity_fig = f"{task}_severity" if severity else None
         perf = performance[performance["task"] == task]
         points = (
             overall[overall["metric"] == primary][["model", "value"]]
@@ -314,9 +331,11 @@ def build_report(
                 points["latency_p50_ms"].to_numpy(dtype=float),
                 higher,
             )
-            pareto_fig = figures.pareto_figure(f"{task}_pareto", primary, points, mask, higher)
+            pareto_fig = f"{task}_pareto"
+            specs.append(("pareto_figure", (pareto_fig, primary, points, mask, higher)))
             front = points["model"][mask].tolist()
-        rendered += [f for f in (groups_fig, severity_fig, pareto_fig) if f is not None]
+        if severity_fig:
+            specs.append(("severity_figure", (severity_fig, primary, severity)))
         task_comparisons = comparisons[comparisons["task"] == task]
         main = task_comparisons[task_comparisons["metric"] == primary]
         task_sections.append(
@@ -325,10 +344,10 @@ def build_report(
                 "primary": primary,
                 "higher": higher,
                 "leaderboard": board,
-                "fig_metrics": svg_data_uri(metrics_fig.svg),
+                "fig_metrics": metrics_fig,
                 "shown_metrics": board["metrics"][: figures.MAX_PANELS],
                 "groups": group_tables,
-                "fig_groups": svg_data_uri(groups_fig.svg) if groups_fig else None,
+                "fig_groups": groups_fig,
                 "comparisons": [
                     {**row, "sentence": _sentence(r)}
                     for row, r in zip(_records(main), main.itertuples(), strict=True)
@@ -336,9 +355,9 @@ def build_report(
                 "n_comparisons": len(task_comparisons),
                 "n_significant": int(task_comparisons["significant"].sum()),
                 "robustness": _records(robustness[robustness["task"] == task]),
-                "fig_severity": svg_data_uri(severity_fig.svg) if severity_fig else None,
+                "fig_severity": severity_fig,
                 "performance": _records(perf),
-                "fig_pareto": svg_data_uri(pareto_fig.svg) if pareto_fig else None,
+                "fig_pareto": pareto_fig,
                 "pareto_front": front,
                 "worst": _records(worst[worst["task"] == task]),
                 "error_kinds": _records(kinds[kinds["task"] == task]),
@@ -350,6 +369,13 @@ def build_report(
                 tables.leaderboard_table(task, overall, board["metrics"], board["order"]),
             )
         )
+    clock.done("tables and sections")
+    rendered = figures.render_all(specs, workers=workers)
+    clock.done(f"{len(rendered)} figures")
+    uris = {figure.name: svg_data_uri(figure.svg) for figure in rendered}
+    for section in task_sections:
+        for key in ("fig_metrics", "fig_groups", "fig_severity", "fig_pareto"):
+            section[key] = uris.get(section[key]) if section[key] else None
     for figure in rendered:
         figures.write(figure, figures_dir)
         report.files += [figures_dir / f"{figure.name}.svg", figures_dir / f"{figure.name}.pdf"]
@@ -413,6 +439,7 @@ def build_report(
         "n_significant": int(comparisons["significant"].sum()) if len(comparisons) else 0,
     }
     report.files.append(_write_text(out / "index.html", render_index(context)))
+    clock.done("index.html")
     for warning in report.warnings:
         log.warning("%s", warning)
     return report

@@ -73,6 +73,9 @@ def _aligned(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(models, values matrix over the union of sample ids, cluster per sample id)."""
     models = sorted(entries)
+    first = entries[models[0]]
+    if all(np.array_equal(entries[m].ids, first.ids) for m in models[1:]):
+        return models, np.vstack([entries[m].values for m in models]), first.clusters
     ids = sorted(set().union(*(set(entries[m].ids.tolist()) for m in models)))
     position = {sample_id: k for k, sample_id in enumerate(ids)}
     matrix = np.full((len(models), len(ids)), math.nan)
@@ -86,15 +89,12 @@ def _aligned(
 
 
 def compare_task(results: Results, task: str, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Every pair of models on every metric of ``task`` (each pair once, the better model as A)."""
-    rows = []
+    """Every pair of models on every metric of ``task`` (each pair once, the better model as A;
+    ties: the first by name)."""
+    frames = []
     resampling_cache: dict[bytes, Resampling] = {}
     for metric in results.metrics(task):
-        entries = {
-            model: scores
-            for (model, t, m), scores in results.scores.items()
-            if t == task and m == metric
-        }
+        entries = results.by_metric(task, metric)
         if len(entries) < 2:
             continue
         models, matrix, clusters = _aligned(entries)
@@ -102,39 +102,43 @@ def compare_task(results: Results, task: str, *, n_boot: int, seed: int) -> pd.D
         if key not in resampling_cache:
             resampling_cache[key] = Resampling.draw(clusters, n_boot, task_seed(seed, task))
         resampling = resampling_cache[key]
-        stats = paired_matrix(matrix, resampling)
         binary = is_binary(matrix)
-        mcnemar_p = mcnemar_exact_matrix(np.nan_to_num(matrix, nan=-1.0)) if binary else None
+        stats = paired_matrix(matrix, resampling, permutation=not binary)
         higher = results.higher_is_better(task, metric)
-        multiplier = power_multiplier(resampling.n_clusters)
         means = np.nanmean(matrix, axis=1)
-        for i in range(len(models)):
-            for j in range(i + 1, len(models)):
-                a, b = (i, j) if _better(means[i], means[j], higher) else (j, i)
-                if means[a] == means[b] and models[a] > models[b]:
-                    a, b = b, a
-                se = stats["se"][a, b]
-                rows.append(
-                    {
-                        "task": task,
-                        "metric": metric,
-                        "model_a": models[a],
-                        "model_b": models[b],
-                        "higher_is_better": higher,
-                        "n": int(stats["n"][a, b]) if stats["n"][a, b] == stats["n"][a, b] else 0,
-                        "n_clusters": resampling.n_clusters,
-                        "value_a": means[a],
-                        "value_b": means[b],
-                        "diff": stats["diff"][a, b],
-                        "ci_low": stats["ci_low"][a, b],
-                        "ci_high": stats["ci_high"][a, b],
-                        "test": "mcnemar_exact" if binary else "sign_flip_permutation",
-                        "p_value": mcnemar_p[a, b] if binary else stats["p"][a, b],
-                        "mdd": multiplier * se if se == se else math.nan,
-                    }
-                )
-    frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_holm",)])
-    frame["p_holm"] = holm(frame["p_value"].tolist()) if len(frame) else []
+        i, j = np.triu_indices(len(models), 1)
+        score = np.nan_to_num(means if higher else -means, nan=-np.inf)
+        # i < j, so models[i] sorts first: it is A when at least as good.
+        swap = score[j] > score[i]
+        a, b = np.where(swap, j, i), np.where(swap, i, j)
+        p = mcnemar_exact_matrix(np.nan_to_num(matrix, nan=-1.0)) if binary else stats["p"]
+        se = stats["se"][a, b]
+        names = np.array(models, dtype=object)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "task": task,
+                    "metric": metric,
+                    "model_a": names[a],
+                    "model_b": names[b],
+                    "higher_is_better": higher,
+                    "n": np.nan_to_num(stats["n"][a, b]).astype(int),
+                    "n_clusters": resampling.n_clusters,
+                    "value_a": means[a],
+                    "value_b": means[b],
+                    "diff": stats["diff"][a, b],
+                    "ci_low": stats["ci_low"][a, b],
+                    "ci_high": stats["ci_high"][a, b],
+                    "test": "mcnemar_exact" if binary else "sign_flip_permutation",
+                    "p_value": p[a, b],
+                    "mdd": power_multiplier(resampling.n_clusters) * se,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["p_holm"] = holm(frame["p_value"].tolist())
     frame["significant"] = frame["p_holm"] < ALPHA
     return frame[COMPARISON_COLUMNS]
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -43,6 +45,9 @@ PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": "VLMHyperBench
 MAX_PANELS = 6  # a task's metric figure shows its first metrics; the tables have all
 
 
+Spec = tuple[str, tuple[Any, ...]]  # (function name in this module, its arguments)
+
+
 @dataclass(frozen=True)
 class Rendered:
     name: str
@@ -64,6 +69,36 @@ def _render(name: str, fig: Figure) -> Rendered:
     return Rendered(name, svg.getvalue(), pdf.getvalue())
 
 
+def _render_spec(spec: Spec) -> Rendered | None:
+    name, args = spec
+    return globals()[name](*args)
+
+
+def render_all(specs: list[Spec], workers: int = 2) -> list[Rendered]:
+    """Render every figure, in ``workers`` processes when there are enough figures to pay for
+    them; the order (and the bytes) do not depend on the number of workers."""
+    if workers <= 1 or len(specs) < 8:
+        out = [_render_spec(spec) for spec in specs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            out = list(pool.map(_render_spec, specs, chunksize=4))
+    return [r for r in out if r is not None]
+
+
+def _margins(
+    fig: Figure, labels: list[str], *, bottom_in: float = 0.35, top_in: float = 0.25
+) -> None:
+    """Fixed margins from the longest y label (no tight_layout: it costs a whole extra draw)."""
+    width, height = fig.get_size_inches()
+    left_in = 0.15 + 0.045 * max((len(label) for label in labels), default=4)
+    fig.subplots_adjust(
+        left=min(0.5, left_in / width),
+        right=0.97,
+        bottom=min(0.4, bottom_in / height),
+        top=1.0 - min(0.3, top_in / height),
+    )
+
+
 def write(rendered: Rendered, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{rendered.name}.svg").write_bytes(rendered.svg)
@@ -75,36 +110,42 @@ def _label(text: str, limit: int = 28) -> str:
 
 
 def _dot_ci(ax, frame: pd.DataFrame, title: str) -> None:
-    """Models on y (best at top as given), value with its CI as a horizontal error bar."""
+    """Models on y (in the given order, first at the top), value with its CI as an error bar."""
     y = np.arange(len(frame))[::-1]
     values = frame["value"].to_numpy(dtype=float)
     low = values - frame["ci_low"].to_numpy(dtype=float)
     high = frame["ci_high"].to_numpy(dtype=float) - values
     err = np.nan_to_num(np.vstack([low, high]), nan=0.0).clip(min=0.0)
-    ax.errorbar(values, y, xerr=err, fmt="o", markersize=3, capsize=2, color="#1f5fa8", lw=0.8)
-    ax.set_yticks(y, [_label(m) for m in frame["model"]])
-    ax.set_title(_label(title, 40))
+    ax.errorbar(values, y, xerr=err, fmt="o", markersize=2.5, capsize=1.5, color="#1f5fa8", lw=0.7)
+    ax.set_title(_label(title, 40), pad=2)
     ax.grid(axis="x", lw=0.3, alpha=0.5)
 
 
 def metrics_figure(name: str, task: str, overall: pd.DataFrame, metrics: list[str]) -> Rendered:
-    """Each metric of a task (first ``MAX_PANELS``) by model with 95% CI bars."""
+    """Each metric of a task (first ``MAX_PANELS``) by model with 95% CI bars; panels share the
+    model axis, labelled once per row."""
     shown = metrics[:MAX_PANELS]
     models = sorted(overall["model"].unique())
+    labels = [_label(m) for m in models]
+    columns = min(2, len(shown))
+    rows = math.ceil(len(shown) / columns)
     with _style():
-        rows = math.ceil(len(shown) / 2)
-        height = 0.35 + rows * (0.25 + 0.14 * len(models))
-        fig, axes = plt.subplots(rows, min(2, len(shown)), figsize=(COLUMN_WIDTH_IN, height))
-        axes = np.atleast_1d(axes).ravel()
-        for ax, metric in zip(axes, shown, strict=False):
+        height = 0.3 + rows * (0.3 + 0.11 * len(models))
+        fig, axes = plt.subplots(
+            rows, columns, figsize=(COLUMN_WIDTH_IN, height), sharey=True, squeeze=False
+        )
+        flat = axes.ravel()
+        for ax, metric in zip(flat, shown, strict=False):
             frame = overall[overall["metric"] == metric].set_index("model").reindex(models)
-            frame = frame.reset_index()
             arrow = "↑" if bool(frame["higher_is_better"].dropna().all()) else "↓"
-            _dot_ci(ax, frame, f"{metric} {arrow}")
-        for ax in axes[len(shown) :]:
+            _dot_ci(ax, frame.reset_index(), f"{metric} {arrow}")
+        y = np.arange(len(models))[::-1]
+        for ax in axes[:, 0]:
+            ax.set_yticks(y, labels)
+        for ax in flat[len(shown) :]:
             ax.set_visible(False)
-        fig.suptitle(_label(task, 60), fontsize=7)
-        fig.tight_layout()
+        _margins(fig, labels, bottom_in=0.2, top_in=0.2)
+        fig.subplots_adjust(hspace=min(0.6, 0.35 / (0.3 + 0.11 * len(models))) * 2, wspace=0.08)
         return _render(name, fig)
 
 
@@ -117,7 +158,7 @@ def groups_figure(
     models = sorted(groups["model"].unique())
     with _style():
         fig, axes = plt.subplots(
-            len(columns), 1, figsize=(COLUMN_WIDTH_IN, 0.3 + 1.3 * len(columns)), squeeze=False
+            len(columns), 1, figsize=(COLUMN_WIDTH_IN, 0.2 + 1.45 * len(columns)), squeeze=False
         )
         for ax, column in zip(axes[:, 0], columns, strict=True):
             part = groups[groups["group_by"] == column]
@@ -132,7 +173,7 @@ def groups_figure(
             ax.grid(axis="y", lw=0.3, alpha=0.5)
         if len(models) <= 12:
             axes[0, 0].legend(loc="best", frameon=False, ncol=2)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.16, right=0.97, top=0.97, bottom=0.12, hspace=0.75)
         return _render(name, fig)
 
 
@@ -149,7 +190,7 @@ def severity_figure(name: str, metric: str, series: dict[str, dict[float, float]
         ax.grid(lw=0.3, alpha=0.5)
         if len(series) <= 12:
             ax.legend(frameon=False, fontsize=5)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.2)
         return _render(name, fig)
 
 
@@ -169,11 +210,9 @@ def pareto_figure(
             if xi == xi and yi == yi:
                 ax.annotate(_label(model, 18), (xi, yi), fontsize=5, xytext=(2, 2),
                             textcoords="offset points")  # fmt: skip
-        ax.set_xlabel("latency p50, ms (log)")
+        ax.set_xlabel("latency p50, ms")
         ax.set_ylabel(f"{metric} {'↑' if higher else '↓'}")
-        if np.all(x[~np.isnan(x)] > 0) and np.any(~np.isnan(x)):
-            ax.set_xscale("log")
         ax.grid(lw=0.3, alpha=0.5)
         ax.legend(frameon=False)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.18)
         return _render(name, fig)

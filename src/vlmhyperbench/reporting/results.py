@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlmhyperbench.provenance import PROVENANCE_DIR
@@ -41,6 +42,7 @@ class SampleScores:
     severity: np.ndarray  # NaN where unknown
     subset: np.ndarray
     text: pd.DataFrame | None = None  # question/reference/prediction/error (primary metric)
+    arrow_ids: pa.Array | None = None  # the ids as read, to compare other files' ids in C++
 
 
 @dataclass
@@ -52,26 +54,39 @@ class Results:
     provenance: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def overall(self) -> pd.DataFrame:
-        return self.summary[self.summary["group_by"] == OVERALL]
+    def __post_init__(self) -> None:
+        self.overall = self.summary[self.summary["group_by"] == OVERALL]
+        self._metrics: dict[str, list[str]] = {}
+        self._higher: dict[tuple[str, str], bool] = {}
+        for row in self.overall[["task", "metric", "higher_is_better"]].itertuples(index=False):
+            metrics = self._metrics.setdefault(row.task, [])
+            if row.metric not in metrics:
+                metrics.append(row.metric)
+            self._higher.setdefault((row.task, row.metric), bool(row.higher_is_better))
+        self._by_metric: dict[tuple[str, str], dict[str, SampleScores]] | None = None
 
     def tasks(self) -> list[str]:
-        return list(dict.fromkeys(self.overall["task"].tolist()))
+        return list(self._metrics)
 
     def models(self) -> list[str]:
         return sorted(set(self.overall["model"].tolist()))
 
     def metrics(self, task: str) -> list[str]:
-        rows = self.overall[self.overall["task"] == task]
-        return list(dict.fromkeys(rows["metric"].tolist()))
+        return self._metrics.get(task, [])
 
     def primary(self, task: str) -> str:
         return self.metrics(task)[0]
 
     def higher_is_better(self, task: str, metric: str) -> bool:
-        rows = self.overall[(self.overall["task"] == task) & (self.overall["metric"] == metric)]
-        return bool(rows["higher_is_better"].iloc[0]) if len(rows) else True
+        return self._higher.get((task, metric), True)
+
+    def by_metric(self, task: str, metric: str) -> dict[str, SampleScores]:
+        """model → per-sample scores of one (task, metric); built once, after loading."""
+        if self._by_metric is None:
+            self._by_metric = {}
+            for (model, t, m), scores in sorted(self.scores.items()):
+                self._by_metric.setdefault((t, m), {})[model] = scores
+        return self._by_metric.get((task, metric), {})
 
     def rel(self, path: Path) -> str:
         try:
@@ -125,7 +140,8 @@ def _text_column(frame: pd.DataFrame, name: str) -> np.ndarray:
 def read_sample_scores(path: Path, with_text: bool) -> SampleScores:
     schema = pq.read_schema(path)
     wanted = [*VALUE_COLUMNS, *(TEXT_COLUMNS if with_text else ())]
-    table = pq.read_table(path, columns=[c for c in wanted if c in schema.names]).to_pandas()
+    arrow = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
+    table = arrow.to_pandas()
     if "id" not in table or "value" not in table:
         raise ValueError("lacks the id or value column")
     table["id"] = table["id"].astype(str)
@@ -144,7 +160,11 @@ def read_sample_scores(path: Path, with_text: bool) -> SampleScores:
         text = pd.DataFrame({c: _text_column(table, c) for c in TEXT_COLUMNS})
         text.insert(0, "id", ids)
         text["value"] = table["value"].to_numpy()
+    # Files whose ids equal these, in this order, share this file's sample columns.
+    same_rows = "id" in arrow.column_names and len(table) == arrow.num_rows
+    arrow_ids = arrow.column("id").combine_chunks() if same_rows else None
     return SampleScores(
+        arrow_ids=arrow_ids,
         ids=ids,
         values=table["value"].to_numpy(dtype=float),
         clusters=clusters,
@@ -152,6 +172,24 @@ def read_sample_scores(path: Path, with_text: bool) -> SampleScores:
         severity=severity,
         subset=_text_column(table, "subset"),
         text=text,
+    )
+
+
+def read_values(path: Path, like: SampleScores | None) -> SampleScores:
+    """Only ids and values, taking the sample columns from ``like`` (the same model and task's
+    main metric, read in full) when the ids are the same; else a full read."""
+    table = pq.read_table(path, columns=["id", "value"], use_threads=False)
+    ids = table.column("id").combine_chunks()
+    if like is None or like.arrow_ids is None or not ids.equals(like.arrow_ids):
+        return read_sample_scores(path, with_text=False)
+    values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+    return SampleScores(
+        ids=like.ids,
+        values=values,
+        clusters=like.clusters,
+        origin=like.origin,
+        severity=like.severity,
+        subset=like.subset,
     )
 
 
@@ -211,22 +249,26 @@ def load_results(root: str | Path, *, threads: int = 4) -> Results:
     def read(key: tuple[str, str, str]) -> tuple[tuple, SampleScores | None, str | None]:
         path = _score_path(root, *key)
         if not path.is_file():
-            return (
-                key,
-                None,
-                f"{results.rel(path)}: score file missing; per-sample statistics skipped",
-            )
+            gap = "score file missing; per-sample statistics skipped"
+            return key, None, f"{results.rel(path)}: {gap}"
         try:
-            return key, read_sample_scores(path, with_text=primary[key[1]] == key[2]), None
+            model, task, metric = key
+            if primary[task] == metric:
+                return key, read_sample_scores(path, with_text=True), None
+            return key, read_values(path, results.scores.get((model, task, primary[task]))), None
         except Exception as exc:  # a truncated or foreign file: shown as a gap
             return key, None, f"{results.rel(path)}: unreadable ({type(exc).__name__}: {exc})"
 
+    # Main metrics first (read in full), then the others (ids and values only).
+    first = [k for k in keys if primary[k[1]] == k[2]]
+    rest = [k for k in keys if primary[k[1]] != k[2]]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for key, scores, warning in pool.map(read, keys):
-            if scores is not None:
-                results.scores[key] = scores
-            if warning:
-                results.warnings.append(warning)
+        for batch in (first, rest):
+            for key, scores, warning in pool.map(read, batch):
+                if scores is not None:
+                    results.scores[key] = scores
+                if warning:
+                    results.warnings.append(warning)
 
     for path in sorted((root / "predictions").glob("*/*.jsonl")):
         model, task = path.parent.name, path.stem

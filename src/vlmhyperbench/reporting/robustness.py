@@ -48,7 +48,7 @@ def flip_metric(results: Results, task: str) -> str | None:
     for metric in results.metrics(task):
         if not results.higher_is_better(task, metric):
             continue
-        entries = [s for (_, t, m), s in results.scores.items() if t == task and m == metric]
+        entries = list(results.by_metric(task, metric).values())
         if entries and all(is_binary(s.values) for s in entries):
             return metric
     return None

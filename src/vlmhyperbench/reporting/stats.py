@@ -9,6 +9,7 @@ McNemar's exact test, Holm's correction and the power calculation come from stat
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -115,6 +116,7 @@ def holm(p_values: list[float]) -> list[float]:
     return out.tolist()
 
 
+@functools.cache
 def power_multiplier(n_units: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """The minimum detectable difference in standard errors: the paired t-test's effect size
     at ``n_units`` (statsmodels) times √n, ≈ 2.8 for large n."""
@@ -127,13 +129,14 @@ def power_multiplier(n_units: int, alpha: float = ALPHA, power: float = POWER) -
 
 
 def paired_matrix(
-    values: np.ndarray, resampling: Resampling, n_boot_ci: float = 0.95
+    values: np.ndarray, resampling: Resampling, n_boot_ci: float = 0.95, permutation: bool = True
 ) -> dict[str, np.ndarray]:
     """Bootstrap and sign-flip statistics of every model pair of one (task, metric).
 
     ``values``: (models × samples), NaN where a model has no value for a sample. Pairs whose
     masks differ are computed on their common samples. Returns arrays indexed [i, j] for the
-    difference ``mean_i − mean_j``: diff, ci_low, ci_high, se, p (permutation), n.
+    difference ``mean_i − mean_j``: diff, ci_low, ci_high, se, p (permutation; skipped, NaN,
+    with ``permutation=False``), n.
     """
     m = values.shape[0]
     mask = ~np.isnan(values)
@@ -148,22 +151,31 @@ def paired_matrix(
             return out
         with np.errstate(invalid="ignore", divide="ignore"):  # resamples of no sample
             boot = (resampling.counts @ sums.T) / (resampling.counts @ weights)[:, None]
-        flips = resampling.signs @ sums.T  # B × M (differences are linear in the sums)
+        # B × M sign-flipped totals (differences are linear in the sums)
+        flips = resampling.signs @ sums.T if permutation else None
         means = sums.sum(axis=1) / total
-        diffs = boot[:, :, None] - boot[:, None, :]  # B × M × M
-        quantile = np.nanquantile if np.isnan(diffs).any() else np.quantile
+        # Each unordered pair once (upper triangle); [j, i] mirrors [i, j].
+        first, second = np.triu_indices(m, 1)
+        diffs = boot[:, first] - boot[:, second]  # B × pairs
+        has_nan = bool(np.isnan(diffs).any())
+        quantile = np.nanquantile if has_nan else np.quantile
         low, high = quantile(diffs, [alpha, 1.0 - alpha], axis=0)
-        totals = sums.sum(axis=1)
-        observed = np.abs(totals[:, None] - totals[None, :])
-        null = np.abs(flips[:, :, None] - flips[:, None, :])
-        tolerance = 1e-12 * np.maximum(1.0, observed)
-        hits = np.sum(null >= (observed - tolerance)[None], axis=0)
+        std = np.nanstd if has_nan else np.std
+        se = std(diffs, axis=0, ddof=1) if diffs.shape[0] > 1 else np.full(len(first), math.nan)
+        p = np.full(len(first), math.nan)
+        if permutation:
+            totals = sums.sum(axis=1)
+            observed = np.abs(totals[first] - totals[second])
+            null = np.abs(flips[:, first] - flips[:, second])
+            tolerance = 1e-12 * np.maximum(1.0, observed)
+            hits = np.sum(null >= (observed - tolerance)[None], axis=0)
+            p = (1 + hits) / (null.shape[0] + 1)
         out["diff"] = means[:, None] - means[None, :]
-        out["ci_low"], out["ci_high"] = low, high
-        out["se"] = np.nanstd(diffs, axis=0, ddof=1) if diffs.shape[0] > 1 else out["se"]
-        out["p"] = (1 + hits) / (null.shape[0] + 1)
+        out["ci_low"][first, second], out["ci_high"][first, second] = low, high
+        out["ci_low"][second, first], out["ci_high"][second, first] = -high, -low
+        out["se"][first, second] = out["se"][second, first] = se
+        out["p"][first, second] = out["p"][second, first] = p
         out["n"] = np.full((m, m), float(mask[0].sum()))
-        np.fill_diagonal(out["p"], math.nan)
         return out
     for i in range(m):
         for j in range(i + 1, m):

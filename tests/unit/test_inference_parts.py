@@ -143,3 +143,46 @@ def test_wrapper_command_from_a_model_entry(experiment, tmp_path: Path) -> None:
     assert "--backend hf" in joined and "--model /m" in joined and "--port 1234" in joined
     assert "--host 127.0.0.1" in joined and f"--allowed-media-root {tmp_path}" in joined
     assert "--served-model-name tiny-llava" in joined and "--threads 1" in joined
+
+
+def test_the_stall_timeout_sets_the_wrappers_health_watchdog(tmp_path: Path) -> None:
+    from vlmhb_wrapper import cli
+
+    from vlmhyperbench.config.schema import ModelEntry
+
+    model = ModelEntry.model_validate(
+        {
+            "name": "remote",
+            "backend": "openai",
+            "source": {"type": "hub", "id": "org/model"},
+            "endpoint": {"base_url": "http://127.0.0.1:9/v1"},
+        }
+    )
+    command = wrapper_command(model, "org/model", 1, [tmp_path], stall_timeout_s=60)
+    args = cli.build_parser().parse_args(command[3:])
+    assert args.engine_health_interval == 10 and args.engine_health_failures == 3
+
+
+def test_infrastructure_failures_are_told_from_the_samples_own() -> None:
+    import httpx
+    import openai
+
+    from vlmhyperbench.inference.runner import _backoff, _infrastructure_failure
+
+    def status(code: int, headers: dict | None = None) -> openai.APIStatusError:
+        request = httpx.Request("POST", "http://server/v1/chat/completions")
+        response = httpx.Response(code, request=request, headers=headers)
+        return openai.APIStatusError(f"status {code}", response=response, body=None)
+
+    for code in (500, 502, 503, 429, 408):
+        assert _infrastructure_failure(status(code)) == f"HTTP {code}: status {code}"
+    for code in (400, 404, 413, 422):
+        assert _infrastructure_failure(status(code)) is None  # the sample's own
+    request = httpx.Request("POST", "http://server/v1/chat/completions")
+    refused = _infrastructure_failure(openai.APIConnectionError(request=request))
+    assert refused is not None and refused.startswith("connection failed")
+    assert _infrastructure_failure(openai.APITimeoutError(request=request)) == (
+        "the request timed out"
+    )
+    assert [_backoff(n, status(503)) for n in range(6)] == [0.5, 1, 2, 4, 8, 8]
+    assert _backoff(0, status(429, {"retry-after": "3"})) == 3

@@ -76,7 +76,7 @@ def dataset_digest(manifest_path: str | Path) -> DatasetDigest | None:
         info = os.stat(path)
     except OSError:
         return None
-    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    key = (str(path), info.st_size, info.st_mtime_ns)  # as given: resolving costs more
     if key not in _DIGESTS:
         dataset_dir = path.resolve().parent
         requests = {s.id: request_hash(s, dataset_dir) for s in read_manifest(path)}

@@ -144,6 +144,17 @@ def _infrastructure_failure(exc: Exception) -> str | None:
     return None
 
 
+def _backoff(attempt: int, exc: openai.APIError) -> float:
+    """Seconds before retry ``attempt + 1``: 0.5, 1, 2… (at most 8), or the server's
+    ``Retry-After`` (a rate limit), up to a minute."""
+    response = getattr(exc, "response", None)
+    retry_after = response.headers.get("retry-after") if response is not None else None
+    try:
+        return min(60.0, max(0.0, float(retry_after)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return min(8.0, 0.5 * 2**attempt)
+
+
 async def _predict(run: PredictRun, base_url: str) -> RunStats:
     pending = run.pending()
     stats = RunStats(
@@ -218,7 +229,7 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
             except (SampleInputError, ValueError) as exc:
                 return _error_record(sample.id, str(exc))
             except openai.APIError as exc:
-                cause = _infrastructure_failure(exc)
+                error, cause = exc, _infrastructure_failure(exc)
                 if cause is None:  # 4xx: this request is wrong (a bad image, too long…)
                     status = getattr(exc, "status_code", "?")
                     return _error_record(sample.id, f"HTTP {status}: {exc.message}")
@@ -231,7 +242,7 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
                 health_note = f"; its /health: {detail}" if not alive else ""
                 stop(f"sample {sample.id}: {cause} (after {tries}){health_note}")
                 return None
-            delay = min(8.0, 0.5 * 2**attempt)
+            delay = _backoff(attempt, error)
             stats.retries += 1
             log.warning(
                 "%s/%s: sample %s: %s; retry %d of %d in %.1f s",

@@ -142,6 +142,7 @@ def metrics_figure(name: str, task: str, overall: pd.DataFrame, metrics: list[st
         y = np.arange(len(models))[::-1]
         for ax in axes[:, 0]:
             ax.set_yticks(y, labels)
+            ax.set_ylim(-0.6, len(models) - 0.4)  # whole markers at the first and last model
         for ax in flat[len(shown) :]:
             ax.set_visible(False)
         _margins(fig, labels, bottom_in=0.2, top_in=0.2)
@@ -210,6 +211,7 @@ def pareto_figure(
             if xi == xi and yi == yi:
                 ax.annotate(_label(model, 18), (xi, yi), fontsize=5, xytext=(2, 2),
                             textcoords="offset points")  # fmt: skip
+        ax.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
         ax.set_xlabel("latency p50, ms")
         ax.set_ylabel(f"{metric} {'↑' if higher else '↓'}")
         ax.grid(lw=0.3, alpha=0.5)

@@ -194,16 +194,29 @@ def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
     assert (workdir / "results" / "report" / "leaderboard.md").exists()
 
 
+@pytest.mark.parametrize(
+    ("how", "cause"),
+    [
+        (signal.SIGKILL, "killed by signal 9"),
+        # Alive but silent: the wrapper's health watchdog (1 s here) stops it (issue 15, point 2).
+        (signal.SIGSTOP, "health checks in a row failed"),
+    ],
+    ids=["killed", "stopped"],
+)
 def test_engine_dying_behind_the_wrapper_fails_the_job_and_the_rerun_sends_only_missing(
-    tmp_path: Path,
+    tmp_path: Path, how: signal.Signals, cause: str
 ) -> None:
-    """A vllm-backend wrapper (the engine: tests/fake_engine.py) whose engine is killed mid-run
-    answers 503 and reports itself failed: the job stops with the engine's death in its message
-    instead of journaling the remaining samples as failed, and the re-run sends only those."""
+    """A vllm-backend wrapper (the engine: tests/fake_engine.py) whose engine is killed (or
+    stopped) mid-run answers 503 and reports itself failed: the job stops with the engine's
+    death in its message instead of journaling the remaining samples as failed, and the re-run
+    sends only those."""
     model_dir, workdir, port = endpoint_workdir(tmp_path)
     fake_engine = Path(__file__).resolve().parents[1] / "fake_engine.py"
     record = tmp_path / "engines.jsonl"
-    vllm = ("--backend", "vllm", "--engine-launcher", f"{sys.executable} {fake_engine} vllm")
+    vllm = (
+        "--backend", "vllm", "--engine-launcher", f"{sys.executable} {fake_engine} vllm",
+        "--engine-health-interval", "1",
+    )  # fmt: skip
     env = {"FAKE_ENGINE_RECORD": str(record)}
     server = start_server(model_dir, port, tmp_path / "server1.log", vllm, env)
     process = subprocess.Popen(
@@ -212,12 +225,14 @@ def test_engine_dying_behind_the_wrapper_fails_the_job_and_the_rerun_sends_only_
     try:
         wait_for(lambda: len(journal_ids(workdir)) >= 4, 300, "the first answers")
         engine_pid = json.loads(record.read_text().splitlines()[-1])["pid"]
-        os.kill(engine_pid, signal.SIGKILL)
+        os.kill(engine_pid, how)
+        broken = time.monotonic()
         output, _ = process.communicate(timeout=300)
+        print(f"engine {how.name}: the job ended {time.monotonic() - broken:.1f} s later")
     finally:
         stop(server, grace_s=5)
     assert process.returncode != 0
-    assert "stopped answering" in output and "killed by signal 9" in output
+    assert "stopped answering" in output and cause in output
     answered_before = journal_ids(workdir)
     journal = workdir / "results" / ".journal" / MODEL / f"{TASK}.jsonl"
     assert '"error": null' in journal.read_text() and "HTTP 503" not in journal.read_text()

@@ -72,7 +72,6 @@ rule report:
     container:
         IMAGES["base-cpu"]
     params:
-        results=PLAN.results_dir,
         n_boot=PLAN.experiment.config.scoring.bootstrap,
         seed=PLAN.experiment.config.scoring.seed,
     script:

@@ -8,7 +8,7 @@ from vlmhyperbench.reporting.build import build_report
 log = setup_logging(snakemake.log[0])
 try:
     report = build_report(
-        snakemake.params.results,
+        Path(snakemake.input.summary).parent,  # results/, where the inputs are
         Path(snakemake.output.index).parent,
         n_boot=int(snakemake.params.n_boot) or 1000,
         seed=int(snakemake.params.seed),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def _best(values: Iterable[Any], higher_is_better: bool) -> float | None:
     return max(present) if higher_is_better else min(present)
 
 
-def _cell(entry: pd.Series | None, best: float | None, *, with_ci: bool) -> str:
+def _cell(entry: Mapping[str, Any] | None, best: float | None, *, with_ci: bool) -> str:
     if entry is None or _missing(entry["value"]):
         return DASH
     text = f"{float(entry['value']):.{VALUE_DIGITS}f}"
@@ -154,7 +154,7 @@ def _rank_models(overall: pd.DataFrame, metric: str, higher_is_better: bool) -> 
 def _task_section(task: str, overall: pd.DataFrame) -> list[str]:
     metrics = _ordered(overall["metric"])
     direction = overall.groupby("metric", sort=False)["higher_is_better"].first()
-    entries = {(r.model, r.metric): r for _, r in overall.iterrows()}
+    entries = {(r["model"], r["metric"]): r for r in overall.to_dict("records")}
     # Samples, not scored rows: a per-field metric scores several rows per sample.
     ns = overall.groupby("model")["n_samples"].max()
     best = {m: _best(overall.loc[overall["metric"] == m, "value"], direction[m]) for m in metrics}
@@ -176,7 +176,7 @@ def _overview(overall: pd.DataFrame) -> list[str]:
         higher = bool(rows["higher_is_better"].iloc[0])
         headers.append(f"{_escape(task)} ({_escape(primary[task])} {_arrow(higher)})")
         best[task] = _best(rows["value"], higher)
-    entries = {(r.model, r.task, r.metric): r for _, r in overall.iterrows()}
+    entries = {(r["model"], r["task"], r["metric"]): r for r in overall.to_dict("records")}
     table_rows = [
         [
             _escape(model),

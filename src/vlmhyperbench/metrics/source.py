@@ -152,6 +152,7 @@ def _distributions() -> dict[str, list[str]]:
     return dict(importlib.metadata.packages_distributions())
 
 
+@functools.cache
 def _version_of(module: str) -> str | None:
     top = module.split(".")[0]
     if top in sys.stdlib_module_names:
@@ -229,11 +230,17 @@ def _follow(
     pending.append((source, original))
 
 
+@functools.cache
 def implementation_hash(import_path: str) -> str:
+    """Once per import path per process, like the parsed modules it reads: planning asks for
+    it in every score job's fingerprint (10,000 jobs, a handful of implementations)."""
     return stable_hash(dependency_sources(import_path))
 
 
 def clear_caches() -> None:
-    """Forget parsed modules (after a source file changed in the same process)."""
+    """Forget parsed modules and hashes (after a source file changed in the same process)."""
+    implementation_hash.cache_clear()
+    _version_of.cache_clear()
+    _distributions.cache_clear()
     _parse.cache_clear()
     importlib.invalidate_caches()

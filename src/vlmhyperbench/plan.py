@@ -42,6 +42,14 @@ def alternation(names: list[str]) -> str:
 class Plan:
     experiment: Experiment
     prompts: dict[str, TaskPrompts] = field(init=False)
+    # Fingerprints once per what they depend on, per process: Snakemake evaluates a job's
+    # params several times while planning, and a paper-sized run has 10,000 score jobs.
+    _predict_fingerprints: dict[tuple[str, str, str | None], str] = field(
+        init=False, default_factory=dict
+    )
+    _score_fingerprints: dict[tuple[str, str, str | None, str | None], str] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         # Read prompt files and compile every template now: a bad one stops the workflow
@@ -144,28 +152,39 @@ class Plan:
     def predict_fingerprint(self, model: str, task: str) -> str:
         """Covers the data's content once it exists: Snakemake evaluates params again before
         running a job, so a dataset built in the same run is hashed after it is built."""
-        registry = self.experiment.for_pair(model, task).registry  # the run block's entries
-        task_entry = registry.tasks[task]
-        digest = dataset_digest(self.manifest(task))
-        return predict_fingerprint(
-            registry.models[model],
-            task_entry,
-            registry.datasets[task_entry.dataset],
-            self.prompts[task].fingerprint(),
-            content=digest.sent if digest else None,
-        )
+        digest = dataset_digest(self.manifest(task))  # cached per manifest version
+        content = digest.sent if digest else None
+        key = (model, task, content)
+        if key not in self._predict_fingerprints:
+            registry = self.experiment.for_pair(model, task).registry  # the run block's entries
+            task_entry = registry.tasks[task]
+            self._predict_fingerprints[key] = predict_fingerprint(
+                registry.models[model],
+                task_entry,
+                registry.datasets[task_entry.dataset],
+                self.prompts[task].fingerprint(),
+                content=content,
+            )
+        return self._predict_fingerprints[key]
 
     # ------------------------------------------------------------------ scores
     def score(self, model: str, task: str, metric: str, ext: str) -> str:
         return f"{RESULTS_DIR}/scores/{model}/{task}/{metric}.{ext}"
 
     def score_fingerprint(self, metric: str, task: str, model: str | None = None) -> str:
-        experiment = self.experiment if model is None else self.experiment.for_pair(model, task)
-        registry = experiment.registry
-        digest = dataset_digest(self.manifest(task))
-        return score_fingerprint(
-            registry.metrics[metric], registry.tasks[task], digest.manifest if digest else None
-        )
+        """The same for every model of a run block: the task entry a pair scores with is the
+        registry's with its block's overrides (``RunPair.block`` names the block)."""
+        digest = dataset_digest(self.manifest(task))  # cached per manifest version
+        manifest = digest.manifest if digest else None
+        block = None if model is None else self.experiment.pair(model, task).block
+        key = (metric, task, block, manifest)
+        if key not in self._score_fingerprints:
+            experiment = self.experiment if model is None else self.experiment.for_pair(model, task)
+            registry = experiment.registry
+            self._score_fingerprints[key] = score_fingerprint(
+                registry.metrics[metric], registry.tasks[task], manifest
+            )
+        return self._score_fingerprints[key]
 
     def all_scores(self, ext: str = "json") -> list[str]:
         """Only the run matrix's (model, task) pairs."""

@@ -127,18 +127,10 @@ def get_predict_fingerprint(model):
     return lambda wildcards: PLAN.predict_fingerprint(model, wildcards.task)
 
 
-def get_journal(model):
-    return lambda wildcards: PLAN.journal(model, wildcards.task)
-
-
 def get_score_fingerprint(metric):
     return lambda wildcards: PLAN.score_fingerprint(
         metric, wildcards.task, wildcards.model
     )
-
-
-def get_predictions(wildcards):
-    return PLAN.predictions(wildcards.model, wildcards.task)
 
 
 def get_import_source(wildcards):

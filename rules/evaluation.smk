@@ -6,7 +6,7 @@ for metric_name in EXPERIMENT.metrics:
         name:
             f"score_{metric_name}"
         input:
-            predictions=get_predictions,
+            predictions=PLAN.predictions("{model}", "{task}"),
             manifest=get_manifest,
         output:
             per_sample=PLAN.score("{model}", "{task}", metric_name, "parquet"),

@@ -27,6 +27,6 @@ for model_name, model_entry in EXPERIMENT.models.items():
             model=model_name,
             image=containers.model_image(model_entry, EXPERIMENT.config.containers),
             fingerprint=get_predict_fingerprint(model_name),
-            journal=get_journal(model_name),
+            journal=PLAN.journal(model_name, "{task}"),
         script:
             "../scripts/predict.py"

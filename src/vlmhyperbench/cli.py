@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vlmhyperbench.backends import preflight_problems
 from vlmhyperbench.cli_profile import profile_app
 from vlmhyperbench.config import ConfigError, Experiment, load_experiment
 
@@ -40,6 +41,10 @@ def validate(
         table.add_row(name, task.kind, task.dataset, ", ".join(task.metrics))
     console.print(table)
     console.print(matrix_table(experiment))
+    for problem in preflight_problems(list(experiment.models.values())):
+        console.print(
+            f"[yellow]this machine cannot run it yet[/yellow]: {escape(problem)}", soft_wrap=True
+        )
 
 
 def matrix_table(experiment: Experiment) -> Table:

@@ -32,7 +32,8 @@ def _config_sources():
 
 def _load_plan():
     """Validate the config (the JSON schema, then pydantic) and every registry entry before any
-    job is planned; problems are plain lines, ``file: key.path: expected int, got 'four'``."""
+    job is planned; problems are plain lines, ``file: key.path: expected int, got 'four'``.
+    """
     sources = _config_sources()
     schema = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
     try:

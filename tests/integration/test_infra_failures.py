@@ -26,6 +26,7 @@ from tests.integration.test_resume import (
     TASK,
     check_complete,
     journal_ids,
+    rerun_against_new_server,
     start_server,
     wait_for,
 )
@@ -121,13 +122,8 @@ def check_failure_and_rerun(
     total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
     assert len(answered_before) < total
 
-    upstream = start_server(model_dir, upstream_port, tmp_path / "upstream2.log")
-    try:
-        snakemake(workdir)
-    finally:
-        stop(upstream)
-    sent_again = (
-        (tmp_path / "upstream2.log").read_text(encoding="utf-8").count("POST /v1/chat/completions")
+    sent_again = rerun_against_new_server(
+        workdir, model_dir, upstream_port, tmp_path / "upstream2.log"
     )
     assert sent_again == total - len(answered_before), "lost or repeated samples"
     check_complete(workdir)

@@ -111,6 +111,17 @@ def test_killed_predict_job_resumes_with_only_the_missing_samples(tmp_path: Path
     check_complete(workdir)
 
 
+def rerun_against_new_server(workdir: Path, model_dir: Path, port: int, log_path: Path) -> int:
+    """Start a fresh server on ``port``, re-run the workflow to the end, and return how many
+    chat requests that server got (the samples the re-run sent)."""
+    server = start_server(model_dir, port, log_path)
+    try:
+        snakemake(workdir)
+    finally:
+        stop(server)
+    return log_path.read_text(encoding="utf-8").count("POST /v1/chat/completions")
+
+
 def start_server(
     model_dir: Path,
     port: int,
@@ -181,14 +192,7 @@ def test_server_dying_mid_run_fails_the_job_and_the_rerun_sends_only_missing(
     total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
     assert len(answered_before) < total
 
-    server = start_server(model_dir, port, tmp_path / "server2.log")
-    try:
-        snakemake(workdir)
-    finally:
-        stop(server)
-    sent_again = (
-        (tmp_path / "server2.log").read_text(encoding="utf-8").count("POST /v1/chat/completions")
-    )
+    sent_again = rerun_against_new_server(workdir, model_dir, port, tmp_path / "server2.log")
     assert sent_again == total - len(answered_before)
     check_complete(workdir)
     assert (workdir / "results" / "report" / "leaderboard.md").exists()

@@ -4,6 +4,14 @@ Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models[/{id}]`` (
 configured), ``GET /health`` (200 ready / 503 loading or failed, open for probes) and
 ``GET /metrics`` (Prometheus text, open). Every chat answer carries a ``performance`` object
 (streaming: on the last chunk).
+
+Admission (``max_concurrent_requests``, ``--max-concurrent-requests``): one wrapper serves all
+tasks of a model, each client with its own concurrency, so the server caps how many chat
+requests are generated at once. A request takes a slot after it was validated and its images
+were checked (refusals never take one), right before the backend is called, and holds it until
+its answer is finished, it failed, or its client went away; the others wait in FIFO order, and
+that wait is part of the ``queue_ms`` they report. While waiting or generating, a request whose
+client disconnects is cancelled (HTTP 499 in the request counter) and frees its slot.
 """
 
 from __future__ import annotations
@@ -87,13 +95,17 @@ def create_app(
     media_loader: MediaLoader | None = None,
     defaults: GenerationDefaults | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_concurrent_requests: int | None = None,
 ) -> FastAPI:
     """Build the ASGI app around ``backend``.
 
     The backend is loaded in the background when the app starts (lifespan), unless it is
     already ready; ``/health`` answers 503 until then. ``api_key`` (if set) is required as
     ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` on all ``/v1`` routes.
+    ``max_concurrent_requests`` (None: no limit) caps the chat requests generated at once.
     """
+    if max_concurrent_requests is not None and max_concurrent_requests < 1:
+        raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
     media = media_loader or MediaLoader()
     gen_defaults = defaults or GenerationDefaults(
         max_new_tokens_limit=backend.config.max_new_tokens_limit
@@ -105,6 +117,10 @@ def create_app(
         {"version": __version__, "backend": backend.name, "model": backend.model_name},
         backend.metrics,
     )
+    admission: asyncio.Semaphore | None = None
+    if max_concurrent_requests is not None:
+        admission = asyncio.Semaphore(max_concurrent_requests)  # FIFO since Python 3.11.1
+        metrics.max_concurrent.set(max_concurrent_requests)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -192,15 +208,56 @@ def create_app(
             gen_request = await asyncio.to_thread(
                 build_generation_request, body, media, gen_defaults, backend, arrival=arrival
             )
-        metrics.in_flight.inc(1)
-        if body.stream:
-            return await _stream_response(body, gen_request)
-        try:
-            return await _full_response(body, gen_request)
-        finally:
-            metrics.in_flight.inc(-1)
+        if admission is None:
+            # No limit: today's path, without a disconnect watcher.
+            return await _generate(body, gen_request, 0.0)
+        async with _cancel_on_disconnect(request):
+            waited = 0.0
+            if admission.locked():
+                metrics.waiting.inc(1)
+                started = time.perf_counter()
+                try:
+                    await admission.acquire()
+                finally:
+                    metrics.waiting.inc(-1)
+                waited = time.perf_counter() - started
+            else:
+                await admission.acquire()
+            return await _generate(body, gen_request, waited, admission.release)
 
-    async def _full_response(body: ChatCompletionRequest, req: GenerationRequest) -> Response:
+    async def _generate(
+        body: ChatCompletionRequest,
+        req: GenerationRequest,
+        admission_s: float,
+        release_slot: Any = None,
+    ) -> Response:
+        """Generate with the slot held (if any): freed once, however the request ends."""
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                metrics.in_flight.inc(-1)
+                if release_slot is not None:
+                    release_slot()
+
+        metrics.in_flight.inc(1)
+        if not body.stream:
+            try:
+                return await _full_response(body, req, admission_s)
+            finally:
+                release()
+        try:
+            # From here the response's close releases the slot (end, disconnect, cancel).
+            return await _stream_response(body, req, admission_s, release)
+        except BaseException:
+            release()
+            raise
+
+    async def _full_response(
+        body: ChatCompletionRequest, req: GenerationRequest, admission_s: float
+    ) -> Response:
         result: GenerationResult | None = None
         try:
             async with contextlib.aclosing(backend.stream(req)) as events:
@@ -214,7 +271,7 @@ def create_app(
             raise APIError(f"generation failed: {type(exc).__name__}: {exc}") from exc
         if result is None:
             raise APIError("the backend ended without a result")
-        perf = _record(result, req)
+        perf = _record(result, req, admission_s)
         response = ChatCompletionResponse(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -230,7 +287,9 @@ def create_app(
         )
         return Response(response.model_dump_json(), media_type="application/json")
 
-    async def _stream_response(body: ChatCompletionRequest, req: GenerationRequest) -> Response:
+    async def _stream_response(
+        body: ChatCompletionRequest, req: GenerationRequest, admission_s: float, release: Any
+    ) -> Response:
         events = backend.stream(req)
         # Wait for the first event before answering: errors that come before any output
         # (a prompt over the context, an upstream 4xx, a dead engine) keep their HTTP status.
@@ -238,7 +297,6 @@ def create_app(
             first = await anext(events)
         except BaseException as exc:
             await events.aclose()
-            metrics.in_flight.inc(-1)
             if isinstance(exc, APIError) or not isinstance(exc, Exception):
                 raise
             logger.exception("generation failed")
@@ -255,7 +313,7 @@ def create_app(
                     if isinstance(event, TextDelta):
                         yield writer.content(event.text)
                     else:
-                        perf = _record(event, req)
+                        perf = _record(event, req, admission_s)
                         yield writer.finish(event, perf)
                         yield "data: [DONE]\n\n"
                         return
@@ -275,19 +333,24 @@ def create_app(
 
         async def on_close() -> None:
             # Runs however the response ends (finished, client gone, cancelled): the backend
-            # stream is closed (cancelling its work) and the in-flight gauge is settled once.
+            # stream is closed (cancelling its work), then the in-flight gauge and the admission
+            # slot are settled once.
             nonlocal closed
             if closed:
                 return
             closed = True
-            metrics.in_flight.inc(-1)
-            await iterator.aclose()
-            await events.aclose()
+            try:
+                await iterator.aclose()
+                await events.aclose()
+            finally:
+                release()
 
         return _SSEResponse(iterator, on_close)
 
-    def _record(result: GenerationResult, req: GenerationRequest) -> Performance:
-        perf = performance_of(result, req, backend=backend.name)
+    def _record(
+        result: GenerationResult, req: GenerationRequest, admission_s: float
+    ) -> Performance:
+        perf = performance_of(result, req, backend=backend.name, admission_s=admission_s)
         metrics.latency.observe(perf.latency_ms / 1000.0)
         if perf.ttft_ms is not None:
             metrics.ttft.observe(perf.ttft_ms / 1000.0)
@@ -361,6 +424,49 @@ class _CountRequests:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.inc(1, route, seen["status"], seen["stream"])
+
+
+class ClientGoneError(APIError):
+    """The client disconnected before its answer was finished (nginx's 499; nobody reads it,
+    the request counter does)."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+
+
+@contextlib.asynccontextmanager
+async def _cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
+    """Cancel the body of the ``async with`` when the client disconnects (the body of the
+    request has been read: the next ASGI message is the disconnect); it then raises
+    :class:`ClientGoneError`. Once the body is left, a late disconnect cancels nothing."""
+    task = asyncio.current_task()
+    assert task is not None
+    active, gone = True, False
+
+    async def watch() -> None:
+        nonlocal gone
+        try:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # a server whose receive fails: nothing to watch
+            return
+        if active:
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.create_task(watch(), name="vlmhb-disconnect")
+    try:
+        yield
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientGoneError(
+                "the client disconnected before the answer was finished",
+                code="client_closed_request",
+            ) from None
+        raise
+    finally:
+        active = False
+        watcher.cancel()
 
 
 def _parse_chat_request(raw: bytes) -> ChatCompletionRequest:

@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     security.add_argument("--max-images-per-request", type=_positive_int, default=16)
     security.add_argument(
+        "--max-concurrent-requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="generate at most N chat requests at once, whichever clients send them; the "
+        "others wait in arrival order and report the wait in queue_ms (default: no limit)",
+    )
+    security.add_argument(
         "--max-image-bytes", type=_positive_int, default=MediaLimits.max_image_bytes
     )
     security.add_argument(
@@ -357,6 +365,7 @@ def serve(args: argparse.Namespace) -> None:
             max_request_chars=args.max_request_chars,
         ),
         max_request_bytes=args.max_request_bytes,
+        max_concurrent_requests=args.max_concurrent_requests,
     )
     config = log_config(args.log_level)
     logging.config.dictConfig(config)

@@ -188,6 +188,17 @@ class WrapperMetrics:
             )
         )
         self.in_flight = add(Gauge("vlmhb_requests_in_flight", "chat requests being served"))
+        self.waiting = add(
+            Gauge(
+                "vlmhb_requests_waiting",
+                "chat requests waiting for a slot of --max-concurrent-requests",
+            )
+        )
+        self.waiting.set(0)
+        #: Set only when the wrapper has a limit (no sample: unlimited).
+        self.max_concurrent = add(
+            Gauge("vlmhb_max_concurrent_requests", "most chat requests generated at once")
+        )
         self.latency = add(
             Histogram(
                 "vlmhb_request_latency_seconds", "chat latency (t0 -> last token)", _LATENCY_BUCKETS

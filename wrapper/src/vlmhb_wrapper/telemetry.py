@@ -51,9 +51,16 @@ def ms(seconds: float) -> float:
 
 
 def performance_of(
-    result: GenerationResult, request: GenerationRequest, *, backend: str
+    result: GenerationResult,
+    request: GenerationRequest,
+    *,
+    backend: str,
+    admission_s: float = 0.0,
 ) -> Performance:
-    """The ``performance`` object of one answer, from the backend's time marks."""
+    """The ``performance`` object of one answer, from the backend's time marks.
+
+    ``queue_ms`` is all waiting before generation: for a slot of the wrapper's admission
+    limit (``admission_s``, ``--max-concurrent-requests``) plus the backend's own queue."""
     n = result.completion_tokens
     first, last = result.first_token, result.last_token
     generate_s = max(result.finished - result.gen_start, 0.0)
@@ -64,7 +71,7 @@ def performance_of(
         latency_ms=ms(result.finished - request.arrival),
         ttft_ms=ms(first - request.arrival) if first is not None else None,
         tpot_ms=tpot,
-        queue_ms=ms(result.queue_s),
+        queue_ms=ms(admission_s + result.queue_s),
         media_ms=round(request.media_ms, 3),
         preprocess_ms=ms(result.preprocess_s),
         generate_ms=ms(generate_s),

@@ -179,6 +179,7 @@ class EngineBackend(Backend):
         return text.replace(self._internal_key, "***")
 
     async def _load(self) -> None:
+        start = time.perf_counter()
         port = self.config.engine_port or free_port()
         self.port = port
         command = self.command(port)
@@ -218,6 +219,15 @@ class EngineBackend(Backend):
         except BaseException:
             await self._terminate()
             raise
+        # The same wording as the in-process backends: "loaded <model> (...) in <s>s".
+        logger.info(
+            "loaded %s (%s engine, pid %d, port %d) in %.2fs",
+            self.config.model,
+            self.name,
+            self.pid,
+            port,
+            time.perf_counter() - start,
+        )
         if self.config.engine_health_interval_s > 0:
             self._watchdog = asyncio.create_task(
                 self._watch_health(base), name=f"vlmhb-{self.name}-health"
@@ -253,7 +263,6 @@ class EngineBackend(Backend):
                 f"the {self.name} engine serves {served} (HTTP {response.status_code}), "
                 f"not {self.model_name!r}"
             )
-        logger.info("the %s engine (pid %d) is ready on port %d", self.name, self.pid, self.port)
 
     async def _watch_health(self, base: str) -> None:
         """Poll the running engine's ``/health``; stop and report it when it hangs."""

@@ -292,6 +292,7 @@ class OpenAIBackend(Backend):
         return "remote"
 
     async def _load(self) -> None:
+        start = time.perf_counter()
         cfg = self.config
         self._upstream = OpenAIUpstream(
             str(cfg.upstream_base_url),
@@ -304,6 +305,15 @@ class OpenAIBackend(Backend):
         if status in (401, 403):
             raise PermissionError(f"{cfg.upstream_base_url} refused the API key (HTTP {status})")
         # Other statuses: some compatible servers have no /models; requests will tell.
+        # The same wording as the in-process backends: "loaded <model> (...) in <s>s".
+        logger.info(
+            "loaded %s (openai upstream %s, model %s; /models: HTTP %d) in %.2fs",
+            cfg.model,
+            cfg.upstream_base_url,
+            self._upstream.model,
+            status,
+            time.perf_counter() - start,
+        )
         if cfg.engine_health_interval_s > 0:
             self._watchdog = asyncio.create_task(self._watch_upstream(), name="vlmhb-upstream")
 

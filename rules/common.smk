@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -7,6 +8,7 @@ from vlmhyperbench import containers
 from vlmhyperbench.backends import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.config.errors import ConfigSources, check_schema
+from vlmhyperbench.inference.serve_job import serve_spec
 from vlmhyperbench.plan import Plan, alternation
 from vlmhyperbench.s3 import (
     S3AccessError,
@@ -30,6 +32,14 @@ def _config_sources():
     return ConfigSources.from_files([*default, *given], workflow.config_settings.config)
 
 
+def _plain_deployment():
+    """Whether jobs run in this environment (no --sdm conda / apptainer)."""
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    methods = workflow.deployment_settings.deployment_method
+    return not {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER} & set(methods)
+
+
 def _load_plan():
     """Validate the config (the JSON schema, then pydantic) and every registry entry before any
     job is planned; problems are plain lines, ``file: key.path: expected int, got 'four'``.
@@ -45,9 +55,13 @@ def _load_plan():
 
 
 PLAN = _load_plan()
+# Serve jobs on one machine claim GPUs here (vlmhyperbench.inference.gpu_slots).
+GPU_SLOTS_DIR = ".snakemake/gpu-slots"
 EXPERIMENT = PLAN.experiment
 # The repository root, for the conda envs' post-deploy scripts (they install this project).
 os.environ.setdefault("VLMHB_SOURCE", str(Path(workflow.basedir).parent.resolve()))
+# The serve jobs' interpreter: this one, or a conda env's / an image's own `python`.
+PYTHON = sys.executable if _plain_deployment() else "python"
 IMAGES = {
     name: containers.image(name, EXPERIMENT.config.containers)
     for name in containers.IMAGES
@@ -113,13 +127,60 @@ def get_manifest(wildcards):
     return stored(PLAN.manifest(wildcards.task))
 
 
+def _placeholder_servers():
+    """An empty file where each serve job's status will be, made at parse time if missing.
+
+    Snakemake re-runs every consumer of a job it runs ("input files updated by another job");
+    a serve job runs whenever one predict job of its model does. With the status file present
+    and ``ancient()`` on the predict jobs' input, adding a task re-runs that task (and its
+    model's server) only. Snakemake deletes the placeholder before the serve job starts.
+    """
+    for model in PLAN.served_models:
+        path = Path(PLAN.server(model))
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+
+_placeholder_servers()
+
+
+def get_serve_inputs(model):
+    """The model's files (a built tiny model, an ``s3://`` model's local copy)."""
+    return {name: stored(path) for name, path in PLAN.model_inputs(model).items()}
+
+
+def get_serve_spec(model):
+    """What the serve job needs, as JSON (it is a shell job). Where the model's server may read
+    images: local dataset folders, and the local copies of storage files (resolved when the job
+    runs, in whichever pod)."""
+
+    def spec(wildcards, input):
+        return serve_spec(
+            EXPERIMENT.models[model],
+            EXPERIMENT.config.inference,
+            media_roots=[
+                *PLAN.media_roots(model),
+                str(workflow.storage_settings.local_storage_prefix),
+            ],
+            gpu_slots_dir=GPU_SLOTS_DIR,
+            model_path=input.get("model"),
+        )
+
+    return spec
+
+
 def get_predict_inputs(model):
+    served = model in PLAN.served_models
+
     def inputs(wildcards):
-        files = {"manifest": PLAN.manifest(wildcards.task), **PLAN.model_inputs(model)}
+        files = {"manifest": stored(PLAN.manifest(wildcards.task))}
         images = PLAN.dataset_images(wildcards.task)
         if images is not None:
-            files["images"] = images
-        return {name: stored(path) for name, path in files.items()}
+            files["images"] = stored(images)
+        if served:
+            files["server"] = ancient(local(PLAN.server(model)))
+        return files
 
     return inputs
 

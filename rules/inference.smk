@@ -1,6 +1,42 @@
-# One predict rule per model: each gets its own resources, container and env. GPU jobs ask for
-# `gpu` with `gpu_manufacturer` and `scale=0` (Kubernetes: limits equal requests, NVIDIA
+# Per model: one serve rule (its server, a Snakemake service job) and one predict rule (a job per
+# task). A serve job starts the model's wrapper once; Snakemake runs it in one group with the
+# model's predict jobs (one pod on Kubernetes) and stops it when the last of them is done (see
+# docs/execution.md). The serve job holds the model's resources, container and env; GPU jobs ask
+# for `gpu` with `gpu_manufacturer` and `scale=0` (Kubernetes: limits equal requests, NVIDIA
 # toleration); Kubernetes runs one image per run, so the image also goes into params.
+for model_name in PLAN.served_models:
+    model_entry = EXPERIMENT.models[model_name]
+
+    rule:
+        name:
+            f"serve_{model_name}"
+        input:
+            **get_serve_inputs(model_name),
+        output:
+            server=service(local(PLAN.server(model_name))),
+        log:
+            main=f"logs/serve/{model_name}.log",
+            wrapper=f"logs/serve/{model_name}.wrapper.log",
+        conda:
+            containers.model_env_file(model_entry)
+        container:
+            containers.model_image(model_entry, EXPERIMENT.config.containers)
+        threads: model_entry.resources.threads
+        resources:
+            **containers.server_resources(model_entry),
+        params:
+            python=PYTHON,
+            spec=get_serve_spec(model_name),
+        # A shell job: Snakemake stops a service job through the process of its shell command.
+        # The status file exists at once (predict jobs wait for it); the server fills it in.
+        shell:
+            "touch {output.server:q}; exec {params.python} -m vlmhyperbench.inference.serve_job"
+            " --spec {params.spec:q} --status {output.server:q} --log {log.main:q}"
+            " --wrapper-log {log.wrapper:q}"
+
+
+# Predict jobs only send requests (to their model's serve job, or to its endpoint): no threads
+# and little memory, since a group's resources are the sum of its jobs'.
 for model_name, model_entry in EXPERIMENT.models.items():
 
     rule:
@@ -11,8 +47,7 @@ for model_name, model_entry in EXPERIMENT.models.items():
         output:
             predictions=PLAN.predictions(model_name, "{task}"),
         log:
-            main=f"logs/predict/{model_name}/{{task}}.log",
-            wrapper=f"logs/predict/{model_name}/{{task}}.wrapper.log",
+            f"logs/predict/{model_name}/{{task}}.log",
         wildcard_constraints:
             # only the tasks the run matrix pairs with this model
             task=alternation(EXPERIMENT.tasks_of(model_name)),
@@ -20,9 +55,9 @@ for model_name, model_entry in EXPERIMENT.models.items():
             containers.model_env_file(model_entry)
         container:
             containers.model_image(model_entry, EXPERIMENT.config.containers)
-        threads: model_entry.resources.threads
+        threads: 0
         resources:
-            **containers.predict_resources(model_entry),
+            **containers.client_resources(model_entry),
         params:
             model=model_name,
             image=containers.model_image(model_entry, EXPERIMENT.config.containers),

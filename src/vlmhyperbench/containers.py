@@ -58,11 +58,12 @@ def model_env_file(model: ModelEntry) -> str:
     return ENV_FILES[model.backend]
 
 
-def predict_resources(model: ModelEntry) -> dict[str, int | str]:
-    """Resources of a predict job. GPU jobs ask for ``gpu`` with ``gpu_manufacturer`` (the
-    Kubernetes plugin refuses a GPU without one and adds the NVIDIA toleration) and ``scale=0``,
-    which makes the plugin set limits equal to requests (Kubernetes rejects a GPU request without a
-    limit). CPU jobs name no GPU at all: even ``gpu=0`` would add the toleration."""
+def server_resources(model: ModelEntry) -> dict[str, int | str]:
+    """Resources of a model's serve job (its server). GPU jobs ask for ``gpu`` with
+    ``gpu_manufacturer`` (the Kubernetes plugin refuses a GPU without one and adds the NVIDIA
+    toleration) and ``scale=0``, which makes the plugin set limits equal to requests (Kubernetes
+    rejects a GPU request without a limit). CPU jobs name no GPU at all: even ``gpu=0`` would
+    add the toleration."""
     resources: dict[str, int | str] = {
         "mem_mb": model.resources.mem_mb,
         "runtime": model.resources.runtime_min,
@@ -70,3 +71,19 @@ def predict_resources(model: ModelEntry) -> dict[str, int | str]:
     if model.resources.gpu > 0:
         resources.update(gpu=model.resources.gpu, gpu_manufacturer="nvidia", scale=0)
     return resources
+
+
+#: A predict job only sends requests and writes a file: its share of the model's pod.
+CLIENT_MEM_MB = 1000
+CLIENT_DISK_MB = 1000
+
+
+def client_resources(model: ModelEntry) -> dict[str, int | str]:
+    """Resources of a predict job. Set explicitly and small: in its model's group (one pod) the
+    resources of the jobs add up, and a profile's ``default-resources`` (e.g. 20 GB of disk)
+    would count once per task."""
+    return {
+        "mem_mb": CLIENT_MEM_MB,
+        "disk_mb": CLIENT_DISK_MB,
+        "runtime": model.resources.runtime_min,
+    }

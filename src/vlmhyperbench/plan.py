@@ -27,6 +27,7 @@ from vlmhyperbench.prompts import TaskPrompts
 DATA_DIR = "data"
 RESULTS_DIR = "results"
 JOURNAL_DIR = f"{RESULTS_DIR}/.journal"
+SERVERS_DIR = f"{RESULTS_DIR}/.servers"
 
 
 def doc_classes(manifest: Path) -> set[str]:
@@ -132,8 +133,29 @@ class Plan:
             if isinstance(m.source, TinySource) and m.endpoint is None
         ]
 
+    @property
+    def served_models(self) -> list[str]:
+        """Models the run serves itself (one ``serve_<model>`` job each); the others are
+        reached at their endpoint."""
+        return [n for n, m in self.experiment.models.items() if m.endpoint is None]
+
+    def server(self, model: str) -> str:
+        """The serve job's status file (its service output): where the model's server is."""
+        return f"{SERVERS_DIR}/{model}.json"
+
+    def media_roots(self, model: str) -> list[str]:
+        """Local dataset folders of the model's tasks: the server may read their images."""
+        registry = self.experiment.registry
+        return sorted(
+            {
+                self.dataset_dir(registry.tasks[task].dataset)
+                for task in self.experiment.tasks_of(model)
+                if not self.dataset_dir(registry.tasks[task].dataset).startswith("s3://")
+            }
+        )
+
     def model_inputs(self, model: str) -> dict[str, str]:
-        """Files the predict job needs for the model (a locally built model's folder, unless the
+        """Files the serve job needs for the model (a locally built model's folder, unless the
         model is served by an external endpoint)."""
         entry = self.experiment.registry.models[model]
         if model in self.tiny_models and entry.endpoint is None:

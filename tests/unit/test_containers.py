@@ -168,7 +168,7 @@ def model(**changes) -> ModelEntry:
 
 def test_gpu_models_ask_for_gpus_the_way_kubernetes_needs() -> None:
     gpu = model(backend="vllm", resources={"gpu": 2, "mem_mb": 48000})
-    assert containers.predict_resources(gpu) == {
+    assert containers.server_resources(gpu) == {
         "mem_mb": 48000,
         "runtime": 120,
         "gpu": 2,
@@ -176,7 +176,7 @@ def test_gpu_models_ask_for_gpus_the_way_kubernetes_needs() -> None:
         "scale": 0,
     }
     # A CPU model names no GPU at all (gpu=0 would still add the NVIDIA toleration).
-    cpu = containers.predict_resources(model(resources={"gpu": 0}))
+    cpu = containers.server_resources(model(resources={"gpu": 0}))
     assert not {"gpu", "gpu_manufacturer", "scale"} & set(cpu)
 
 

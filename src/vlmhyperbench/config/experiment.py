@@ -29,10 +29,18 @@ from vlmhyperbench.config.schema import (
 
 EntryT = TypeVar("EntryT", bound=BaseModel)
 
-#: Keys a block may not override: they shape the model's one predict rule (its container,
-#: resources, environment), which dataset and score files a task has, or its prompts (compiled
-#: once per task).
-RULE_MODEL_KEYS = ("backend", "source", "endpoint", "resources", "container", "packages")
+#: Keys a block may not override: they shape the model's one serve and predict rules (its
+#: container, resources, environment, and the one server every task of the model shares), which
+#: dataset and score files a task has, or its prompts (compiled once per task).
+RULE_MODEL_KEYS = (
+    "backend",
+    "source",
+    "endpoint",
+    "engine_args",
+    "resources",
+    "container",
+    "packages",
+)
 RULE_TASK_KEYS = ("dataset", "kind", "metrics", "prompt")
 
 

@@ -36,6 +36,7 @@ def wrapper_command(
     media_roots: list[Path],
     host: str = "127.0.0.1",
     stall_timeout_s: float | None = None,
+    max_concurrent_requests: int | None = None,
 ) -> list[str]:
     """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI).
 
@@ -46,6 +47,8 @@ def wrapper_command(
     ``stall_timeout_s`` sets the health watchdog over the engine or upstream: a check every
     sixth of it, three failures in a row (each waits one interval) - so a hung engine is found
     within about ``stall_timeout_s``, as the predict job's own stall check expects.
+    ``max_concurrent_requests`` caps the requests the wrapper generates at once, whoever sends
+    them (one wrapper serves all of a model's tasks).
     """
     command = [
         sys.executable,
@@ -80,14 +83,20 @@ def wrapper_command(
     if stall_timeout_s is not None and model.backend in ("vllm", "sglang", "openai"):
         command += ["--engine-health-interval", f"{stall_timeout_s / 6:g}"]
         command += ["--engine-health-failures", "3"]
+    if max_concurrent_requests is not None:
+        command += ["--max-concurrent-requests", str(max_concurrent_requests)]
     for root in media_roots:
         command += ["--allowed-media-root", str(root)]
     return command
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel stop the wrapper if the predict job is killed (SIGKILL, OOM) before it
-    can stop the wrapper itself — otherwise a killed run leaves a model server holding memory."""
+def die_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies (even by SIGKILL or
+    the OOM killer). A wrapper started here dies with the job that started it, and a serve job
+    with the Snakemake that started it — otherwise a killed run leaves a model server holding
+    memory and GPUs. No-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
@@ -103,14 +112,15 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 @contextlib.contextmanager
-def running_wrapper(
+def wrapper_process(
     build_command: Callable[[int], list[str]],
     log_path: Path,
     startup_timeout_s: float = 600,
     host: str = "127.0.0.1",
     env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """Run ``build_command(port)`` until the block ends; yields the base URL (``…/v1``).
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run ``build_command(port)`` until the block ends; yields the base URL (``…/v1``) and the
+    process (to wait on it).
 
     The wrapper's output goes to ``log_path``. If it exits or is not healthy within the timeout,
     ``WrapperStartError`` carries the last lines of its log.
@@ -125,14 +135,27 @@ def running_wrapper(
             # Unbuffered, so the log is complete up to the moment the wrapper dies.
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,  # so we can stop the whole process group
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent,
         )
     base = f"http://{host}:{port}"
     try:
         _wait_healthy(process, base, log_path, startup_timeout_s)
-        yield f"{base}/v1"
+        yield f"{base}/v1", process
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def running_wrapper(
+    build_command: Callable[[int], list[str]],
+    log_path: Path,
+    startup_timeout_s: float = 600,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """:func:`wrapper_process`, yielding only the base URL."""
+    with wrapper_process(build_command, log_path, startup_timeout_s, host, env) as (url, _):
+        yield url
 
 
 def _wait_healthy(process: subprocess.Popen, base: str, log_path: Path, timeout_s: float) -> None:

@@ -1,4 +1,4 @@
-"""The ``predict`` stage for one (model, task): start or reach the server, send, write output."""
+"""The ``predict`` stage for one (model, task): reach the model's server, send, write output."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.fingerprints import predict_fingerprint
 from vlmhyperbench.inference.journal import Journal
-from vlmhyperbench.inference.launcher import running_wrapper, wrapper_command
-from vlmhyperbench.inference.model_source import model_location
 from vlmhyperbench.inference.runner import PredictRun, RunStats, predict, write_predictions
-from vlmhyperbench.jit_env import ensure_overlay
+from vlmhyperbench.inference.server import wait_for_server
 from vlmhyperbench.prompts import TaskPrompts
 from vlmhyperbench.selection import select_samples
 
@@ -46,12 +44,12 @@ def run_predict_job(
     manifest_path: Path,
     output_path: Path,
     journal_path: Path,
-    wrapper_log_path: Path,
     fingerprint: str,
-    model_path: Path | None = None,
+    server_path: Path | None = None,
 ) -> RunStats:
-    """``model_path`` is the job's model input where it has one (a built tiny model, the local
-    copy of an ``s3://`` model): under a storage provider it is not where the registry says.
+    """Send the task's pending samples to the model's endpoint, or to its shared server:
+    ``server_path`` is its serve job's status file (:mod:`vlmhyperbench.inference.server`),
+    which says where the server is once it is ready.
 
     ``fingerprint`` is the rule's (it covers the data's content); the journal is kept under
     the fingerprint of the rest (model, prompts, generation), and each of its records under
@@ -96,34 +94,8 @@ def run_predict_job(
         log.info("using the endpoint %s for %s", model.endpoint.base_url, model.name)
         return predict(run, str(model.endpoint.base_url).rstrip("/"))
 
-    location = str(Path(model_path).resolve()) if model_path else model_location(model)
-
-    def command(port: int) -> list[str]:
-        return wrapper_command(
-            model,
-            location,
-            port,
-            media_roots=[dataset_dir],
-            stall_timeout_s=experiment.config.inference.stall_timeout_s,
-        )
-
-    env = None
-    if model.packages:  # ADR-002: the model's extra packages, in an overlay over this env
-        overlay = ensure_overlay(model.packages)
-        log.info(
-            "%s package overlay %s (%s)",
-            "reusing" if overlay.reused else "installed",
-            overlay.path,
-            ", ".join(overlay.installed) or "all satisfied by the base environment",
-        )
-        env = overlay.environ()
-
-    log.info("starting the wrapper for %s (%s backend, %s)", model.name, model.backend, location)
-    with running_wrapper(
-        command,
-        wrapper_log_path,
-        startup_timeout_s=experiment.config.inference.startup_timeout_s,
-        env=env,
-    ) as base_url:
-        log.info("wrapper ready at %s", base_url)
-        return predict(run, base_url)
+    if server_path is None:
+        raise ValueError(f"{model_name} has no endpoint and no server status file")
+    status = wait_for_server(server_path, model_name)
+    log.info("using the shared server of %s at %s", model_name, status["base_url"])
+    return predict(run, status["base_url"])

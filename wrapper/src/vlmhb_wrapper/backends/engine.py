@@ -221,9 +221,10 @@ class EngineBackend(Backend):
             raise
         # The same wording as the in-process backends: "loaded <model> (...) in <s>s".
         logger.info(
-            "loaded %s (%s engine, pid %d, port %d) in %.2fs",
-            self.config.model,
+            "loaded %s (%s engine, %s, pid %d, port %d) in %.2fs",
+            self.config.model_name,
             self.name,
+            self.config.model,
             self.pid,
             port,
             time.perf_counter() - start,

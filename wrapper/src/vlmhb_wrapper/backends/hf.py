@@ -627,9 +627,11 @@ class HFBackend(Backend):
             probe = RssProbe()
         self._monitor = MemoryMonitor(probe)
         logger.info(
-            "loaded %s (%s) on %s in %.2fs; torch threads=%d, max batch=%d, batch wait=%.1f ms",
-            cfg.model,
+            "loaded %s (%s from %s) on %s in %.2fs; torch threads=%d, max batch=%d, "
+            "batch wait=%.1f ms",
+            cfg.model_name,
             type(model).__name__,
+            cfg.model,
             self._device,
             time.perf_counter() - start,
             torch.get_num_threads(),

@@ -308,7 +308,7 @@ class OpenAIBackend(Backend):
         # The same wording as the in-process backends: "loaded <model> (...) in <s>s".
         logger.info(
             "loaded %s (openai upstream %s, model %s; /models: HTTP %d) in %.2fs",
-            cfg.model,
+            cfg.model_name,
             cfg.upstream_base_url,
             self._upstream.model,
             status,

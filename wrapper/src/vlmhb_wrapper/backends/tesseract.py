@@ -153,7 +153,8 @@ class TesseractBackend(Backend):
         self._monitor = MemoryMonitor(RssProbe())
         self.engine_version = tesserocr.tesseract_version().splitlines()[0]
         logger.info(
-            "loaded %s (%s, psm %d, oem %d) from %s in %.2fs; %d engine(s)",
+            "loaded %s (%s, %s, psm %d, oem %d, from %s) in %.2fs; %d engine(s)",
+            self.config.model_name,
             self.engine_version,
             self.languages,
             self.psm,

@@ -1,0 +1,131 @@
+"""One model server per model per run, shared by all of that model's predict jobs.
+
+The ``serve_<model>`` job is a Snakemake *service* job: Snakemake runs it in one group with the
+model's predict jobs (one pod on Kubernetes), starts it first, and terminates it (SIGTERM) once the
+last of them is done. It starts the Inference API Wrapper once, and tells the predict jobs where
+it is through its service output, a small JSON status file written atomically::
+
+    {"status": "starting" | "ready" | "failed", "pid": <serve job>, "model": "…",
+     "model_path": "<local model folder or hub id>", "base_url": "http://127.0.0.1:…/v1",
+     "gpus": ["0"], "error": "…"}
+
+A predict job waits for ``ready`` (:func:`wait_for_server`) and fails at once, with the server's
+error, on ``failed`` or when the serve job is gone — it never waits out a dead server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from vlmhyperbench.io import atomic_write
+
+log = logging.getLogger("vlmhyperbench.serve")
+
+STARTING = "starting"
+READY = "ready"
+FAILED = "failed"
+
+
+class ServerUnavailable(RuntimeError):
+    """The model's shared server failed to start, or its serve job is gone."""
+
+
+def write_status(path: str | os.PathLike[str], **fields: Any) -> None:
+    with atomic_write(path) as handle:
+        json.dump({"pid": os.getpid(), **fields}, handle, sort_keys=True)
+
+
+def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The status, or ``None`` while there is none yet (no file, or Snakemake's empty
+    placeholder: see ``rules/inference.smk``)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    if not text.strip():
+        return None
+    try:
+        status = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_for_server(
+    path: str | os.PathLike[str],
+    model: str,
+    silent_timeout_s: float = 120,
+    poll_s: float = 0.2,
+) -> dict[str, Any]:
+    """The status of ``model``'s server once it is ready (``base_url`` is where to send).
+
+    Waits as long as the serve job lives (it has its own limits: the startup timeout, waiting
+    for GPUs, installing the model's packages), but at most ``silent_timeout_s`` for it to write
+    anything at all.
+    """
+    deadline = time.monotonic() + silent_timeout_s
+    while True:
+        status = read_status(path)
+        if status is not None:
+            see = f" (see {status['log']})" if status.get("log") else ""
+            if status.get("status") == FAILED:
+                raise ServerUnavailable(
+                    f"the server of {model} failed to start{see}: {status.get('error')}"
+                )
+            pid = status.get("pid")
+            if isinstance(pid, int) and not _alive(pid):
+                raise ServerUnavailable(f"the serve job of {model} (pid {pid}) is gone{see}")
+            if status.get("status") == READY:
+                return status
+        elif time.monotonic() >= deadline:
+            raise ServerUnavailable(
+                f"the serve job of {model} wrote no status to {path} in {silent_timeout_s:.0f} s"
+            )
+        time.sleep(poll_s)
+
+
+def model_info(path: str | os.PathLike[str], timeout_s: float = 30) -> dict[str, Any]:
+    """What the serve job said about the model (its local path) as soon as it says anything,
+    for a predict job with nothing left to send; ``{}`` if it says nothing in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = read_status(path)
+        if status is not None:
+            return status
+        time.sleep(0.2)
+    return {}
+
+
+class Terminated(Exception):
+    """SIGTERM: Snakemake stops a service job this way once its consumers are done."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated`, so the wrapper is stopped on the way out."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -146,8 +146,10 @@ _placeholder_servers()
 
 
 def get_serve_inputs(model):
-    """The model's files (a built tiny model, an ``s3://`` model's local copy)."""
-    return {name: stored(path) for name, path in PLAN.model_inputs(model).items()}
+    """The model's files (a built tiny model, an ``s3://`` model's local copy). ``ancient``: a
+    serve job runs only with predict jobs that need it (they have the model as an input too,
+    so a changed model re-runs them) - a serve job that runs alone is never stopped."""
+    return {name: ancient(stored(path)) for name, path in PLAN.model_inputs(model).items()}
 
 
 def get_serve_spec(model):
@@ -175,6 +177,7 @@ def get_predict_inputs(model):
 
     def inputs(wildcards):
         files = {"manifest": stored(PLAN.manifest(wildcards.task))}
+        files.update((name, stored(path)) for name, path in PLAN.model_inputs(model).items())
         images = PLAN.dataset_images(wildcards.task)
         if images is not None:
             files["images"] = stored(images)

@@ -1,5 +1,13 @@
 # One score rule per metric, with a fixed script path (wildcard script paths break Kubernetes
 # source upload); the task wildcard only matches tasks that list the metric.
+# Score jobs share the group "score": on a cluster the profile's `group-components` packs several
+# into one pod (locally groups are inactive). A group's resources are the sum of its jobs' (they
+# run at once), so each asks for a small, explicit share, never the profile's defaults.
+SCORE_MEM_MB = 1000
+SCORE_DISK_MB = 1000
+SCORE_RUNTIME_MIN = 30
+
+
 for metric_name in EXPERIMENT.metrics:
 
     rule:
@@ -19,6 +27,13 @@ for metric_name in EXPERIMENT.metrics:
             "../envs/evaluation.yaml"
         container:
             IMAGES["base-cpu"]
+        group:
+            "score"
+        threads: 1
+        resources:
+            mem_mb=SCORE_MEM_MB,
+            disk_mb=SCORE_DISK_MB,
+            runtime=SCORE_RUNTIME_MIN,
         params:
             metric=metric_name,
             fingerprint=get_score_fingerprint(metric_name),

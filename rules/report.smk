@@ -1,3 +1,5 @@
+# summarize and report share the group "report": on a cluster they run one after the other in one
+# pod (the summary does not make a round trip through storage); locally groups are inactive.
 rule summarize:
     """Collect every score into one long table (model, task, metric, group, value, CI, n)."""
     input:
@@ -11,6 +13,8 @@ rule summarize:
         "../envs/evaluation.yaml"
     container:
         IMAGES["base-cpu"]
+    group:
+        "report"
     script:
         "../scripts/summarize.py"
 
@@ -71,6 +75,8 @@ rule report:
         "../envs/evaluation.yaml"
     container:
         IMAGES["base-cpu"]
+    group:
+        "report"
     params:
         n_boot=PLAN.experiment.config.scoring.bootstrap,
         seed=PLAN.experiment.config.scoring.seed,

@@ -49,6 +49,11 @@ default-storage-prefix: {storage_prefix}
 local-storage-prefix: {local_storage_prefix}
 shared-fs-usage: none
 envvars: [{envvars}]
+# A group runs in one pod: a model's serve job with its predict jobs (one pod per model, with
+# the model's GPUs and memory), summarize with report, and up to {score_jobs_per_pod} score jobs (a
+# group asks for the sum of its jobs' resources: a score job asks for 1 CPU and 1 GB).
+group-components:
+  score: {score_jobs_per_pod}
 default-resources:
   mem_mb: {mem_mb}
   disk_mb: {disk_mb}
@@ -74,6 +79,7 @@ class K8sProfile:
     mem_mb: int = 4000
     disk_mb: int = 20000
     runtime: int = 120
+    score_jobs_per_pod: int = 10
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
@@ -87,6 +93,8 @@ class K8sProfile:
                 raise ValueError(f"not an environment variable name: {name!r}")
             if name.upper().startswith(("SNAKEMAKE_STORAGE_S3_", "AWS_SECRET")):
                 raise ValueError(f"{name}: S3 credentials are passed by the storage plugin itself")
+        if self.score_jobs_per_pod < 1:
+            raise ValueError(f"score jobs per pod must be at least 1: {self.score_jobs_per_pod}")
 
     @property
     def storage_prefix(self) -> str:
@@ -106,6 +114,7 @@ class K8sProfile:
             mem_mb=self.mem_mb,
             disk_mb=self.disk_mb,
             runtime=self.runtime,
+            score_jobs_per_pod=self.score_jobs_per_pod,
         )
 
 
@@ -136,6 +145,9 @@ def install(
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(help="Pods at once.")] = 20,
+    score_jobs_per_pod: Annotated[
+        int, typer.Option(help="Score jobs packed into one pod (1 CPU and 1 GB each).")
+    ] = K8sProfile.score_jobs_per_pod,
     local_storage_prefix: Annotated[
         str, typer.Option(help="Local copies of storage files.")
     ] = ".snakemake/storage",
@@ -160,6 +172,7 @@ def install(
             envvars=tuple(env) if env is not None else K8sProfile.envvars,
             jobs=jobs,
             local_storage_prefix=local_storage_prefix,
+            score_jobs_per_pod=score_jobs_per_pod,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,10 +23,11 @@ pytestmark = pytest.mark.slow
 
 MODEL = "tiny-llava"
 TASK = "demo_field_vqa"
+OTHER_TASK = "demo_doc_class"
 
 
-def journal_ids(workdir: Path) -> list[str]:
-    path = workdir / "results" / ".journal" / MODEL / f"{TASK}.jsonl"
+def journal_ids(workdir: Path, task: str = TASK) -> list[str]:
+    path = workdir / "results" / ".journal" / MODEL / f"{task}.jsonl"
     if not path.exists():
         return []
     ids = []
@@ -45,6 +47,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line names ``text`` (a workdir: its jobs, servers, wrappers)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -53,7 +56,7 @@ def processes_mentioning(text: str) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if text in cmdline and "vlmhb_wrapper" in cmdline:
+        if text in cmdline:
             found.append(int(pid))
     return found
 
@@ -80,35 +83,53 @@ def check_complete(workdir: Path) -> list[dict]:
     return lines
 
 
-def test_killed_predict_job_resumes_with_only_the_missing_samples(tmp_path: Path) -> None:
+def test_killed_run_leaves_no_server_and_resumes_loading_the_model_once(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL to Snakemake itself while the model's shared server is up: its serve and predict
+    jobs and the wrapper follow (PR_SET_PDEATHSIG), and the re-run sends only what is missing,
+    loading the model once for both tasks."""
     workdir = make_workdir(
-        tmp_path / "wd", models=[MODEL], tasks=[TASK], inference={"concurrency": 1}
+        tmp_path / "wd", models=[MODEL], tasks=[TASK, OTHER_TASK], inference={"concurrency": 1}
     )
-    target = f"results/predictions/{MODEL}/{TASK}.jsonl"
+    targets = [f"results/predictions/{MODEL}/{task}.jsonl" for task in (TASK, OTHER_TASK)]
     snakemake(workdir, f"models/tiny/{MODEL}", "data/demo_docs_vqa/manifest.jsonl")
     process = subprocess.Popen(
-        snakemake_command(workdir, target),
+        snakemake_command(workdir, *targets),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         wait_for(lambda: len(journal_ids(workdir)) >= 4, 300, "the first answers in the journal")
+        assert processes_mentioning(f"--served-model-name {MODEL}"), "no shared server runs"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(process.pid, signal.SIGKILL)  # Snakemake alone: its children must follow
         process.wait()
     answered_before = journal_ids(workdir)
+    other_before = journal_ids(workdir, OTHER_TASK)
     total = len(read_manifest(workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"))
     assert 4 <= len(answered_before) < total, "the kill should land mid-run"
-    assert not (workdir / target).exists()
-    # The kernel stops the orphaned wrapper (PR_SET_PDEATHSIG): no model server is left behind.
-    wait_for(lambda: not processes_mentioning(str(workdir)), 30, "the orphaned wrapper to exit")
+    assert not (workdir / targets[0]).exists()
+    # The kernel stops the serve job, the predict jobs and the wrapper: nothing is left behind.
+    wait_for(lambda: not processes_mentioning(str(workdir)), 30, "the run's processes to exit")
 
     snakemake(workdir, "--unlock")
-    snakemake(workdir, "--rerun-incomplete", target)
-    wrapper_log = workdir / "logs" / "predict" / MODEL / f"{TASK}.wrapper.log"
-    assert requests_of_last_server(wrapper_log) == total - len(answered_before)
+    snakemake(workdir, "--rerun-incomplete", *targets)
+    wrapper_log = workdir / "logs" / "serve" / f"{MODEL}.wrapper.log"
+    other_total = len(
+        read_manifest(workdir / "data" / "demo_docs_classification" / "manifest.jsonl")
+    )
+    missing = total - len(answered_before) + other_total - len(other_before)
+    assert requests_of_last_server(wrapper_log) == missing
+    assert loaded_lines(wrapper_log) == 1, "the re-run loads the model once for both tasks"
     check_complete(workdir)
+
+
+def loaded_lines(wrapper_log: Path, model: str = MODEL) -> int:
+    """The wrapper's "loaded <model> … in <s>s" lines in its log."""
+    text = wrapper_log.read_text(encoding="utf-8")
+    return len(re.findall(rf"^.* loaded {re.escape(model)} \(.* in \d+\.\d+s", text, re.M))
 
 
 def rerun_against_new_server(workdir: Path, model_dir: Path, port: int, log_path: Path) -> int:

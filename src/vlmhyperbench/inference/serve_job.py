@@ -23,9 +23,11 @@ from vlmhyperbench.inference.model_source import model_location
 from vlmhyperbench.inference.server import (
     FAILED,
     READY,
+    STANDBY,
     STARTING,
     Terminated,
     stop_on_sigterm,
+    wanted_path,
     write_status,
 )
 from vlmhyperbench.jit_env import ensure_overlay
@@ -67,6 +69,9 @@ def run_serve_job(
     """Serve ``model`` until SIGTERM. ``model_path`` is the job's model input where it has one
     (a built tiny model, the local copy of an ``s3://`` model).
 
+    The wrapper starts when the first predict job asks for it (the *wanted* file); if none does
+    before SIGTERM (each had all its answers in its journal), no model is loaded.
+
     The server admits at most ``inference.concurrency`` requests at once, however many of the
     model's predict jobs send to it. With ``resources.gpu`` > 0 and GPUs known on this machine
     (``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi``), the server gets GPUs no other serve job on
@@ -75,15 +80,25 @@ def run_serve_job(
     location = str(Path(model_path).resolve()) if model_path else model_location(model)
     roots = list(dict.fromkeys(Path(root).resolve() for root in media_roots))
     about = {"model": model.name, "model_path": location, "log": str(log_path)}
-    write_status(status_path, status=STARTING, **about)
     with stop_on_sigterm():
         try:
+            write_status(status_path, status=STANDBY, **about)
+            log.info("%s: waiting for a predict job to ask for the server", model.name)
+            while not wanted_path(status_path).exists():
+                time.sleep(0.1)
+        except Terminated:
+            log.info("stopped (SIGTERM): no predict job needed the server; no model loaded")
+            return
+        try:
+            write_status(status_path, status=STARTING, **about)
             _serve(model, roots, settings, status_path, about, wrapper_log_path, gpu_slots_dir)
         except Terminated:
             log.info("stopped (SIGTERM): the predict jobs are done, or the run was stopped")
         except Exception as exc:
             write_status(status_path, status=FAILED, error=str(exc), **about)
             raise
+        finally:
+            wanted_path(status_path).unlink(missing_ok=True)
 
 
 def _serve(

@@ -1,16 +1,19 @@
 """One model server per model per run, shared by all of that model's predict jobs.
 
 The ``serve_<model>`` job is a Snakemake *service* job: Snakemake runs it in one group with the
-model's predict jobs (one pod on Kubernetes), starts it first, and terminates it (SIGTERM) once the
-last of them is done. It starts the Inference API Wrapper once, and tells the predict jobs where
-it is through its service output, a small JSON status file written atomically::
+model's predict jobs (one pod on Kubernetes), starts it with them, and terminates it (SIGTERM)
+once the last of them is done. It tells the predict jobs where the server is through its service
+output, a small JSON status file written atomically::
 
-    {"status": "starting" | "ready" | "failed", "pid": <serve job>, "model": "…",
-     "model_path": "<local model folder or hub id>", "base_url": "http://127.0.0.1:…/v1",
-     "gpus": ["0"], "error": "…"}
+    {"status": "standby" | "starting" | "ready" | "failed", "pid": <serve job>, "model": "…",
+     "model_path": "<local model folder or hub id>", "log": "logs/serve/<model>.log",
+     "base_url": "http://127.0.0.1:…/v1", "gpus": ["0"], "error": "…"}
 
-A predict job waits for ``ready`` (:func:`wait_for_server`) and fails at once, with the server's
-error, on ``failed`` or when the serve job is gone — it never waits out a dead server.
+The serve job starts the Inference API Wrapper (loads the model) only once a predict job asks
+for it by creating the *wanted* file next to the status file (:func:`wait_for_server` does): a
+predict job re-run with every sample already in its journal (say, only the expected answers
+changed) loads no model. A predict job waits for ``ready`` and fails at once, with the server's
+error, on ``failed`` or when the serve job is gone: it never waits out a dead server.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from vlmhyperbench.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.serve")
 
+STANDBY = "standby"
 STARTING = "starting"
 READY = "ready"
 FAILED = "failed"
@@ -35,6 +39,11 @@ FAILED = "failed"
 
 class ServerUnavailable(RuntimeError):
     """The model's shared server failed to start, or its serve job is gone."""
+
+
+def wanted_path(status_path: str | os.PathLike[str]) -> Path:
+    """The file a predict job creates to ask the serve job to start the server."""
+    return Path(status_path).with_suffix(".wanted")
 
 
 def write_status(path: str | os.PathLike[str], **fields: Any) -> None:
@@ -76,12 +85,17 @@ def wait_for_server(
 ) -> dict[str, Any]:
     """The status of ``model``'s server once it is ready (``base_url`` is where to send).
 
-    Waits as long as the serve job lives (it has its own limits: the startup timeout, waiting
-    for GPUs, installing the model's packages), but at most ``silent_timeout_s`` for it to write
-    anything at all.
+    Asks for the server (the *wanted* file) as soon as the serve job has created its status
+    file, and waits as long as the serve job lives (it has its own limits: the startup timeout,
+    waiting for GPUs, installing the model's packages), but at most ``silent_timeout_s`` for it
+    to write anything at all.
     """
     deadline = time.monotonic() + silent_timeout_s
+    wanted = wanted_path(path)
     while True:
+        # Only once the status file exists: the serve job removes a stale wanted file first.
+        if Path(path).exists() and not wanted.exists():
+            wanted.touch()
         status = read_status(path)
         if status is not None:
             see = f" (see {status['log']})" if status.get("log") else ""

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
 from vlmhyperbench import containers
 from vlmhyperbench.backends import preflight_problems
@@ -145,6 +146,18 @@ def _placeholder_servers():
 _placeholder_servers()
 
 
+def server_status(model):
+    """The serve job's status file as its rules name it. Where jobs share a filesystem (local
+    runs) ``local()`` keeps it out of the default storage. Without one (Kubernetes) ``local()``
+    would make Snakemake run the model's group in the main process (``Job.is_local`` in
+    snakemake/jobs.py), so there it is a storage file: the jobs of the model's pod share its local
+    copy, and the copy the pod stores afterwards plays the placeholder's part."""
+    path = PLAN.server(model)
+    if SharedFSUsage.INPUT_OUTPUT in workflow.storage_settings.shared_fs_usage:
+        return local(path)
+    return path
+
+
 def get_serve_inputs(model):
     """The model's files (a built tiny model, an ``s3://`` model's local copy). ``ancient``: a
     serve job runs only with predict jobs that need it (they have the model as an input too,
@@ -182,7 +195,7 @@ def get_predict_inputs(model):
         if images is not None:
             files["images"] = stored(images)
         if served:
-            files["server"] = ancient(local(PLAN.server(model)))
+            files["server"] = ancient(server_status(model))
         return files
 
     return inputs

@@ -23,12 +23,12 @@ for metric_name in EXPERIMENT.metrics:
             f"logs/score/{{model}}/{{task}}/{metric_name}.log",
         wildcard_constraints:
             task=alternation(EXPERIMENT.tasks_with_metric(metric_name)),
+        group:
+            "score"
         conda:
             "../envs/evaluation.yaml"
         container:
             IMAGES["base-cpu"]
-        group:
-            "score"
         threads: 1
         resources:
             mem_mb=SCORE_MEM_MB,

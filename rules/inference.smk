@@ -13,7 +13,7 @@ for model_name in PLAN.served_models:
         input:
             **get_serve_inputs(model_name),
         output:
-            server=service(local(PLAN.server(model_name))),
+            server=service(server_status(model_name)),
         log:
             main=f"logs/serve/{model_name}.log",
             wrapper=f"logs/serve/{model_name}.wrapper.log",

@@ -9,12 +9,12 @@ rule summarize:
         csv=PLAN.summary_csv,
     log:
         "logs/summarize.log",
+    group:
+        "report"
     conda:
         "../envs/evaluation.yaml"
     container:
         IMAGES["base-cpu"]
-    group:
-        "report"
     script:
         "../scripts/summarize.py"
 
@@ -71,12 +71,12 @@ rule report:
         ),
     log:
         "logs/report.log",
+    group:
+        "report"
     conda:
         "../envs/evaluation.yaml"
     container:
         IMAGES["base-cpu"]
-    group:
-        "report"
     params:
         n_boot=PLAN.experiment.config.scoring.bootstrap,
         seed=PLAN.experiment.config.scoring.seed,

@@ -49,9 +49,9 @@ default-storage-prefix: {storage_prefix}
 local-storage-prefix: {local_storage_prefix}
 shared-fs-usage: none
 envvars: [{envvars}]
-# A group runs in one pod: a model's serve job with its predict jobs (one pod per model, with
-# the model's GPUs and memory), summarize with report, and up to {score_jobs_per_pod} score jobs (a
-# group asks for the sum of its jobs' resources: a score job asks for 1 CPU and 1 GB).
+# A group of jobs runs in one pod that asks for their summed resources: a model's serve job
+# with its predict jobs (one pod per model: the model's GPUs and memory), summarize with report,
+# and up to {score_jobs_per_pod} score jobs (1 CPU and 1 GB each, `--cores` of them at a time).
 group-components:
   score: {score_jobs_per_pod}
 default-resources:

@@ -8,13 +8,16 @@ cluster: it records every Job spec and runs each Job's command in a fresh empty 
 pod's secret-backed environment (``tests/k8s_api.py``). What stands in, and nothing else: the
 cluster (API server + node), the runner image (this Python environment; its ``pip``, used only by
 the plugin's auto-deploy step, is a recorder because the image already holds the plugin), a GPU
-(the predict pod asks for one; the tiny model runs on the CPU).
+(the model's pod asks for one; the tiny model runs on the CPU).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,6 +40,7 @@ IMAGE = "registry.example.com/vlmhb/runner:0.1.0"
 HF_TOKEN = "hf-secret-token-for-the-test"
 MODEL = "tiny-llava"
 TASK = "demo_field_vqa"
+TASK2 = "demo_field_vqa_terse"  # registered by the test in its checkout
 
 PIP_RECORDER = """#!/bin/sh
 # The stand-in image already has the storage plugin: record the auto-deploy call, install nothing.
@@ -110,7 +114,26 @@ def repo(cluster: dict) -> Path:
     return checkout(cluster["root"])
 
 
+def planned_pods(output: str) -> list[list[str]]:
+    """The pods a dry run plans: the rules of each group job, and each job outside a group
+    (``rule all`` runs in the main process)."""
+    pods: list[list[str]] = []
+    for line in output.splitlines():
+        body = re.sub(r"^\[[^]]*\] ", "", line)
+        if body.startswith("Group job "):
+            pods.append([])
+        elif match := re.fullmatch(r"(    )?rule (\S+):", body):
+            if match[1]:
+                pods[-1].append(match[2])
+            elif match[2] != "all":
+                pods.append([match[2]])
+    return pods
+
+
 def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
+    """The demo on Kubernetes: one pod per model (its serve job and all its predict jobs), the
+    score jobs ten to a pod, summarize with report in one; besides those, one pod per dataset
+    and per tiny model to build: 3 + 4 + 1 + 5 + 2 = 15 pods for 58 jobs."""
     env = {**cluster["env"], "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": cluster["s3"].endpoint}
     result = snakemake_cli(repo, env, "--profile", "profiles/k8s", "-n")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -120,6 +143,20 @@ def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
         assert counts[f"predict_{model}"] == len(experiment.tasks_of(model))
     assert counts["summarize"] == 1 and counts["report"] == 1
     assert "s3://vlmhb-bucket/vlmhb/runs/demo/results/summary.csv" in result.stdout
+
+    pods = planned_pods(result.stdout)
+    for model in experiment.models:
+        (pod,) = (p for p in pods if f"serve_{model}" in p)
+        assert sorted(pod) == sorted(
+            [f"serve_{model}"] + [f"predict_{model}"] * counts[f"predict_{model}"]
+        )
+    score_jobs = sum(n for rule, n in counts.items() if rule.startswith("score_"))
+    score_pods = [p for p in pods if all(rule.startswith("score_") for rule in p)]
+    assert len(score_pods) == math.ceil(score_jobs / 10)
+    assert sum(len(p) for p in score_pods) == score_jobs
+    assert sorted(map(sorted, pods)).count(["report", "summarize"]) == 1
+    builds = counts["generate_dataset"] + counts["build_tiny_model"]
+    assert len(pods) == len(experiment.models) + math.ceil(score_jobs / 10) + 1 + builds == 15
 
 
 @pytest.fixture(scope="module")
@@ -165,16 +202,22 @@ def test_profile_install_writes_where_snakemake_looks(cluster: dict, installed: 
 
 @pytest.fixture(scope="module")
 def run(cluster: dict, repo: Path, installed: dict) -> dict:
-    """`snakemake --profile k8s` verbatim, on a small experiment whose model asks for a GPU."""
+    """`snakemake --profile k8s` verbatim, on a small experiment: one model that asks for a GPU,
+    two tasks on one dataset (a second field-VQA task registered in the checkout, as a user
+    would), three score jobs."""
     assert installed["path"].is_file()
+    task = read_yaml(repo / "config" / "tasks" / f"{TASK}.yaml")
+    task["prompt"]["user"] = "Ответь одним словом. {{ question }}"
+    write_yaml(repo / "config" / "tasks" / f"{TASK2}.yaml", task)
     config_path = repo / "config" / "config.yaml"
     config = read_yaml(config_path)
     config.pop("runs", None)  # the demo's run matrix: this run is one small block
-    config.update(models=[MODEL], tasks=[TASK])
+    config.update(models=[MODEL], tasks=[TASK, TASK2])
     config["overrides"] = {
         "datasets": {"demo_docs_vqa": {"source": {"params": {**SMALL_DATASET["source"]["params"],
                                                              "subsets": ["clean"]}}}},
-        "tasks": {TASK: {"limit": 2, "metrics": ["exact_match"]}},
+        "tasks": {TASK: {"limit": 2, "metrics": ["exact_match"]},
+                  TASK2: {"limit": 2, "metrics": ["exact_match", "anls"]}},
         "models": {MODEL: {"resources": {"gpu": 1, "mem_mb": 3000}}},
     }  # fmt: skip
     config["scoring"] = {"bootstrap": 50, "seed": 0}
@@ -186,13 +229,26 @@ def run(cluster: dict, repo: Path, installed: dict) -> dict:
     return {"result": result, **cluster}
 
 
-def jobs_by_rule(api: RecordingKubeAPI) -> dict[str, dict]:
-    out = {}
+def target_jobs(job: dict) -> list[str]:
+    """The jobs a pod runs (``rule:wildcards`` of its ``--target-jobs``), sorted."""
+    words = shlex.split(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
+    start = words.index("--target-jobs") + 1
+    end = next((i for i in range(start, len(words)) if words[i].startswith("--")), len(words))
+    return sorted(words[start:end])
+
+
+def pods_by_kind(api: RecordingKubeAPI) -> dict[str, list[dict]]:
+    """The pods created, by the set of rules they run (``predict_m+serve_m``, ``score_…``)."""
+    out: dict[str, list[dict]] = {}
     for job in api.submitted_jobs():
-        command = job["spec"]["template"]["spec"]["containers"][0]["args"][1]
-        rule = command.split("--target-jobs '", 1)[1].split(":", 1)[0]
-        out[rule] = job
+        rules = sorted({spec.split(":", 1)[0] for spec in target_jobs(job)})
+        out.setdefault("+".join(rules), []).append(job)
     return out
+
+
+def cpu_request(cores: int) -> str:
+    """What the plugin requests for CORES (its default cpu scalar, 0.95)."""
+    return f"{int(cores * 0.95 * 1000)}m"
 
 
 def test_the_run_finishes_with_results_in_the_bucket(run: dict) -> None:
@@ -214,33 +270,59 @@ def test_the_run_finishes_with_results_in_the_bucket(run: dict) -> None:
     assert set(summary.loc[summary["group_by"] == "overall", "n"]) == {2}
 
 
-def test_each_job_ran_in_its_own_empty_pod_fed_through_storage(run: dict) -> None:
-    api = run["api"]
-    rules = jobs_by_rule(api)
-    assert set(rules) == {
-        "generate_dataset", "build_tiny_model", f"predict_{MODEL}", "score_exact_match",
-        "summarize", "report",
+def test_one_pod_per_model_and_grouped_score_pods(run: dict) -> None:
+    """The model's server and all its predict jobs share one pod; the score jobs share one
+    (up to the profile's `group-components: {score: 10}` each); summarize and report share one.
+    Pods = served models + (datasets + tiny models built + ceil(score jobs / 10) + 1): here
+    1 + 4 pods for 10 jobs."""
+    pods = pods_by_kind(run["api"])
+    model_pod = f"predict_{MODEL}+serve_{MODEL}"
+    assert {kind: len(jobs) for kind, jobs in pods.items()} == {
+        "generate_dataset": 1, "build_tiny_model": 1, model_pod: 1,
+        "score_anls+score_exact_match": 1, "report+summarize": 1,
     }  # fmt: skip
-    predict_pod = api.runs[rules[f"predict_{MODEL}"]["metadata"]["name"]]
-    # The dataset and the model reached the predict pod from S3 (then its copies were cleaned up).
+    assert sum(len(jobs) for jobs in pods.values()) == 1 + 4
+    (model_job,) = pods[model_pod]
+    assert target_jobs(model_job) == sorted(
+        [f"serve_{MODEL}:", f"predict_{MODEL}:task={TASK}", f"predict_{MODEL}:task={TASK2}"]
+    )
+    (score_job,) = pods["score_anls+score_exact_match"]
+    assert len(target_jobs(score_job)) == 3
+    # The pod ran the server and both predict jobs, stopped the server when they were done and
+    # ended (exit 0: test_the_run_finishes_with_results_in_the_bucket).
+    log = run["api"].runs[model_job["metadata"]["name"]].log
+    for rule in (f"serve_{MODEL}", f"predict_{MODEL}"):
+        assert f"rule {rule}:" in log
+    assert "since all consuming jobs are finished" in log
+    assert "3 of 3 steps (100%) done" in log
+
+
+def test_each_pod_started_empty_and_was_fed_through_storage(run: dict) -> None:
+    api = run["api"]
+    (model_job,) = pods_by_kind(api)[f"predict_{MODEL}+serve_{MODEL}"]
+    model_pod = api.runs[model_job["metadata"]["name"]]
+    # The dataset and the model reached the model's pod from S3 (then its copies were cleaned up).
     for fetched in ("data/demo_docs_vqa/manifest.jsonl", "data/demo_docs_vqa/images",
                     f"models/tiny/{MODEL}"):  # fmt: skip
-        assert f"Retrieving from storage: s3://{BUCKET}/{PREFIX}/{fetched}\n" in predict_pod.log
-    wrapper_started = f"/.snakemake/storage/s3/{BUCKET}/{PREFIX}/models/tiny/{MODEL})"
+        assert f"Retrieving from storage: s3://{BUCKET}/{PREFIX}/{fetched}\n" in model_pod.log
+    # The serve job started the wrapper once, on the model's local copy from storage.
     log = (
         run["s3"]
         .client()
-        .get_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/predict/{MODEL}/{TASK}.log")["Body"]
+        .get_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/serve/{MODEL}.log")["Body"]
         .read()
         .decode()
     )
-    assert wrapper_started in log
+    started = f"starting the wrapper for {MODEL} (hf, "
+    assert log.count(started) == 1
+    assert f"/.snakemake/storage/s3/{BUCKET}/{PREFIX}/models/tiny/{MODEL})" in log
+    assert f"{PREFIX}/logs/serve/{MODEL}.wrapper.log" in run["s3"].keys(BUCKET, PREFIX)
     # Nothing was found on a shared disk: the pod's workdir has no data/ or models/ of its own.
-    assert not (predict_pod.workdir / "data").exists()
-    assert not (predict_pod.workdir / "models").exists()
+    assert not (model_pod.workdir / "data").exists()
+    assert not (model_pod.workdir / "models").exists()
     # The plugin's auto-deploy asked the image's pip for the storage plugin, once per pod.
     calls = run["pip_calls"].read_text(encoding="utf-8").splitlines()
-    assert len(calls) == len(rules)
+    assert len(calls) == len(api.submitted_jobs())
     assert all(
         "--target .snakemake/pip-deployments snakemake-storage-plugin-s3" in c for c in calls
     )
@@ -248,7 +330,7 @@ def test_each_job_ran_in_its_own_empty_pod_fed_through_storage(run: dict) -> Non
 
 def test_pod_specs(run: dict) -> None:
     api = run["api"]
-    rules = jobs_by_rule(api)
+    pods = pods_by_kind(api)
     secrets = list(api.secrets.values())
     assert len(secrets) == 1
     secret = secrets[0]
@@ -257,7 +339,7 @@ def test_pod_specs(run: dict) -> None:
     assert decoded["snakemake_storage_s3_access_key"] == run["s3"].access_key
     assert decoded["snakemake_storage_s3_secret_key"] == run["s3"].secret_key
 
-    for rule, job in rules.items():
+    for kind, job in ((kind, job) for kind, jobs in pods.items() for job in jobs):
         spec = job["spec"]["template"]["spec"]
         (container,) = spec["containers"]
         assert container["image"] == IMAGE
@@ -283,19 +365,29 @@ def test_pod_specs(run: dict) -> None:
         assert HF_TOKEN not in dumped and run["s3"].secret_key not in dumped
 
         resources = container["resources"]
-        if rule == f"predict_{MODEL}":
+        if kind == f"predict_{MODEL}+serve_{MODEL}":
+            # The group's requests: the serve job's (the model's GPU and memory, the profile's
+            # disk) plus each predict job's small share (1000 MB of memory and of disk).
             assert resources["requests"]["nvidia.com/gpu"] == "1"
             assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"]
-            assert resources["requests"]["memory"] == resources["limits"]["memory"] == "3000M"
+            assert resources["requests"]["memory"] == resources["limits"]["memory"] == "5000M"
+            assert resources["requests"]["ephemeral-storage"] == f"{20000 + 2 * 1000}M"
             assert {
                 "key": "nvidia.com/gpu",
                 "operator": "Equal",
                 "value": "present",
                 "effect": "NoSchedule",
             } in spec["tolerations"]
+            continue
+        assert "nvidia.com/gpu" not in json.dumps(resources)
+        assert not spec.get("tolerations")
+        if kind.startswith("score_"):
+            # Three score jobs at 1 CPU, 1000 MB and 1000 MB of disk each (not the defaults), run
+            # `--cores` (2: the workflow profile's) at a time: the pod asks for two jobs' worth.
+            assert resources["requests"]["cpu"] == cpu_request(2)
+            assert resources["requests"]["memory"] == "2000M"
+            assert resources["requests"]["ephemeral-storage"] == "2000M"
         else:
-            assert "nvidia.com/gpu" not in json.dumps(resources)
-            assert not spec.get("tolerations")
             assert resources["requests"]["memory"] == "4000M"  # the profile's default
 
     # Created in, and only in, the profile's namespace; the secret is removed at the end.
@@ -304,3 +396,12 @@ def test_pod_specs(run: dict) -> None:
     assert ("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret['metadata']['name']}") in {
         (method, path) for method, path, _ in api.requests
     }
+
+
+def test_a_second_run_has_nothing_to_do(run: dict, repo: Path) -> None:
+    """The serve job's status file is a storage file on Kubernetes (``local()`` would keep the
+    model's group in the main process); the copy its pod stored keeps the predict jobs, whose
+    input it is (``ancient``), from running again."""
+    again = snakemake_cli(repo, run["env"], "--profile", "k8s", "-n")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -29,6 +29,8 @@ def test_k8s_profile_contents() -> None:
     assert profile["kubernetes-service-account-name"]
     assert profile["envvars"] == ["HF_TOKEN"]
     assert set(profile["default-resources"]) == {"mem_mb", "disk_mb", "runtime"}
+    # score jobs packed ten to a pod (rules/evaluation.smk puts them in the group "score")
+    assert profile["group-components"] == {"score": 10}
     # never credentials in the file
     assert not any("key" in k or "secret" in k or "token" in k for k in profile)
 
@@ -53,6 +55,7 @@ def test_install_fills_in_the_profile(tmp_path: Path) -> None:
     args = ["profile", "install", "k8s", "--bucket", "my-bucket", "--namespace", "team-a"]
     args += ["--image", "reg.example/vlmhb/runner:1.0.0", "--dest", str(dest)]
     args += ["--env", "HF_TOKEN", "--env", "UV_INDEX_URL", "--prefix", "/runs/x/"]
+    args += ["--score-jobs-per-pod", "25"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     profile = yaml.safe_load((dest / "profile.yaml").read_text())
@@ -61,6 +64,7 @@ def test_install_fills_in_the_profile(tmp_path: Path) -> None:
     assert profile["container-image"] == "reg.example/vlmhb/runner:1.0.0"
     assert profile["envvars"] == ["HF_TOKEN", "UV_INDEX_URL"]
     assert "storage-s3-endpoint-url" not in profile
+    assert profile["group-components"] == {"score": 25}
 
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "exists" in again.output
@@ -74,6 +78,7 @@ def test_install_fills_in_the_profile(tmp_path: Path) -> None:
         ("--namespace", "Team A", "not a valid Kubernetes namespace"),
         ("--image", "reg.example/runner", "with a tag"),
         ("--env", "SNAKEMAKE_STORAGE_S3_SECRET_KEY", "passed by the storage plugin"),
+        ("--score-jobs-per-pod", "0", "at least 1"),
     ],
 )
 def test_install_refuses_bad_values(tmp_path: Path, option: str, value: str, message: str) -> None:

@@ -1,5 +1,6 @@
 import os
 import sys
+from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -129,18 +130,33 @@ def get_manifest(wildcards):
 
 
 def _placeholder_servers():
-    """An empty file where each serve job's status will be, made at parse time if missing.
+    """An empty file where each serve job's status will be, made at parse time if missing, and
+    no "incomplete" mark on it.
 
-    Snakemake re-runs every consumer of a job it runs ("input files updated by another job");
-    a serve job runs whenever one predict job of its model does. With the status file present
-    and ``ancient()`` on the predict jobs' input, adding a task re-runs that task (and its
-    model's server) only. Snakemake deletes the placeholder before the serve job starts.
+    A serve job must never need to run on its own account: Snakemake then leaves out of the
+    run every consumer whose input from it is ``ancient()`` and present (dag.py,
+    ``update_needrun``: the consumers are masked, then skipped as "no other reason to run"),
+    and a service job with no consumer is never stopped. So the status file is present (not
+    "missing output"), the serve job's inputs are ``ancient()`` (not "updated input"), and the
+    mark a killed run leaves on the file (``--rerun-incomplete`` would force the serve job
+    alone) is removed here: the status file is never worth keeping. Snakemake's file-based
+    persistence (the default) keeps that mark under ``.snakemake/incomplete``.
+
+    With the file present and ``ancient()`` on the predict jobs' input, adding a task re-runs
+    that task (and its model's server) only: otherwise Snakemake re-runs every consumer of a
+    job it runs ("input files updated by another job"). Snakemake deletes the placeholder
+    before the serve job starts.
     """
+    prefix = workflow.storage_settings.default_storage_prefix
     for model in PLAN.served_models:
         path = Path(PLAN.server(model))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
+        keys = [str(path)] + ([f"{prefix.rstrip('/')}/{path}"] if prefix else [])
+        for key in keys:
+            marker = urlsafe_b64encode(key.encode()).decode()
+            (Path(".snakemake") / "incomplete" / marker).unlink(missing_ok=True)
 
 
 _placeholder_servers()
@@ -162,7 +178,9 @@ def get_serve_inputs(model):
     """The model's files (a built tiny model, an ``s3://`` model's local copy). ``ancient``: a
     serve job runs only with predict jobs that need it (they have the model as an input too,
     so a changed model re-runs them) - a serve job that runs alone is never stopped."""
-    return {name: ancient(stored(path)) for name, path in PLAN.model_inputs(model).items()}
+    return {
+        name: ancient(stored(path)) for name, path in PLAN.model_inputs(model).items()
+    }
 
 
 def get_serve_spec(model):
@@ -190,7 +208,9 @@ def get_predict_inputs(model):
 
     def inputs(wildcards):
         files = {"manifest": stored(PLAN.manifest(wildcards.task))}
-        files.update((name, stored(path)) for name, path in PLAN.model_inputs(model).items())
+        files.update(
+            (name, stored(path)) for name, path in PLAN.model_inputs(model).items()
+        )
         images = PLAN.dataset_images(wildcards.task)
         if images is not None:
             files["images"] = stored(images)

@@ -27,13 +27,10 @@ for model_name in PLAN.served_models:
         params:
             python=PYTHON,
             spec=get_serve_spec(model_name),
-            wanted=PLAN.server_wanted(model_name),
         # A shell job: Snakemake stops a service job through the process of its shell command.
-        # The status file exists at once (predict jobs wait for it), after a stale request for
-        # the server is gone (see vlmhyperbench.inference.server); the server fills it in.
+        # The status file exists at once (predict jobs wait for it); the server fills it in.
         shell:
-            "rm -f {params.wanted:q}; touch {output.server:q};"
-            " exec {params.python} -m vlmhyperbench.inference.serve_job"
+            "touch {output.server:q}; exec {params.python} -m vlmhyperbench.inference.serve_job"
             " --spec {params.spec:q} --status {output.server:q} --log {log.main:q}"
             " --wrapper-log {log.wrapper:q}"
 

@@ -22,7 +22,6 @@ from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
-from vlmhyperbench.inference.server import wanted_path
 from vlmhyperbench.prompts import TaskPrompts
 
 DATA_DIR = "data"
@@ -143,10 +142,6 @@ class Plan:
     def server(self, model: str) -> str:
         """The serve job's status file (its service output): where the model's server is."""
         return f"{SERVERS_DIR}/{model}.json"
-
-    def server_wanted(self, model: str) -> str:
-        """Where a predict job asks the serve job to start the server."""
-        return str(wanted_path(self.server(model)))
 
     def media_roots(self, model: str) -> list[str]:
         """Local dataset folders of the model's tasks: the server may read their images."""

@@ -9,13 +9,20 @@ anything (no model server is even started).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.helpers import make_workdir, snakemake
-from tests.integration.test_resume import MODEL, TASK, journal_ids, requests_of_last_server
+from tests.integration.test_resume import (
+    MODEL,
+    TASK,
+    journal_ids,
+    logged_since,
+    requests_of_last_server,
+)
 from vlmhyperbench.datasets.manifest import read_manifest, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -33,7 +40,7 @@ def test_edited_sample_and_image_are_sent_again_and_nothing_else(tmp_path: Path)
     assert "Nothing to be done" in dry.stdout + dry.stderr, "unchanged data re-ran a job"
     data = workdir / "data" / "demo_docs_vqa"
     samples = read_manifest(data / "manifest.jsonl")
-    wrapper_log = workdir / "logs" / "predict" / MODEL / f"{TASK}.wrapper.log"
+    wrapper_log = workdir / "logs" / "serve" / f"{MODEL}.wrapper.log"
     journal_before = journal_ids(workdir)
 
     # One question edited, one image changed (every sample showing it must go again).
@@ -62,9 +69,12 @@ def test_edited_sample_and_image_are_sent_again_and_nothing_else(tmp_path: Path)
     target = next(s for s in samples if s.id not in expected)
     target.answers = [lines[target.id]["prediction"]]  # the model's answer is now right
     write_manifest(data, samples)
+    started = datetime.now()
     snakemake(workdir, *TARGETS)
     predict_log = (workdir / "logs" / "predict" / MODEL / f"{TASK}.log").read_text()
     assert "every sample is answered in the journal" in predict_log
-    assert "Started server process" not in wrapper_log.read_text()  # this job's log
+    serve_log = (workdir / "logs" / "serve" / f"{MODEL}.log").read_text()
+    assert "no predict job needed the server; no model loaded" in serve_log
+    assert not logged_since(wrapper_log, started), "the wrapper ran"
     assert journal_ids(workdir)[len(journal_before) :] == resent
     assert (workdir / SCORE).stat().st_mtime_ns != score_before

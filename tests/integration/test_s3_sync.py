@@ -107,6 +107,7 @@ def test_results_land_in_the_bucket(run: dict) -> None:
         f"run1/results/predictions/{MODEL}/{TASK}.jsonl",
         f"run1/results/scores/{MODEL}/{TASK}/exact_match.json",
         f"run1/logs/predict/{MODEL}/{TASK}.log",
+        f"run1/logs/serve/{MODEL}.log",
         f"run1/models/tiny/{MODEL}/config.json",
     ):
         assert expected in keys
@@ -122,7 +123,7 @@ def test_results_land_in_the_bucket(run: dict) -> None:
 
 
 def test_the_wrapper_ran_with_the_jit_overlay(run: dict) -> None:
-    log = read_object(run["s3"], f"{RESULTS}/logs/predict/{MODEL}/{TASK}.log").decode()
+    log = read_object(run["s3"], f"{RESULTS}/logs/serve/{MODEL}.log").decode()
     assert "installed package overlay" in log and "jitdemo-probe==0.1.0" in log
     # The probe's sitecustomize ran in the wrapper process: the overlay was on its path.
     assert run["marker"].read_text().split()
@@ -132,16 +133,17 @@ def test_second_run_fetches_nothing_and_reuses_the_overlay(run: dict) -> None:
     workdir, env, s3 = run["workdir"], run["env"], run["s3"]
     config_path = workdir / "config" / "config.yaml"
     config = read_yaml(config_path)
-    config["overrides"]["tasks"][TASK]["limit"] = 2  # re-runs predict, score, summary, report
+    # One more sample: re-runs predict (the server starts for it), score, summary, report.
+    config["overrides"]["tasks"][TASK]["limit"] = 4
     write_yaml(config_path, config)
     second = snakemake(workdir, *STORAGE_ARGS, env=env)
     out = output_of(second)
     assert job_counts(out)[f"predict_{MODEL}"] == 1
     assert "Retrieving from storage" not in out
-    log = read_object(s3, f"{RESULTS}/logs/predict/{MODEL}/{TASK}.log").decode()
+    log = read_object(s3, f"{RESULTS}/logs/serve/{MODEL}.log").decode()
     assert "reusing package overlay" in log
     summary = pd.read_csv(io.BytesIO(read_object(s3, f"{RESULTS}/results/summary.csv")))
-    assert set(summary.loc[summary["group_by"] == "overall", "n"]) == {2}
+    assert set(summary.loc[summary["group_by"] == "overall", "n"]) == {4}
 
 
 def test_missing_bucket_is_a_clear_error(run: dict) -> None:

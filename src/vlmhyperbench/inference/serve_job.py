@@ -80,6 +80,9 @@ def run_serve_job(
     location = str(Path(model_path).resolve()) if model_path else model_location(model)
     roots = list(dict.fromkeys(Path(root).resolve() for root in media_roots))
     about = {"model": model.name, "model_path": location, "log": str(log_path)}
+    # A request left by a killed run is stale; a predict job of this run asks again as long as
+    # it finds none (see wait_for_server).
+    wanted_path(status_path).unlink(missing_ok=True)
     with stop_on_sigterm():
         try:
             write_status(status_path, status=STANDBY, **about)

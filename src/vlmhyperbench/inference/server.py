@@ -93,7 +93,7 @@ def wait_for_server(
     deadline = time.monotonic() + silent_timeout_s
     wanted = wanted_path(path)
     while True:
-        # Only once the status file exists: the serve job removes a stale wanted file first.
+        # Asked again whenever it is missing: the serve job removes a stale one as it starts.
         if Path(path).exists() and not wanted.exists():
             wanted.touch()
         status = read_status(path)

@@ -2,7 +2,8 @@
 
 A paper-sized study (20 models x 25 tasks x 20 metrics, ~10.5k jobs) is generated in a temp dir
 from copies of the tiny models, the field-VQA task and three text metrics. Every arm dry-runs the
-same DAG (dataset, model builds, predict per (model, task), score per (model, task, metric),
+same DAG (dataset, model builds, a serve job per model, predict per (model, task) in one group
+with its model's serve job, score per (model, task, metric),
 summary, a report on the summary, the score tables and the predictions). The plain Snakefile has
 one generic rule per stage, constant strings, no input functions and ``shell:`` bodies - the
 least Snakemake itself can cost for that DAG; the goal is ours <= 1.5x its time and peak memory.
@@ -61,10 +62,19 @@ rule build_tiny_model:
     {action}
 
 
+rule serve:
+    input:
+        model=ancient("models/tiny/{{model}}"),
+    output:
+        server=service("results/.servers/{{model}}.json"),
+    {action}
+
+
 rule predict:
     input:
         manifest="data/demo_docs_vqa/manifest.jsonl",
         model="models/tiny/{{model}}",
+        server=ancient("results/.servers/{{model}}.json"),
     output:
         predictions="results/predictions/{{model}}/{{task}}.jsonl",
     params:

@@ -104,6 +104,8 @@ def test_changing_one_prompt_reruns_only_that_task(workdir: Path) -> None:
     )
     dry = snakemake(workdir, "-n")
     assert job_counts(dry.stdout) == {
+        "serve_tiny-llava": 1,  # each model's server, once, for the one task that changed
+        "serve_tiny-idefics3": 1,
         "predict_tiny-llava": 1,
         "predict_tiny-idefics3": 1,
         "score_accuracy": 2,

@@ -147,6 +147,7 @@ def test_changing_a_prompt_collection_reruns_only_its_task(workdir: Path) -> Non
     )
     dry = snakemake(workdir, "-n")
     assert job_counts(dry.stdout) == {
+        f"serve_{MODEL}": 1,  # the model's server, for this one task
         f"predict_{MODEL}": 1,
         "score_anls": 1,
         "score_exact_match": 1,

@@ -77,6 +77,7 @@ rule predict:
         server=ancient("results/.servers/{{model}}.json"),
     output:
         predictions="results/predictions/{{model}}/{{task}}.jsonl",
+    threads: 0
     params:
         fingerprint="0123456789abcdef",
     {action}

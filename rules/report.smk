@@ -1,5 +1,3 @@
-# summarize and report share the group "report": on a cluster they run one after the other in one
-# pod (the summary does not make a round trip through storage); locally groups are inactive.
 rule summarize:
     """Collect every score into one long table (model, task, metric, group, value, CI, n)."""
     input:
@@ -9,8 +7,6 @@ rule summarize:
         csv=PLAN.summary_csv,
     log:
         "logs/summarize.log",
-    group:
-        "report"
     conda:
         "../envs/evaluation.yaml"
     container:
@@ -71,8 +67,6 @@ rule report:
         ),
     log:
         "logs/report.log",
-    group:
-        "report"
     conda:
         "../envs/evaluation.yaml"
     container:

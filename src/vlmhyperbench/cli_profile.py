@@ -50,8 +50,8 @@ local-storage-prefix: {local_storage_prefix}
 shared-fs-usage: none
 envvars: [{envvars}]
 # A group of jobs runs in one pod that asks for their summed resources: a model's serve job
-# with its predict jobs (one pod per model: the model's GPUs and memory), summarize with report,
-# and up to {score_jobs_per_pod} score jobs (1 CPU and 1 GB each, `--cores` of them at a time).
+# with its predict jobs (one pod per model: the model's GPUs and memory), and up to
+# {score_jobs_per_pod} score jobs (1 CPU and 1 GB each, `--cores` of them at a time).
 group-components:
   score: {score_jobs_per_pod}
 default-resources:

@@ -132,8 +132,8 @@ def planned_pods(output: str) -> list[list[str]]:
 
 def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
     """The demo on Kubernetes: one pod per model (its serve job and all its predict jobs), the
-    score jobs ten to a pod, summarize with report in one; besides those, one pod per dataset
-    and per tiny model to build: 3 + 4 + 1 + 5 + 2 = 15 pods for 58 jobs."""
+    score jobs ten to a pod, summarize and report one each; besides those, one pod per dataset
+    and per tiny model to build: 3 + 4 + 2 + 5 + 2 = 16 pods for 58 jobs."""
     env = {**cluster["env"], "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": cluster["s3"].endpoint}
     result = snakemake_cli(repo, env, "--profile", "profiles/k8s", "-n")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -154,9 +154,10 @@ def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
     score_pods = [p for p in pods if all(rule.startswith("score_") for rule in p)]
     assert len(score_pods) == math.ceil(score_jobs / 10)
     assert sum(len(p) for p in score_pods) == score_jobs
-    assert sorted(map(sorted, pods)).count(["report", "summarize"]) == 1
+    assert sorted(map(sorted, pods)).count(["report"]) == 1
+    assert sorted(map(sorted, pods)).count(["summarize"]) == 1
     builds = counts["generate_dataset"] + counts["build_tiny_model"]
-    assert len(pods) == len(experiment.models) + math.ceil(score_jobs / 10) + 1 + builds == 15
+    assert len(pods) == len(experiment.models) + math.ceil(score_jobs / 10) + 2 + builds == 16
 
 
 @pytest.fixture(scope="module")
@@ -272,16 +273,16 @@ def test_the_run_finishes_with_results_in_the_bucket(run: dict) -> None:
 
 def test_one_pod_per_model_and_grouped_score_pods(run: dict) -> None:
     """The model's server and all its predict jobs share one pod; the score jobs share one
-    (up to the profile's `group-components: {score: 10}` each); summarize and report share one.
-    Pods = served models + (datasets + tiny models built + ceil(score jobs / 10) + 1): here
-    1 + 4 pods for 10 jobs."""
+    (up to the profile's `group-components: {score: 10}` each); summarize and report have one
+    each. Pods = served models + (datasets + tiny models built + ceil(score jobs / 10) + 2):
+    here 1 + 5 pods for 10 jobs."""
     pods = pods_by_kind(run["api"])
     model_pod = f"predict_{MODEL}+serve_{MODEL}"
     assert {kind: len(jobs) for kind, jobs in pods.items()} == {
         "generate_dataset": 1, "build_tiny_model": 1, model_pod: 1,
-        "score_anls+score_exact_match": 1, "report+summarize": 1,
+        "score_anls+score_exact_match": 1, "summarize": 1, "report": 1,
     }  # fmt: skip
-    assert sum(len(jobs) for jobs in pods.values()) == 1 + 4
+    assert sum(len(jobs) for jobs in pods.values()) == 1 + 5
     (model_job,) = pods[model_pod]
     assert target_jobs(model_job) == sorted(
         [f"serve_{MODEL}:", f"predict_{MODEL}:task={TASK}", f"predict_{MODEL}:task={TASK2}"]

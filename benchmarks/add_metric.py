@@ -4,10 +4,11 @@ Runs the demo (the repo's ``config/``, copied into a temp workdir) from scratch,
 registered metric to some of its tasks (``chrf`` to ``demo_ocr`` and ``demo_field_vqa`` by
 default: on no task yet) and runs again. The second run must run only that metric's score jobs,
 ``summarize``, ``report`` and ``all`` - no ``serve_*``, no ``predict_*`` - and start no model
-server: no new ``loaded <model>`` line in ``logs/serve/*.wrapper.log`` (the wrapper appends to
-them). Prints both wall times, their ratio and the jobs of the second run (from its Snakemake
-log); exits non-zero when a job outside those ran or a server started. The demo takes ~1.5 min
-and one page per class instead of two saved only ~15%, so there is no smaller variant.
+server: no new ``loaded <model>`` line in ``logs/serve/*.wrapper.log`` (a run that starts
+no server leaves them as they are). Prints both wall times, their ratio and the jobs of the
+second run (from its Snakemake log); exits non-zero when a job outside those ran or a server
+started. The demo takes ~1.5 min and one page per class instead of two saved only ~15%, so
+there is no smaller variant.
 
     .venv/bin/python benchmarks/add_metric.py             # the demo, ~1.5 min on 2 CPU cores
     .venv/bin/python benchmarks/add_metric.py --metric anls --tasks demo_ocr --keep DIR
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,19 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.helpers import job_counts, read_yaml, write_yaml  # noqa: E402
+
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 ALLOWED = {"summarize", "report", "all"}
-
-
-def read_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def write_yaml(path: Path, payload: object) -> None:
-    path.write_text(yaml.safe_dump(payload, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def add_metric(root: Path, metric: str, tasks: list[str]) -> None:
@@ -71,22 +64,6 @@ def run(root: Path, timeout: float) -> tuple[float, str]:
     new = sorted(set(logs.glob("*.snakemake.log")) - before, key=lambda p: p.stat().st_mtime)
     text = new[-1].read_text(encoding="utf-8") if new else done.stderr
     return elapsed, text
-
-
-def job_counts(log: str) -> dict[str, int]:
-    """The 'Job stats' table of a Snakemake log: rule -> jobs (empty if nothing ran)."""
-    counts: dict[str, int] = {}
-    lines = log.splitlines()
-    start = next((i for i, line in enumerate(lines) if re.match(r"\s*job\s+count", line)), None)
-    if start is None:
-        return counts
-    for line in lines[start + 2 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        if parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def loaded_lines(root: Path) -> dict[str, int]:

@@ -23,6 +23,7 @@ from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.prompts import TaskPrompts
+from vlmhyperbench.s3 import is_s3
 
 DATA_DIR = "data"
 RESULTS_DIR = "results"
@@ -145,14 +146,10 @@ class Plan:
 
     def media_roots(self, model: str) -> list[str]:
         """Local dataset folders of the model's tasks: the server may read their images."""
-        registry = self.experiment.registry
-        return sorted(
-            {
-                self.dataset_dir(registry.tasks[task].dataset)
-                for task in self.experiment.tasks_of(model)
-                if not self.dataset_dir(registry.tasks[task].dataset).startswith("s3://")
-            }
-        )
+        tasks = self.experiment.registry.tasks
+        datasets = {tasks[task].dataset for task in self.experiment.tasks_of(model)}
+        folders = {self.dataset_dir(dataset) for dataset in datasets}
+        return sorted(folder for folder in folders if not is_s3(folder))
 
     def model_inputs(self, model: str) -> dict[str, str]:
         """Files the serve job needs for the model (a locally built model's folder, unless the

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmhyperbench.config.schema import InferenceSettings, ModelEntry
-from vlmhyperbench.inference.gpu_slots import claim_gpus, visible_gpus
+from vlmhyperbench.inference.gpu_slots import claim_gpus, cuda_env, visible_gpus
 from vlmhyperbench.inference.launcher import die_with_parent, wrapper_command, wrapper_process
 from vlmhyperbench.inference.model_source import model_location
 from vlmhyperbench.inference.server import (
@@ -131,7 +131,7 @@ def _serve(
     holder = f"{model.name} (pid {os.getpid()})"
     with claim_gpus(count, gpus or [], gpu_slots_dir, holder=holder) as ids:
         if ids:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+            env.update(cuda_env(ids))
             log.info("%s gets CUDA_VISIBLE_DEVICES=%s", model.name, env["CUDA_VISIBLE_DEVICES"])
 
         def command(port: int) -> list[str]:

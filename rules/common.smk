@@ -6,13 +6,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
-from vlmhyperbench import containers
-from vlmhyperbench.backends import preflight_problems
+from vlmhyperbench.pipeline import containers
+from vlmhyperbench.pipeline.backend_specs import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.config.errors import ConfigSources, check_schema
 from vlmhyperbench.inference.serve_job import serve_spec
-from vlmhyperbench.plan import Plan, alternation
-from vlmhyperbench.s3 import (
+from vlmhyperbench.pipeline.plan import Plan, alternation
+from vlmhyperbench.runtime.s3 import (
     S3AccessError,
     check_buckets,
     fix_directory_existence_check,

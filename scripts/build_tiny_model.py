@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.models.tiny import build_tiny_model
 
 log = setup_logging(snakemake.log[0])

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vlmhyperbench.datasets.demo import generate_demo_dataset
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.logsetup import setup_logging
 
 log = setup_logging(snakemake.log[0])
 entry = snakemake.params.entry

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.reporting.build import build_report
 
 log = setup_logging(snakemake.log[0])

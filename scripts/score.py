@@ -2,9 +2,9 @@
 
 from vlmhyperbench.config import load_experiment
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.metrics.scoring import score_predictions
-from vlmhyperbench.selection import select_samples
+from vlmhyperbench.pipeline.selection import select_samples
 
 log = setup_logging(snakemake.log[0])
 try:

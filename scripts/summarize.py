@@ -1,6 +1,6 @@
 """Snakemake entry point: the long summary table of every score."""
 
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.reporting.summary import build_summary, write_summary
 
 log = setup_logging(snakemake.log[0])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlmhyperbench.datasets.manifest import Sample, write_manifest
-from vlmhyperbench.io import TEMP_SUFFIX
+from vlmhyperbench.runtime.io import TEMP_SUFFIX
 
 # Runs in the child: the real score_predictions / write_summary, with pyarrow's Parquet writer
 # wrapped so that it writes part of the file, flushes, signals and waits to be killed.

@@ -22,7 +22,7 @@ from tests.helpers import job_counts, make_workdir, read_yaml, snakemake, write_
 from tests.s3server import S3Server, s3_server
 from tests.wheels import make_demo_wheels
 from vlmhyperbench.datasets.demo import generate_demo_dataset
-from vlmhyperbench.s3 import S3Settings, push_dataset
+from vlmhyperbench.runtime.s3 import S3Settings, push_dataset
 
 pytestmark = pytest.mark.slow
 

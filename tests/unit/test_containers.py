@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlmhyperbench import containers
+from vlmhyperbench.pipeline import containers
 from vlmhyperbench.config.schema import ContainerSettings, ModelEntry
 
 REPO = Path(__file__).resolve().parents[2]

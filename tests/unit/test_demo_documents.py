@@ -41,7 +41,7 @@ from vlmhyperbench.datasets.demo.values import (
     feminine_surname,
 )
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.io import file_sha256
+from vlmhyperbench.runtime.io import file_sha256
 
 
 def _normalise(text: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vlmhyperbench.config.schema import MetricEntry, TaskEntry
-from vlmhyperbench.fingerprints import score_fingerprint, source_hash
+from vlmhyperbench.pipeline.fingerprints import score_fingerprint, source_hash
 from vlmhyperbench.metrics.source import clear_caches, dependency_sources
 
 
@@ -145,7 +145,7 @@ def test_unresolvable_implementation_hashes_as_unavailable() -> None:
 _REGISTRY_HASHES = """
 import json, sys, yaml
 from pathlib import Path
-from vlmhyperbench.fingerprints import source_hash
+from vlmhyperbench.pipeline.fingerprints import source_hash
 out = {}
 for path in sorted(Path(sys.argv[1]).glob("*.yaml")):
     entry = yaml.safe_load(path.read_text(encoding="utf-8"))

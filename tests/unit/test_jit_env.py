@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.wheels import make_demo_wheels
-from vlmhyperbench import jit_env
-from vlmhyperbench.jit_env import (
+from vlmhyperbench.runtime import jit_env
+from vlmhyperbench.runtime.jit_env import (
     JitInstallError,
     ensure_overlay,
     index_settings,

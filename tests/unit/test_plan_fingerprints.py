@@ -1,5 +1,5 @@
 """The plan memoizes fingerprints (planning 10,000 jobs asks for them many times): the memoized
-values are exactly what :mod:`vlmhyperbench.fingerprints` computes for each pair's own entries,
+values are exactly what :mod:`vlmhyperbench.pipeline.fingerprints` computes for each pair's own entries,
 per run block, and they follow the dataset's content when it appears or changes."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 from tests.helpers import make_workdir, read_yaml, write_yaml
 from vlmhyperbench.config import load_experiment
 from vlmhyperbench.datasets.digest import dataset_digest
-from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
-from vlmhyperbench.plan import Plan
+from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
+from vlmhyperbench.pipeline.plan import Plan
 
 TASK = "demo_doc_class"
 

@@ -10,7 +10,7 @@ from tests.fixtures import original_formats as fx
 from vlmhyperbench.config import ConfigError
 from vlmhyperbench.config.schema import TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
-from vlmhyperbench.prompts import TaskPrompts
+from vlmhyperbench.inference.prompts import TaskPrompts
 
 
 def task(tmp_path: Path, **prompt) -> TaskPrompts:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlmhyperbench.provenance import UNKNOWN, dataset_record, git_state, model_content_hash
-from vlmhyperbench.reporting.performance import error_kind, pareto_front
+from vlmhyperbench.pipeline.provenance import UNKNOWN, dataset_record, git_state, model_content_hash
+from vlmhyperbench.reporting.serving import error_kind, pareto_front
 from vlmhyperbench.reporting.results import Results, SampleScores
 from vlmhyperbench.reporting.robustness import _rpc, flip_rates
 from vlmhyperbench.reporting.tables import escape, p_value, with_ci

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.s3server import S3Server, s3_server
-from vlmhyperbench import s3 as s3mod
-from vlmhyperbench.s3 import (
+from vlmhyperbench.runtime import s3 as s3mod
+from vlmhyperbench.runtime.s3 import (
     S3AccessError,
     S3Settings,
     check_buckets,

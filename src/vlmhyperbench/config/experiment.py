@@ -202,7 +202,7 @@ def _block_pairs(
     path: Path, prefix: str, block: RunBlock, registry: Registry, problems: list[str]
 ) -> list[RunPair]:
     """The block's pairs with their merged entries; appends what is wrong to ``problems``."""
-    from vlmhyperbench.backends import BACKENDS
+    from vlmhyperbench.pipeline.backend_specs import BACKENDS
 
     models = {}
     for name in block.models:

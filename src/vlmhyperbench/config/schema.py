@@ -14,7 +14,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=100)]
 
 TaskKind = Literal["vqa", "classification", "extraction", "ocr", "ordering"]
-# What each backend can serve and needs is described in vlmhyperbench.backends.
+# What each backend can serve and needs is described in vlmhyperbench.pipeline.backend_specs.
 BackendName = Literal["hf", "vllm", "sglang", "openai", "tesseract"]
 
 

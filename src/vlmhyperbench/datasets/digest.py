@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vlmhyperbench.datasets.images import ImageError, open_image
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 
 @dataclass(frozen=True)

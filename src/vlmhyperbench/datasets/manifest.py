@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vlmhyperbench.io import atomic_write, atomic_write_json, file_sha256, stable_hash
+from vlmhyperbench.runtime.io import atomic_write, atomic_write_json, file_sha256, stable_hash
 
 MANIFEST_NAME = "manifest.jsonl"
 DATASET_INFO_NAME = "dataset.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 
 def shuffled_order(n: int, seed: int, bundle: str) -> list[int]:

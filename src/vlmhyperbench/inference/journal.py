@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vlmhyperbench.io import atomic_write
+from vlmhyperbench.runtime.io import atomic_write
 
 
 class Journal:

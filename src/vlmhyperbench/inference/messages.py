@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmhyperbench.datasets.images import ImageError, read_image
-from vlmhyperbench.prompts import RenderedPrompt
+from vlmhyperbench.inference.prompts import RenderedPrompt
 
 
 class SampleInputError(ValueError):

@@ -28,12 +28,12 @@ import openai
 
 from vlmhyperbench.config.schema import InferenceSettings, ModelEntry, TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
-from vlmhyperbench.fingerprints import effective_generation
+from vlmhyperbench.pipeline.fingerprints import effective_generation
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import health
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
-from vlmhyperbench.io import atomic_write
-from vlmhyperbench.prompts import TaskPrompts
+from vlmhyperbench.runtime.io import atomic_write
+from vlmhyperbench.inference.prompts import TaskPrompts
 
 log = logging.getLogger("vlmhyperbench.predict")
 

@@ -30,8 +30,8 @@ from vlmhyperbench.inference.server import (
     wanted_path,
     write_status,
 )
-from vlmhyperbench.jit_env import ensure_overlay
-from vlmhyperbench.logsetup import setup_logging
+from vlmhyperbench.runtime.jit_env import ensure_overlay
+from vlmhyperbench.runtime.logsetup import setup_logging
 
 log = logging.getLogger("vlmhyperbench.serve")
 

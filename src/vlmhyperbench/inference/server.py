@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlmhyperbench.io import atomic_write
+from vlmhyperbench.runtime.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.serve")
 

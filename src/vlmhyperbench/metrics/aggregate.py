@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 GROUP_COLUMNS: tuple[str, ...] = ("doc_class", "question_type", "subset", "field")
 ValueFn = Callable[[pd.DataFrame], float]

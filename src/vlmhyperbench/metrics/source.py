@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 
 @dataclass

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from vlmhyperbench.io import atomic_write
-from vlmhyperbench.provenance import UNKNOWN
+from vlmhyperbench.runtime.io import atomic_write
+from vlmhyperbench.pipeline.provenance import UNKNOWN
 from vlmhyperbench.reporting import figures, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
-from vlmhyperbench.reporting.performance import (
+from vlmhyperbench.reporting.serving import (
     error_kinds,
     pareto_front,
     performance_table,

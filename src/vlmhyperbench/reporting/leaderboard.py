@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.io import atomic_write
+from vlmhyperbench.runtime.io import atomic_write
 from vlmhyperbench.reporting.summary import OVERALL
 
 DASH = "—"

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlmhyperbench.provenance import PROVENANCE_DIR
+from vlmhyperbench.pipeline.provenance import PROVENANCE_DIR
 from vlmhyperbench.reporting.summary import OVERALL, SUMMARY_COLUMNS
 
 VALUE_COLUMNS = ("id", "value", "doc_id", "origin", "severity", "subset")

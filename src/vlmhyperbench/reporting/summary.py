@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlmhyperbench.io import atomic_write
+from vlmhyperbench.runtime.io import atomic_write
 
 SUMMARY_COLUMNS = [
     "model",

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.io import atomic_write_json
+from vlmhyperbench.runtime.io import atomic_write_json
 from vlmhyperbench.metrics.scoring import write_score_parquet
-from vlmhyperbench.provenance import provenance_path
+from vlmhyperbench.pipeline.provenance import provenance_path
 from vlmhyperbench.reporting.summary import build_summary, write_summary
 
 QUESTIONS_PER_PAGE = 4

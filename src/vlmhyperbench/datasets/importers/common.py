@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmhyperbench.csvfile import csv_encoding
-from vlmhyperbench.csvfile import read_csv_rows as _read_csv_rows
+from vlmhyperbench.datasets.csvfile import csv_encoding
+from vlmhyperbench.datasets.csvfile import read_csv_rows as _read_csv_rows
 from vlmhyperbench.datasets.manifest import Sample, write_dataset_info, write_manifest
 from vlmhyperbench.datasets.staging import staging_dir
-from vlmhyperbench.io import atomic_write_json
+from vlmhyperbench.runtime.io import atomic_write_json
 
 log = logging.getLogger("vlmhyperbench.import")
 

@@ -18,9 +18,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from vlmhyperbench.config.errors import ConfigError
 from vlmhyperbench.config.schema import TaskEntry
-from vlmhyperbench.csvfile import read_csv_rows
+from vlmhyperbench.datasets.csvfile import read_csv_rows
 from vlmhyperbench.datasets.manifest import Sample
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 

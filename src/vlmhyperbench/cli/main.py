@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmhyperbench.backends import preflight_problems
-from vlmhyperbench.cli_profile import profile_app
+from vlmhyperbench.pipeline.backend_specs import preflight_problems
+from vlmhyperbench.cli.profile import profile_app
 from vlmhyperbench.config import ConfigError, Experiment, load_experiment
 
 app = typer.Typer(help="VLMHyperBench command line.", no_args_is_help=True)
@@ -100,7 +100,7 @@ def dataset_push(
     """Upload a dataset to S3 under an immutable versioned key (refuses to overwrite one).
 
     Endpoint and credentials come from SNAKEMAKE_STORAGE_S3_* (or AWS_*) variables."""
-    from vlmhyperbench.s3 import S3Settings, push_dataset
+    from vlmhyperbench.runtime.s3 import S3Settings, push_dataset
 
     try:
         keys = push_dataset(dataset_dir, uri, S3Settings.from_env().client(), overwrite=overwrite)
@@ -196,6 +196,3 @@ def report(
         console.print(f"[yellow]gap[/yellow]: {warning}", soft_wrap=True, highlight=False)
     console.print(f"wrote {len(built.files)} files into {out} ({out / 'index.html'})")
 
-
-if __name__ == "__main__":
-    app()

@@ -23,9 +23,9 @@ from typing import Any
 
 from vlmhyperbench.config import Experiment
 from vlmhyperbench.config.schema import HubSource, LocalModelSource, S3ModelSource, TinySource
-from vlmhyperbench.io import atomic_write_json, file_sha256
+from vlmhyperbench.runtime.io import atomic_write_json, file_sha256
 
-log = logging.getLogger("vlmhyperbench.provenance")
+log = logging.getLogger("vlmhyperbench.pipeline.provenance")
 UNKNOWN = "unknown"
 PROVENANCE_DIR = "provenance"
 SCHEMA_VERSION = 1
@@ -265,7 +265,7 @@ def record_predict_job(
     ended = datetime.now(UTC)
     path = provenance_path(results_dir_of(predictions_path), model_name, task_name)
     try:
-        from vlmhyperbench.prompts import TaskPrompts
+        from vlmhyperbench.inference.prompts import TaskPrompts
 
         registry = experiment.registry
         prompts = TaskPrompts.load(registry.tasks[task_name], registry.path_of("tasks", task_name))

@@ -20,10 +20,10 @@ from vlmhyperbench.config.schema import (
 )
 from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.fingerprints import predict_fingerprint, score_fingerprint
+from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
-from vlmhyperbench.prompts import TaskPrompts
-from vlmhyperbench.s3 import is_s3
+from vlmhyperbench.inference.prompts import TaskPrompts
+from vlmhyperbench.runtime.s3 import is_s3
 
 DATA_DIR = "data"
 RESULTS_DIR = "results"

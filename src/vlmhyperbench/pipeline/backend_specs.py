@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import get_args
 
@@ -36,6 +37,14 @@ class BackendSpec:
     preflight: Callable[[ModelEntry], str | None] | None = field(default=None, compare=False)
 
 
+def listed_debian_packages(who: str) -> list[str]:
+    """The packages ``debian_packages.txt`` (the project's one list) marks for ``who``: ``demo``,
+    ``test`` or ``image``; ``make demo``/``make test`` install them when missing."""
+    text = files("vlmhyperbench").joinpath("debian_packages.txt").read_text(encoding="utf-8")
+    rows = (line.split("#", 1)[0].split() for line in text.splitlines())
+    return [row[0] for row in rows if len(row) >= 2 and who in row[1].split(",")]
+
+
 def debian_package(language: str) -> str:
     """Debian's package for a Tesseract language (``chi_sim`` -> ``tesseract-ocr-chi-sim``)."""
     return "tesseract-ocr-" + language.lower().replace("_", "-")
@@ -51,12 +60,14 @@ def tesseract_problem(model: ModelEntry) -> str | None:
     missing = [lang for lang in languages if not (folder / f"{lang}.traineddata").is_file()]
     if not missing:
         return None
-    packages = " ".join(["tesseract-ocr", *(debian_package(lang) for lang in missing)])
-    files = ", ".join(f"{lang}.traineddata" for lang in missing)
+    packages = ["tesseract-ocr", *(debian_package(lang) for lang in missing)]
+    traineddata = ", ".join(f"{lang}.traineddata" for lang in missing)
+    by_make = set(packages) <= set(listed_debian_packages("demo"))
     return (
-        f"model {model.name!r} (backend tesseract) needs {files} in {folder}, which "
+        f"model {model.name!r} (backend tesseract) needs {traineddata} in {folder}, which "
         f"{'is missing' if not folder.is_dir() else 'does not have it'}: Tesseract or its "
-        f"language data is not installed. On Debian/Ubuntu: apt-get install {packages}"
+        f"language data is not installed{' (make demo installs it)' if by_make else ''}. "
+        f"On Debian/Ubuntu: apt-get install {' '.join(packages)}"
     )
 
 

@@ -10,7 +10,7 @@ implementation's source and the manifest's content (answers included).
 from __future__ import annotations
 
 from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
-from vlmhyperbench.io import stable_hash
+from vlmhyperbench.runtime.io import stable_hash
 
 # The scoring stage itself (joining, aggregation, bootstrap): editing it re-scores everything.
 SCORING = "vlmhyperbench.metrics.scoring:score_predictions"

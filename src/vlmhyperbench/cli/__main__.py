@@ -1,0 +1,5 @@
+"""``python -m vlmhyperbench.cli``."""
+
+from vlmhyperbench.cli.main import app
+
+app()

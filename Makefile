@@ -6,6 +6,9 @@ PIP    := $(BIN)/python -m pip
 CORES  ?= 2
 # CPU torch is pinned in constraints.txt: an unpinned torch pulls a multi-GB CUDA build.
 INSTALL_INPUTS := pyproject.toml wrapper/pyproject.toml constraints.txt
+# Debian packages (Tesseract, Chromium, texlive): one list, src/vlmhyperbench/debian_packages.txt;
+# installed when missing (root: apt-get; else passwordless sudo; else it stops with the command).
+DEBIAN := PYTHON="$(PYTHON)" tools/install-debian-packages
 
 .PHONY: demo test lint format dryrun clean-results help
 
@@ -25,14 +28,20 @@ $(VENV)/.test-installed: $(VENV)/.demo-installed
 	$(PIP) install --quiet -c constraints.txt -e ".[hf,jit,s3,k8s,test]" -e "./wrapper[hf]"
 	touch $@
 
-demo: $(VENV)/.demo-installed
+demo:
+	@$(DEBIAN) demo
+	@$(MAKE) --no-print-directory $(VENV)/.demo-installed
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Results: results/summary.csv and results/report/leaderboard.md"
 
-test: $(VENV)/.test-installed
+test:
+	@$(DEBIAN) test
+	@$(MAKE) --no-print-directory $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.test-installed
+lint:
+	@$(DEBIAN) lint
+	@$(MAKE) --no-print-directory $(VENV)/.test-installed
 	$(BIN)/ruff check src wrapper/src scripts tests benchmarks
 	$(BIN)/ruff format --check src wrapper/src scripts tests benchmarks
 	$(BIN)/snakefmt --check workflow rules

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import REPO, make_workdir, read_yaml, write_yaml
-from vlmhyperbench.backends import BACKENDS, preflight_problems
+from vlmhyperbench.pipeline.backend_specs import BACKENDS, preflight_problems
 from vlmhyperbench.cli import app
 from vlmhyperbench.config import ConfigError, load_experiment
-from vlmhyperbench.plan import Plan
+from vlmhyperbench.pipeline.plan import Plan
 
 VLMS = ["tiny-llava", "tiny-idefics3"]
 
@@ -291,4 +291,5 @@ def test_preflight_names_the_debian_packages(workdir: Path, tmp_path: Path) -> N
     (tmp_path / "none" / "eng.traineddata").write_bytes(b"x")
     (problem,) = preflight_problems(list(experiment.models.values()))
     assert "needs rus.traineddata in" in problem and "does not have it" in problem
+    assert "(make demo installs it)" in problem  # both packages are in debian_packages.txt
     assert problem.endswith("apt-get install tesseract-ocr tesseract-ocr-rus")

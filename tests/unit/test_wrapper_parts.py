@@ -38,7 +38,7 @@ from vlmhb_wrapper.backends.engine import EngineOptions, SGLangBackend, VLLMBack
 from vlmhb_wrapper.backends.proxy import OpenAIUpstream, _relay
 from vlmhb_wrapper.errors import InvalidRequestError, PayloadTooLargeError
 from vlmhb_wrapper.media import MediaLimits, MediaLoader
-from vlmhb_wrapper.metrics import Counter, Gauge, Histogram, Registry
+from vlmhb_wrapper.prometheus import Counter, Gauge, Histogram, Registry
 from vlmhb_wrapper.schemas import ChatCompletionChunk, Performance
 from vlmhb_wrapper.security import RedactSecretsFilter, api_key_matches, register_secret
 from vlmhb_wrapper.telemetry import MemoryMonitor, MemoryProbe, performance_of

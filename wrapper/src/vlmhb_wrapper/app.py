@@ -48,7 +48,7 @@ from vlmhb_wrapper.errors import (
     error_body,
 )
 from vlmhb_wrapper.media import MediaLoader
-from vlmhb_wrapper.metrics import WrapperMetrics
+from vlmhb_wrapper.prometheus import WrapperMetrics
 from vlmhb_wrapper.prompt import (
     GenerationDefaults,
     build_generation_request,

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.models.tiny import build_tiny_model
+from vlmhyperbench.runtime.logsetup import setup_logging
 
 log = setup_logging(snakemake.log[0])
 source = snakemake.params.source

@@ -9,8 +9,8 @@ from pathlib import Path  # noqa: E402
 from vlmhyperbench.config import load_experiment  # noqa: E402
 from vlmhyperbench.inference.predict_job import run_predict_job  # noqa: E402
 from vlmhyperbench.inference.server import model_info  # noqa: E402
-from vlmhyperbench.runtime.logsetup import setup_logging  # noqa: E402
 from vlmhyperbench.pipeline.provenance import record_predict_job  # noqa: E402
+from vlmhyperbench.runtime.logsetup import setup_logging  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 try:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.reporting.build import build_report
+from vlmhyperbench.runtime.logsetup import setup_logging
 
 log = setup_logging(snakemake.log[0])
 try:

@@ -1,7 +1,7 @@
 """Snakemake entry point: the long summary table of every score."""
 
-from vlmhyperbench.runtime.logsetup import setup_logging
 from vlmhyperbench.reporting.summary import build_summary, write_summary
+from vlmhyperbench.runtime.logsetup import setup_logging
 
 log = setup_logging(snakemake.log[0])
 try:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlmhyperbench.pipeline import containers
 from vlmhyperbench.config.schema import ContainerSettings, ModelEntry
+from vlmhyperbench.pipeline import containers
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"

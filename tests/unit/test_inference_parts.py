@@ -12,11 +12,11 @@ from tests.helpers import REPO
 from vlmhyperbench.config import load_experiment
 from vlmhyperbench.config.schema import TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
-from vlmhyperbench.pipeline.fingerprints import effective_generation, predict_fingerprint
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import wrapper_command
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
 from vlmhyperbench.inference.prompts import RenderedPrompt, TaskPrompts
+from vlmhyperbench.pipeline.fingerprints import effective_generation, predict_fingerprint
 from vlmhyperbench.pipeline.selection import select_samples
 
 

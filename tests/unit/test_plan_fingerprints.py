@@ -1,6 +1,6 @@
 """The plan memoizes fingerprints (planning 10,000 jobs asks for them many times): the memoized
-values are exactly what :mod:`vlmhyperbench.pipeline.fingerprints` computes for each pair's own entries,
-per run block, and they follow the dataset's content when it appears or changes."""
+values are exactly what :mod:`vlmhyperbench.pipeline.fingerprints` computes for each pair's own
+entries, per run block, and they follow the dataset's content when it appears or changes."""
 
 from __future__ import annotations
 

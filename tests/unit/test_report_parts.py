@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from vlmhyperbench.pipeline.provenance import UNKNOWN, dataset_record, git_state, model_content_hash
-from vlmhyperbench.reporting.serving import error_kind, pareto_front
 from vlmhyperbench.reporting.results import Results, SampleScores
 from vlmhyperbench.reporting.robustness import _rpc, flip_rates
+from vlmhyperbench.reporting.serving import error_kind, pareto_front
 from vlmhyperbench.reporting.tables import escape, p_value, with_ci
 
 

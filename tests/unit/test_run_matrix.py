@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import REPO, make_workdir, read_yaml, write_yaml
-from vlmhyperbench.pipeline.backend_specs import BACKENDS, preflight_problems
 from vlmhyperbench.cli import app
 from vlmhyperbench.config import ConfigError, load_experiment
+from vlmhyperbench.pipeline.backend_specs import BACKENDS, preflight_problems
 from vlmhyperbench.pipeline.plan import Plan
 
 VLMS = ["tiny-llava", "tiny-idefics3"]

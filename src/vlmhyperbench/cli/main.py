@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmhyperbench.pipeline.backend_specs import preflight_problems
 from vlmhyperbench.cli.profile import profile_app
 from vlmhyperbench.config import ConfigError, Experiment, load_experiment
+from vlmhyperbench.pipeline.backend_specs import preflight_problems
 
 app = typer.Typer(help="VLMHyperBench command line.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)

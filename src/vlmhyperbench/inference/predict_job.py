@@ -9,11 +9,11 @@ from pathlib import Path
 from vlmhyperbench.config import Experiment
 from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
-from vlmhyperbench.pipeline.fingerprints import predict_fingerprint
 from vlmhyperbench.inference.journal import Journal
+from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.inference.runner import PredictRun, RunStats, predict, write_predictions
 from vlmhyperbench.inference.server import wait_for_server
-from vlmhyperbench.inference.prompts import TaskPrompts
+from vlmhyperbench.pipeline.fingerprints import predict_fingerprint
 from vlmhyperbench.pipeline.selection import select_samples
 
 log = logging.getLogger("vlmhyperbench.predict")

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.runtime.io import atomic_write
 from vlmhyperbench.reporting.summary import OVERALL
+from vlmhyperbench.runtime.io import atomic_write
 
 DASH = "—"
 VALUE_DIGITS = 3

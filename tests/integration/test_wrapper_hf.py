@@ -32,10 +32,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from transformers import AutoModelForImageTextToText, AutoProcessor  # noqa: E402
 from vlmhb_wrapper.app import create_app  # noqa: E402
-from vlmhb_wrapper.backends import hf as hf_module  # noqa: E402
 from vlmhb_wrapper.backends import resolve_backend  # noqa: E402
 from vlmhb_wrapper.backends.base import BackendConfig  # noqa: E402
 from vlmhb_wrapper.backends.hf import HFBackend  # noqa: E402
+from vlmhb_wrapper.backends.hf.row_control import RowStopper  # noqa: E402
 from vlmhb_wrapper.schemas import ChatCompletionChunk  # noqa: E402
 
 torch.set_num_threads(1)
@@ -612,14 +612,14 @@ def test_generation_error_mid_stream_is_an_error_event(
     backend = _hf_backend(tiny_model_dirs["llava"])
     with TestClient(create_app(backend), raise_server_exceptions=False) as client:
         _wait_health(client, "ready")
-        original = hf_module._RowStopper.__call__
+        original = RowStopper.__call__
 
         def failing(self: Any, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             if self.rows[0].count >= 3:
                 raise RuntimeError("device lost (simulated)")
             return original(self, input_ids, scores, **kwargs)
 
-        monkeypatch.setattr(hf_module._RowStopper, "__call__", failing)
+        monkeypatch.setattr(RowStopper, "__call__", failing)
         body = {
             "model": "tiny",
             "messages": [{"role": "user", "content": "Привет"}],

@@ -186,7 +186,7 @@ def tokenizer() -> Any:
 
 
 def test_incremental_text_holds_partial_characters(tokenizer: Any) -> None:
-    from vlmhb_wrapper.backends.hf import IncrementalText
+    from vlmhb_wrapper.backends.hf.detokenize import IncrementalText
 
     text = "Счёт № 1245 🙂 итого 15 300,00 руб. 漢字"
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -199,7 +199,7 @@ def test_incremental_text_holds_partial_characters(tokenizer: Any) -> None:
 
 
 def test_incremental_text_stop_sequences(tokenizer: Any) -> None:
-    from vlmhb_wrapper.backends.hf import IncrementalText
+    from vlmhb_wrapper.backends.hf.detokenize import IncrementalText
 
     text = "Итого к оплате: 15 300 руб."
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -225,7 +225,7 @@ def test_incremental_text_stop_sequences(tokenizer: Any) -> None:
 
 def test_collate_plan_left_pads_and_stacks() -> None:
     torch = pytest.importorskip("torch")
-    from vlmhb_wrapper.backends.hf import CollatePlan
+    from vlmhb_wrapper.backends.hf.collate import CollatePlan
 
     def llava(n: int) -> dict[str, Any]:
         return {
@@ -265,32 +265,32 @@ def test_collate_plan_left_pads_and_stacks() -> None:
 
 
 def _row(loop: asyncio.AbstractEventLoop, **kwargs: Any) -> Any:
-    from vlmhb_wrapper.backends.hf import _Row
+    from vlmhb_wrapper.backends.hf.rows import Row
 
     request = GenerationRequest(
         messages=(PromptMessage("user", (TextSegment("x"),)),),
         max_new_tokens=kwargs.pop("max_new_tokens", 8),
         **kwargs,
     )
-    return _Row(request, loop)
+    return Row(request, loop)
 
 
 def test_row_sampler_seeds_do_not_depend_on_batch_mates() -> None:
     torch = pytest.importorskip("torch")
-    from vlmhb_wrapper.backends.hf import _RowSampler
+    from vlmhb_wrapper.backends.hf.row_control import RowSampler
 
     loop = asyncio.new_event_loop()
     scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
 
     def pick(rows: list[Any], position: int) -> int:
-        sampler = _RowSampler(rows, {0}, prompt_len=4)
+        sampler = RowSampler(rows, {0}, prompt_len=4)
         out = sampler(torch.zeros(len(rows), 4, dtype=torch.long), scores[: len(rows)].clone())
         return int(out[position].argmax())
 
     alone = pick([_row(loop, temperature=1.0, seed=5)], 0)
     assert pick([_row(loop, temperature=1.0, seed=5)], 0) == alone  # reproducible
     # The same row (same seed, same scores) in second place, next to a greedy row: same token.
-    mates = _RowSampler([_row(loop), _row(loop, temperature=1.0, seed=5)], {0}, prompt_len=4)
+    mates = RowSampler([_row(loop), _row(loop, temperature=1.0, seed=5)], {0}, prompt_len=4)
     out = mates(torch.zeros(2, 4, dtype=torch.long), scores[[1, 0]].clone())
     assert int(out[1].argmax()) == alone
     assert int(out[0].argmax()) == int(scores[1].argmax())  # the greedy row is untouched
@@ -299,7 +299,7 @@ def test_row_sampler_seeds_do_not_depend_on_batch_mates() -> None:
     # min_tokens: EOS (id 0) cannot win before the row has that many tokens.
     eos_first = torch.full((1, 50), -5.0)
     eos_first[0, 0] = 10.0
-    sampler = _RowSampler([_row(loop, min_tokens=2)], {0}, prompt_len=4)
+    sampler = RowSampler([_row(loop, min_tokens=2)], {0}, prompt_len=4)
     assert int(sampler(torch.zeros(1, 5, dtype=torch.long), eos_first.clone())[0].argmax()) != 0
     assert int(sampler(torch.zeros(1, 6, dtype=torch.long), eos_first.clone())[0].argmax()) == 0
     loop.close()
@@ -307,11 +307,11 @@ def test_row_sampler_seeds_do_not_depend_on_batch_mates() -> None:
 
 def test_row_stopper_per_row_end(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from vlmhb_wrapper.backends import hf
+    from vlmhb_wrapper.backends.hf import row_control
 
     sent: list[tuple[str, Any]] = []
     monkeypatch.setattr(
-        hf, "_dispatch", lambda events: sent.extend((k, v) for _, k, v, _ in events)
+        row_control, "dispatch", lambda events: sent.extend((k, v) for _, k, v, _ in events)
     )
     loop = asyncio.new_event_loop()
     rows = [
@@ -321,7 +321,7 @@ def test_row_stopper_per_row_end(monkeypatch: pytest.MonkeyPatch) -> None:
         _row(loop, max_new_tokens=5),  # cancelled
     ]
     rows[3].cancelled = True
-    stopper = hf._RowStopper(rows, {9})
+    stopper = row_control.RowStopper(rows, {9})
     done = stopper(torch.tensor([[1, 9], [1, 9], [1, 4], [1, 4]]), None)
     assert done.tolist() == [True, False, True, True]
     assert ("end", "stop") in sent and ("end", "length") in sent
@@ -336,7 +336,7 @@ def test_row_stopper_per_row_end(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_batcher_groups_compatible_requests_in_order() -> None:
     torch = pytest.importorskip("torch")
-    from vlmhb_wrapper.backends.hf import _Batcher
+    from vlmhb_wrapper.backends.hf.batcher import Batcher
 
     loop = asyncio.new_event_loop()
 
@@ -347,7 +347,7 @@ def test_batcher_groups_compatible_requests_in_order() -> None:
             r.inputs["pixel_values"] = torch.ones(1, 3, 2, 2)
         return r
 
-    batcher = _Batcher(max_batch=2, wait_s=0.0)
+    batcher = Batcher(max_batch=2, wait_s=0.0)
     a, b, c, d = row(True), row(False), row(True), row(True)
     for r in (a, b, c, d):
         batcher.submit(r)
@@ -368,7 +368,7 @@ def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing()
     wait restarts at the batch's end (the clients of that batch send their next requests at
     once), and goes on while accepted requests are still being preprocessed."""
     torch = pytest.importorskip("torch")
-    from vlmhb_wrapper.backends.hf import _FILL_WAIT_FACTOR, _Batcher
+    from vlmhb_wrapper.backends.hf.batcher import FILL_WAIT_FACTOR, Batcher
 
     loop = asyncio.new_event_loop()
 
@@ -383,7 +383,7 @@ def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing()
         return thread
 
     wait_s = 0.2
-    batcher = _Batcher(max_batch=4, wait_s=wait_s)
+    batcher = Batcher(max_batch=4, wait_s=wait_s)
     waited = row()
     batcher.submit(waited)
     time.sleep(wait_s * 1.5)  # it has waited longer than the window (behind a running batch)
@@ -410,7 +410,7 @@ def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing()
     later(wait_s / 4, lambda: batcher.abandon(failing))
     batch, _ = batcher.next_batch()
     elapsed = time.perf_counter() - started
-    assert batch == [alone] and elapsed < wait_s * 2 < wait_s * _FILL_WAIT_FACTOR
+    assert batch == [alone] and elapsed < wait_s * 2 < wait_s * FILL_WAIT_FACTOR
     batcher.close()
     loop.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from vlmhb_wrapper.backends.base import (
     Backend,
@@ -46,6 +47,34 @@ def build_generation_request(
     """
     _check_text_budget(req, defaults.max_request_chars)
     _check_options(req, backend)
+    max_new = _max_new_tokens(req, defaults)
+    stops = _stop_sequences(req)
+    media_start = time.perf_counter()
+    messages = _load_messages(req, media, backend, _image_limit(defaults, backend))
+    media_ms = (time.perf_counter() - media_start) * 1000.0
+    return GenerationRequest(
+        messages=messages,
+        max_new_tokens=max_new,
+        temperature=0.0 if req.temperature is None else req.temperature,
+        top_p=1.0 if req.top_p is None else req.top_p,
+        seed=req.seed,
+        stop=stops,
+        ignore_eos=req.ignore_eos,
+        min_tokens=req.min_tokens,
+        presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
+        response_format=_response_format(req),
+        max_tokens_field=(
+            "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+        ),
+        arrival=arrival,
+        media_ms=media_ms,
+    )
+
+
+def _max_new_tokens(req: ChatCompletionRequest, defaults: GenerationDefaults) -> int:
+    """The request's max tokens (or the server's default), within the server's limit and not
+    below ``min_tokens``."""
     max_new = req.requested_max_tokens() or defaults.default_max_tokens
     if max_new > defaults.max_new_tokens_limit:
         raise InvalidRequestError(
@@ -57,16 +86,53 @@ def build_generation_request(
             f"min_tokens ({req.min_tokens}) is larger than max tokens ({max_new})",
             param="min_tokens",
         )
+    return max_new
+
+
+def _stop_sequences(req: ChatCompletionRequest) -> tuple[str, ...]:
     stops = req.stop_sequences()
     if len(stops) > 4:
         raise InvalidRequestError("at most 4 stop sequences are allowed", param="stop")
+    return stops
 
-    image_limit, limit_from = defaults.max_images_per_request, "--max-images-per-request"
-    if backend.max_images_per_request is not None and backend.max_images_per_request < image_limit:
-        image_limit, limit_from = backend.max_images_per_request, "the model's engine args"
-    media_start = time.perf_counter()
+
+@dataclass(frozen=True)
+class _ImageLimit:
+    """The most images per request, and the setting that says so (named in the refusal)."""
+
+    count: int
+    set_by: str
+
+
+def _image_limit(defaults: GenerationDefaults, backend: Backend) -> _ImageLimit:
+    engine_limit = backend.max_images_per_request
+    if engine_limit is not None and engine_limit < defaults.max_images_per_request:
+        return _ImageLimit(engine_limit, "the model's engine args")
+    return _ImageLimit(defaults.max_images_per_request, "--max-images-per-request")
+
+
+def _load_messages(
+    req: ChatCompletionRequest, media: MediaLoader, backend: Backend, limit: _ImageLimit
+) -> tuple[PromptMessage, ...]:
+    """The messages with their images loaded (checked; decoded for in-process backends)."""
+    urls, layout = _message_layout(req, limit)
+    images = media.load_many(urls, decode=backend.needs_decoded_images)
+    return tuple(
+        PromptMessage(
+            role=role,  # type: ignore[arg-type]
+            parts=tuple(images[p] if isinstance(p, int) else p for p in parts),
+        )
+        for role, parts in layout
+    )
+
+
+def _message_layout(
+    req: ChatCompletionRequest, limit: _ImageLimit
+) -> tuple[list[str], list[tuple[str, list[TextSegment | int]]]]:
+    """Every image URL in order, and each message as (role, parts), an image part being its
+    position in the URLs; refuses more images than ``limit``."""
     urls: list[str] = []
-    layout: list[tuple[str, list[TextSegment | int]]] = []  # ints: positions in ``urls``
+    layout: list[tuple[str, list[TextSegment | int]]] = []
     for message in req.messages:
         parts: list[TextSegment | int] = []
         if isinstance(message.content, str):
@@ -76,49 +142,23 @@ def build_generation_request(
                 if isinstance(part, TextPart):
                     parts.append(TextSegment(part.text))
                     continue
-                if len(urls) >= image_limit:
+                if len(urls) >= limit.count:
                     raise InvalidRequestError(
-                        f"at most {image_limit} image(s) per request on this server "
-                        f"(set with {limit_from})",
+                        f"at most {limit.count} image(s) per request on this server "
+                        f"(set with {limit.set_by})",
                         param="messages",
                         code="too_many_images",
                     )
                 parts.append(len(urls))
                 urls.append(part.image_url.url)
         layout.append((_ROLE_MAP[message.role], parts))
-    images = media.load_many(urls, decode=backend.needs_decoded_images)
-    messages = [
-        PromptMessage(
-            role=role,  # type: ignore[arg-type]
-            parts=tuple(images[p] if isinstance(p, int) else p for p in parts),
-        )
-        for role, parts in layout
-    ]
-    media_ms = (time.perf_counter() - media_start) * 1000.0
+    return urls, layout
 
-    response_format = (
-        req.response_format.model_dump(by_alias=True, exclude_none=True)
-        if req.response_format is not None and req.response_format.type != "text"
-        else None
-    )
-    return GenerationRequest(
-        messages=tuple(messages),
-        max_new_tokens=max_new,
-        temperature=0.0 if req.temperature is None else req.temperature,
-        top_p=1.0 if req.top_p is None else req.top_p,
-        seed=req.seed,
-        stop=stops,
-        ignore_eos=req.ignore_eos,
-        min_tokens=req.min_tokens,
-        presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty,
-        response_format=response_format,
-        max_tokens_field=(
-            "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
-        ),
-        arrival=arrival,
-        media_ms=media_ms,
-    )
+
+def _response_format(req: ChatCompletionRequest) -> dict[str, Any] | None:
+    if req.response_format is None or req.response_format.type == "text":
+        return None
+    return req.response_format.model_dump(by_alias=True, exclude_none=True)
 
 
 #: The most bytes one character of text takes in a JSON body (a ``\uXXXX`` surrogate pair).

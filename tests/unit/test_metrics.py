@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vlmhyperbench.metrics.classification import accuracy, macro_f1, normalize_label
+from vlmhyperbench.metrics.aggregate import aggregate
+from vlmhyperbench.metrics.base import ColumnSums, MetricExtras, extras_of, metric
+from vlmhyperbench.metrics.classification import (
+    accuracy,
+    label_columns,
+    macro_f1,
+    normalize_label,
+)
 from vlmhyperbench.metrics.loader import MetricLoadError, load_metric
 from vlmhyperbench.metrics.normalize import normalize_text
 from vlmhyperbench.metrics.text import anls, cer, exact_match, wer
@@ -204,15 +213,80 @@ def test_load_metric_resolves_paths() -> None:
     metric = load_metric("vlmhyperbench.metrics.text:anls")
     assert metric.score is anls
     assert metric.aggregate is None
-    assert metric.score_one("ab", ["a"], {}) == 0.5
-    assert metric.corpus_value(pd.DataFrame({"value": [1.0, 0.0, 0.5]}), {}) == 0.5
+    assert metric.bind({})("ab", ["a"]) == 0.5
+    frame = pd.DataFrame({"id": ["s1", "s2", "s3"], "value": [1.0, 0.0, 0.5]})
+    assert aggregate(frame, method=metric.aggregation({}), n_boot=0)["overall"]["value"] == 0.5
 
     clf = load_metric(
         "vlmhyperbench.metrics.classification:accuracy",
         "vlmhyperbench.metrics.classification:macro_f1",
     )
     assert clf.aggregate is macro_f1
-    assert clf.row_columns is not None
+    assert clf.row_columns is label_columns
+
+
+# --- the metric contract: plain functions and declared extras ---------------------------------
+
+
+def _plain_length_ratio(prediction: str, references: Sequence[str], *, cap: float = 2.0) -> float:
+    """A plugin-style metric: a plain function, no decorator."""
+    return min(cap, len(prediction) / max(len(references[0]), 1))
+
+
+def _plain_median(frame: pd.DataFrame) -> float:
+    return float(frame["value"].median())
+
+
+def _hits(prediction: str, references: Sequence[str], *, casefold: bool = False) -> dict[str, int]:
+    text = prediction.casefold() if casefold else prediction
+    return {"hits": int(text in references), "tries": 1}
+
+
+@metric(row_columns=_hits)
+def _declared_hit(prediction: str, references: Sequence[str], *, casefold: bool = False) -> float:
+    return float(_hits(prediction, references, casefold=casefold)["hits"])
+
+
+def _hit_stats(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["hits", "tries"]].to_numpy(dtype=float)
+
+
+def _hit_rate(sums: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+    return scale * sums[..., 0] / sums[..., 1]
+
+
+def _hit_details(frame: pd.DataFrame, *, scale: float = 1.0) -> dict[str, float]:
+    return {"total_hits": scale * float(frame["hits"].sum())}
+
+
+@metric(corpus=ColumnSums(row_stats=_hit_stats, from_sums=_hit_rate), details=_hit_details)
+def _declared_hit_rate(frame: pd.DataFrame, *, scale: float = 1.0) -> float:
+    return float(_hit_rate(_hit_stats(frame).sum(axis=0), scale=scale))
+
+
+def test_a_plain_function_is_a_complete_metric() -> None:
+    plain = load_metric(f"{__name__}:_plain_length_ratio", f"{__name__}:_plain_median")
+    assert extras_of(plain.score) == MetricExtras() == extras_of(plain.aggregate)
+    assert plain.row_columns is None and plain.details is None
+    assert plain.bind({"cap": 1.5})("abcd", ["ab"]) == 1.5
+    assert plain.unknown_params({"cap": 1.5, "cpa": 1}) == ["cpa"]
+    method = plain.aggregation({})
+    assert method.frame_fn is not None and method.row_stats is None and method.statistic is None
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "value": [0.0, 1.0, 5.0]})
+    assert aggregate(frame, method=method, n_boot=0)["overall"]["value"] == 1.0
+
+
+def test_declared_extras_are_read_through_the_contract() -> None:
+    assert extras_of(_declared_hit) == MetricExtras(row_columns=_hits)
+    assert _declared_hit("A", ["a"], casefold=True) == 1.0  # the function itself is unchanged
+    declared = load_metric(f"{__name__}:_declared_hit", f"{__name__}:_declared_hit_rate")
+    assert declared.row_columns is _hits and declared.details is _hit_details
+    # Each extra's parameters are known parameters of the metric (no typo error for them).
+    assert declared.unknown_params({"casefold": True, "scale": 2.0, "scael": 1}) == ["scael"]
+    method = declared.aggregation({"scale": 100.0})
+    assert method.frame_fn is None and method.row_stats is not None
+    frame = pd.DataFrame({"id": list("abcd"), "value": 0.0, "hits": [1, 0, 1, 1], "tries": 1})
+    assert aggregate(frame, method=method, n_boot=0)["overall"]["value"] == 75.0
 
 
 @pytest.mark.parametrize(

@@ -176,11 +176,12 @@ def test_wer_by_hand() -> None:
 
 
 def test_corpus_error_rate_differs_from_the_mean() -> None:
+    from vlmhyperbench.metrics.base import extras_of
     from vlmhyperbench.metrics.text import corpus_error_rate
 
     pairs = [("абв", ["абвгде"]), ("x", ["ab"])]
     assert [cer(p, r, clip=False) for p, r in pairs] == pytest.approx([0.5, 1.0])  # mean 0.75
-    frame = pd.DataFrame([cer.row_columns(p, r) for p, r in pairs])
+    frame = pd.DataFrame([extras_of(cer).row_columns(p, r) for p, r in pairs])
     assert corpus_error_rate(frame) == pytest.approx(5 / 8)  # (3 + 2) / (6 + 2)
 
 

@@ -5,8 +5,8 @@ module turns a group of rows into ``{"value", "ci_low", "ci_high", "n", "n_sampl
 "n_errors", "error_rate"}``, overall and per group column. How a group's value is computed:
 
 - the mean of ``value`` (default);
-- a vectorised statistic of the values (:func:`values_aggregate`, e.g. a percentile);
-- a function of column sums (:func:`sums_aggregate`, e.g. corpus CER = Σ edits / Σ length,
+- a vectorised statistic of the values (``ValuesStatistic`` in :mod:`.base`, e.g. a percentile);
+- a function of column sums (``ColumnSums`` in :mod:`.base`, e.g. corpus CER = Σ edits / Σ length,
   micro/macro F1 from per-class counts, corpus BLEU from n-gram counts), bootstrapped cheaply;
 - any ``fn(frame) -> float`` (slow bootstrap: one call per resample).
 
@@ -23,47 +23,19 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vlmhyperbench.metrics.base import ColumnSums, ValuesStatistic, extras_of
 from vlmhyperbench.runtime.io import stable_hash
 
 GROUP_COLUMNS: tuple[str, ...] = ("doc_class", "question_type", "subset", "field")
 ValueFn = Callable[[pd.DataFrame], float]
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Upper bound on resampled cells held at once by the vectorised bootstraps.
 _MAX_CHUNK_CELLS = 4_000_000
-
-
-def sums_aggregate(
-    row_stats: Callable[..., np.ndarray], from_sums: Callable[..., np.ndarray]
-) -> Callable[[F], F]:
-    """Mark an aggregate as a function of column sums.
-
-    ``row_stats(frame, **params)`` gives an (n, k) array; ``from_sums(sums, **params)`` maps
-    (..., k) sums to (...) values. The decorated function stays a plain ``fn(frame) -> float``.
-    """
-
-    def attach(fn: F) -> F:
-        fn.row_stats = row_stats  # type: ignore[attr-defined]
-        fn.from_sums = from_sums  # type: ignore[attr-defined]
-        return fn
-
-    return attach
-
-
-def values_aggregate(statistic: Callable[..., np.ndarray]) -> Callable[[F], F]:
-    """Mark an aggregate as a statistic of the values: ``statistic(values, **params)`` reduces
-    the last axis of a 2-D array (one resample per row)."""
-
-    def attach(fn: F) -> F:
-        fn.statistic = statistic  # type: ignore[attr-defined]
-        return fn
-
-    return attach
 
 
 def accepted(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,15 +63,16 @@ class Aggregation:
         """The aggregation of a registry ``aggregate`` function (None = mean) with its params."""
         if fn is None:
             return cls()
-        row_stats, from_sums = getattr(fn, "row_stats", None), getattr(fn, "from_sums", None)
-        if row_stats is not None and from_sums is not None:
+        corpus = extras_of(fn).corpus
+        if isinstance(corpus, ColumnSums):
+            row_stats, from_sums = corpus.row_stats, corpus.from_sums
             stats_kw, sums_kw = accepted(row_stats, params), accepted(from_sums, params)
             return cls(
                 row_stats=lambda frame: np.asarray(row_stats(frame, **stats_kw), dtype=float),
                 from_sums=lambda sums: np.asarray(from_sums(sums, **sums_kw), dtype=float),
             )
-        statistic = getattr(fn, "statistic", None)
-        if statistic is not None:
+        if isinstance(corpus, ValuesStatistic):
+            statistic = corpus.statistic
             stat_kw = accepted(statistic, params)
             return cls(statistic=lambda values: np.asarray(statistic(values, **stat_kw)))
         kw = accepted(fn, params)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.metrics.aggregate import sums_aggregate, values_aggregate
+from vlmhyperbench.metrics.base import ColumnSums, ValuesStatistic, metric
 from vlmhyperbench.metrics.normalize import normalize_text
 
 Synonyms = Mapping[str, Sequence[str]]
@@ -116,6 +116,7 @@ def label_columns(
     }
 
 
+@metric(row_columns=label_columns)
 def accuracy(
     prediction: str,
     references: Sequence[str],
@@ -126,14 +127,6 @@ def accuracy(
     """1.0 when the prediction maps to the reference's label; unmappable answers are wrong."""
     row = label_columns(prediction, references, labels=labels, synonyms=synonyms)
     return 1.0 if row[PRED_LABEL] is not None and row[PRED_LABEL] == row[TRUE_LABEL] else 0.0
-
-
-def _with_row_columns(fn: Callable[..., float], columns: Callable[..., dict[str, Any]]) -> None:
-    # Scoring looks for ``row_columns`` to add per-row columns (see metrics.loader.Metric).
-    fn.row_columns = columns  # type: ignore[attr-defined]
-
-
-_with_row_columns(accuracy, label_columns)
 
 
 def _frame_labels(
@@ -210,7 +203,7 @@ def _class_aggregate(measure: str, average: str):
         "per-row value is correctness). Macro: unweighted mean over the classes present in the "
         "truth or the predictions; weighted: weighted by each class's true count (support)."
     )
-    return sums_aggregate(_class_counts, from_sums)(aggregate_fn)
+    return metric(corpus=ColumnSums(row_stats=_class_counts, from_sums=from_sums))(aggregate_fn)
 
 
 macro_f1 = _class_aggregate("f1", "macro")
@@ -250,10 +243,7 @@ def _mean_of_values(values: np.ndarray) -> np.ndarray:
     return values.mean(axis=-1)
 
 
-@values_aggregate(_mean_of_values)
+@metric(corpus=ValuesStatistic(_mean_of_values), details=_confusion)
 def confusion_matrix(frame: pd.DataFrame) -> float:
     """Accuracy as the value; the confusion matrix goes to the score JSON's ``details``."""
     return float(frame["value"].mean())
-
-
-confusion_matrix.details = _confusion  # type: ignore[attr-defined]

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
-from vlmhyperbench.metrics.aggregate import sums_aggregate
-from vlmhyperbench.metrics.base import require_references, with_row_columns
+from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
 from vlmhyperbench.metrics.normalize import normalize_text
 
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
@@ -243,7 +242,7 @@ def _f1_of(tp: float, fp: float, fn: float) -> float:
     return 1.0 if denominator == 0 else 2 * tp / denominator
 
 
-@with_row_columns(_field_counts)
+@metric(row_columns=_field_counts)
 def field_f1(
     prediction: str,
     references: Sequence[str],
@@ -282,7 +281,7 @@ def _micro_f1_from_sums(sums: np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denominator, out=np.ones_like(tp), where=denominator > 0)
 
 
-@sums_aggregate(_count_stats, _micro_f1_from_sums)
+@metric(corpus=ColumnSums(row_stats=_count_stats, from_sums=_micro_f1_from_sums))
 def micro_f1(frame: pd.DataFrame) -> float:
     """Micro F1 from the group's summed TP/FP/FN columns."""
     return float(_micro_f1_from_sums(_count_stats(frame).sum(axis=0)))

@@ -20,16 +20,11 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-import pandas as pd
-
 from vlmhyperbench.metrics.aggregate import Aggregation, accepted
+from vlmhyperbench.metrics.base import AggregateFn, ColumnsFn, DetailsFn, ScoreFn, extras_of
 
 ENTRY_POINT_GROUP = "vlmhyperbench.metrics"
 _ENTRY_POINT_NAME = re.compile(r"^[A-Za-z0-9_][\w.-]*$")
-
-ScoreFn = Callable[..., Any]
-AggregateFn = Callable[..., float]
-ColumnsFn = Callable[..., dict[str, Any]]
 
 
 class MetricLoadError(ValueError):
@@ -93,27 +88,25 @@ def _callable(reference: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class Metric:
-    """A per-sample score function plus its optional hooks and corpus-level aggregate.
-
-    ``row_columns`` is an attribute of the score function (see
-    :mod:`vlmhyperbench.metrics.base`); ``details`` an attribute of the aggregate.
-    """
+    """A per-sample score function plus its corpus-level aggregate, and their extras
+    (declared with :func:`vlmhyperbench.metrics.base.metric`; a plain function has none)."""
 
     implementation: str
     score: ScoreFn
     aggregate_path: str | None = None
     aggregate: AggregateFn | None = None
-    row_columns: ColumnsFn | None = None
 
     @property
-    def details(self) -> Callable[..., dict[str, Any]] | None:
-        return getattr(self.aggregate, "details", None)
+    def row_columns(self) -> ColumnsFn | None:
+        return extras_of(self.score).row_columns
+
+    @property
+    def details(self) -> DetailsFn | None:
+        return extras_of(self.aggregate).details
 
     def _hooks(self) -> list[Callable[..., Any]]:
-        hooks: list[Any] = [self.score, self.row_columns, self.aggregate, self.details]
-        for name in ("row_stats", "from_sums", "statistic"):
-            hooks.append(getattr(self.aggregate, name, None))
-        return [h for h in hooks if h is not None]
+        declared = [*extras_of(self.score).hooks(), *extras_of(self.aggregate).hooks()]
+        return [fn for fn in (self.score, self.aggregate, *declared) if fn is not None]
 
     def takes(self, name: str) -> bool:
         """Whether the score function or its aggregate has a parameter ``name``."""
@@ -161,28 +154,8 @@ class Metric:
 
         return call
 
-    def call(
-        self,
-        prediction: str,
-        references: Sequence[str],
-        params: Mapping[str, Any],
-        sample: Mapping[str, Any] | None = None,
-    ) -> Any:
-        return self.bind(params)(prediction, references, sample)
-
-    def score_one(
-        self, prediction: str, references: Sequence[str], params: Mapping[str, Any]
-    ) -> float:
-        return float(self.call(prediction, references, params))
-
     def aggregation(self, params: Mapping[str, Any]) -> Aggregation:
         return Aggregation.of(self.aggregate, params)
-
-    def corpus_value(self, frame: pd.DataFrame, params: Mapping[str, Any]) -> float:
-        """The group value: the custom aggregate, else the mean of ``value``."""
-        if self.aggregate is None:
-            return float(frame["value"].mean())
-        return float(self.aggregate(frame, **accepted(self.aggregate, params)))
 
 
 def _parameters(fn: Callable[..., Any]) -> set[str]:
@@ -201,5 +174,4 @@ def load_metric(implementation: str, aggregate: str | None = None) -> Metric:
         score=score,
         aggregate_path=aggregate or None,
         aggregate=aggregate_fn,
-        row_columns=getattr(score, "row_columns", None),
     )

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 from sacrebleu.metrics import BLEU, CHRF
 
-from vlmhyperbench.metrics.aggregate import sums_aggregate
-from vlmhyperbench.metrics.base import require_references, with_row_columns
+from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
 
 STATS_COLUMN = "ngram_stats"
 
@@ -52,7 +51,7 @@ def _bleu_columns(
     }
 
 
-@with_row_columns(_bleu_columns)
+@metric(row_columns=_bleu_columns)
 def bleu(
     prediction: str,
     references: Sequence[str],
@@ -78,7 +77,7 @@ def _chrf_columns(
     return {STATS_COLUMN: json.dumps(_stats(metric, prediction, references))}
 
 
-@with_row_columns(_chrf_columns)
+@metric(row_columns=_chrf_columns)
 def chrf(
     prediction: str,
     references: Sequence[str],
@@ -118,7 +117,7 @@ def _chrf_from_sums(
     return np.array(out) if np.ndim(sums) > 1 else np.float64(out[0])
 
 
-@sums_aggregate(_row_stats, _bleu_from_sums)
+@metric(corpus=ColumnSums(row_stats=_row_stats, from_sums=_bleu_from_sums))
 def corpus_bleu(frame: pd.DataFrame, *, tokenize: str = "13a", lowercase: bool = False) -> float:
     """Corpus BLEU of the group's rows (= ``sacrebleu.corpus_bleu`` on their texts)."""
     return float(
@@ -126,7 +125,7 @@ def corpus_bleu(frame: pd.DataFrame, *, tokenize: str = "13a", lowercase: bool =
     )
 
 
-@sums_aggregate(_row_stats, _chrf_from_sums)
+@metric(corpus=ColumnSums(row_stats=_row_stats, from_sums=_chrf_from_sums))
 def corpus_chrf(
     frame: pd.DataFrame,
     *,

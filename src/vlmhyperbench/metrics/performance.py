@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.metrics.aggregate import values_aggregate
+from vlmhyperbench.metrics.base import ValuesStatistic, metric
 
 
 def _number(value: Any) -> float:
@@ -91,7 +91,7 @@ def _maximum(values: np.ndarray) -> np.ndarray:
     return values.max(axis=-1)
 
 
-@values_aggregate(_percentile)
+@metric(corpus=ValuesStatistic(_percentile))
 def percentile(frame: pd.DataFrame, *, q: float = 50.0) -> float:
     """The q-th percentile of the group's values (NaN rows left out)."""
     values = frame["value"].to_numpy(dtype=float)
@@ -99,7 +99,7 @@ def percentile(frame: pd.DataFrame, *, q: float = 50.0) -> float:
     return float(np.percentile(values, q)) if values.size else math.nan
 
 
-@values_aggregate(_maximum)
+@metric(corpus=ValuesStatistic(_maximum))
 def maximum(frame: pd.DataFrame) -> float:
     """The largest of the group's values (NaN rows left out)."""
     values = frame["value"].to_numpy(dtype=float)

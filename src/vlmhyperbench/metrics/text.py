@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
-from vlmhyperbench.metrics.aggregate import sums_aggregate
-from vlmhyperbench.metrics.base import require_references, with_row_columns
+from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
 from vlmhyperbench.metrics.normalize import normalize_text, words
 
 # --- exact match -----------------------------------------------------------------------------
@@ -130,7 +129,7 @@ def _error_columns(measure: str):
     return columns
 
 
-@with_row_columns(_error_columns("cer"))
+@metric(row_columns=_error_columns("cer"))
 def cer(
     prediction: str,
     references: Sequence[str],
@@ -150,7 +149,7 @@ def cer(
     return min(1.0, rate) if clip else rate
 
 
-@with_row_columns(_error_columns("wer"))
+@metric(row_columns=_error_columns("wer"))
 def wer(
     prediction: str,
     references: Sequence[str],
@@ -175,7 +174,7 @@ def _error_from_sums(sums: np.ndarray) -> np.ndarray:
     return sums[..., 0] / np.maximum(sums[..., 1], 1.0)
 
 
-@sums_aggregate(_error_stats, _error_from_sums)
+@metric(corpus=ColumnSums(row_stats=_error_stats, from_sums=_error_from_sums))
 def corpus_error_rate(frame: pd.DataFrame) -> float:
     """Corpus-level CER/WER: Σ edits / max(Σ reference length, 1) over the group's rows (no
     clipping) — jiwer's ``wer(references, predictions)`` on the whole list."""

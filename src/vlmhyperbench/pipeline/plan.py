@@ -219,7 +219,6 @@ class Plan:
     # ------------------------------------------------------------------ final
     summary_parquet = f"{RESULTS_DIR}/summary.parquet"
     summary_csv = f"{RESULTS_DIR}/summary.csv"
-    results_dir = RESULTS_DIR
     report_dir = f"{RESULTS_DIR}/report"
     leaderboard = f"{report_dir}/leaderboard.md"
     report_index = f"{report_dir}/index.html"

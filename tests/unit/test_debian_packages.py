@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,14 @@ def test_makefile_and_dockerfile_read_the_list_and_name_no_package():
         assert "tesseract-ocr-rus" not in text and "chromium" not in text
 
 
+@pytest.fixture
+def open_dir():
+    """A folder another user can read (pytest's own tmp folders are private to us)."""
+    with tempfile.TemporaryDirectory() as name:
+        os.chmod(name, 0o755)
+        yield Path(name)
+
+
 def _copy_with_list(tmp_path: Path, lines: str) -> Path:
     (tmp_path / "tools").mkdir()
     (tmp_path / "src" / "vlmhyperbench").mkdir(parents=True)
@@ -63,11 +72,11 @@ def _run_unprivileged(script: Path, who: str, tmp_path: Path) -> subprocess.Comp
 
 
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian/Ubuntu machine")
-def test_without_root_or_sudo_it_stops_first_with_the_one_command(tmp_path):
+def test_without_root_or_sudo_it_stops_first_with_the_one_command(open_dir):
     script = _copy_with_list(
-        tmp_path, "# comment\ndash demo,test # installed everywhere\nno-such-pkg-xyz demo\n"
+        open_dir, "# comment\ndash demo,test # installed everywhere\nno-such-pkg-xyz demo\n"
     )
-    result = _run_unprivileged(script, "demo", tmp_path)
+    result = _run_unprivileged(script, "demo", open_dir)
     assert result.returncode == 1
     assert "sudo apt-get update && sudo apt-get install -y no-such-pkg-xyz" in result.stderr
     assert "dash" not in result.stderr  # installed: not asked for
@@ -75,7 +84,7 @@ def test_without_root_or_sudo_it_stops_first_with_the_one_command(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian/Ubuntu machine")
-def test_nothing_missing_means_nothing_to_do(tmp_path):
-    script = _copy_with_list(tmp_path, "dash demo,test\nno-such-pkg-xyz image\n")
-    result = _run_unprivileged(script, "test", tmp_path)
+def test_nothing_missing_means_nothing_to_do(open_dir):
+    script = _copy_with_list(open_dir, "dash demo,test\nno-such-pkg-xyz image\n")
+    result = _run_unprivileged(script, "test", open_dir)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

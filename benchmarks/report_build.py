@@ -17,6 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.synthetic_results import write_synthetic_results  # noqa: E402
+
 BUILD = """
 import logging
 import sys
@@ -35,8 +39,6 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     args = parser.parse_args()
-
-    from vlmhyperbench.reporting.synthetic import write_synthetic_results
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="vlmhb-report-bench-"))
     results = root / "results"

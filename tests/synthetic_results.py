@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmhyperbench.runtime.io import atomic_write_json
 from vlmhyperbench.metrics.scoring import write_score_parquet
 from vlmhyperbench.pipeline.provenance import provenance_path
 from vlmhyperbench.reporting.summary import build_summary, write_summary
+from vlmhyperbench.runtime.io import atomic_write_json
 
 QUESTIONS_PER_PAGE = 4
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.synthetic_results import write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
-from vlmhyperbench.reporting.synthetic import write_synthetic_results
 
 websocket = pytest.importorskip("websocket")  # websocket-client
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.synthetic_results import write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
-from vlmhyperbench.reporting.synthetic import write_synthetic_results
 from vlmhyperbench.reporting.tables import latex_document, leaderboard_table
 
 SMALL = {"models": 3, "tasks": 2, "metrics": 3, "samples": 120}

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFile
 from vlmhb_wrapper import backends as backends_module
-from vlmhb_wrapper.app import ChunkWriter, create_app
+from vlmhb_wrapper.app import create_app
 from vlmhb_wrapper.backends import resolve_backend
 from vlmhb_wrapper.backends.base import (
     Backend,
@@ -41,6 +41,7 @@ from vlmhb_wrapper.media import MediaLimits, MediaLoader
 from vlmhb_wrapper.prometheus import Counter, Gauge, Histogram, Registry
 from vlmhb_wrapper.schemas import ChatCompletionChunk, Performance
 from vlmhb_wrapper.security import RedactSecretsFilter, api_key_matches, register_secret
+from vlmhb_wrapper.serving_chat import ChunkWriter
 from vlmhb_wrapper.telemetry import MemoryMonitor, MemoryProbe, performance_of
 
 # ------------------------------------------------------------------------------------ media

@@ -16,7 +16,7 @@ import pytest
 
 from tests.synthetic_results import write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
-from vlmhyperbench.reporting.tables import latex_document, leaderboard_table
+from vlmhyperbench.reporting.tables import leaderboard_table
 
 SMALL = {"models": 3, "tasks": 2, "metrics": 3, "samples": 120}
 
@@ -76,6 +76,16 @@ def test_the_report_holds_every_deliverable(report: Path) -> None:
     provenance = json.loads((report / "provenance.json").read_text(encoding="utf-8"))
     assert provenance["run"]["started"] == "2026-01-02T03:04:05Z"
     assert provenance["jobs"]["model-00/task_00"]["model"]["hub_id"] == "org/model-00"
+
+
+def latex_document(body: str) -> str:
+    """A minimal document around a table, to compile it."""
+    return (
+        "\\documentclass{article}\n\\usepackage[T2A]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+        "\\usepackage[russian,english]{babel}\n\\usepackage{booktabs}\n"
+        "\\usepackage{graphicx}\n\\usepackage[landscape,margin=1cm]{geometry}\n"
+        f"\\begin{{document}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{document}}\n"
+    )
 
 
 def _pdflatex(tex_body: str, workdir: Path, name: str) -> subprocess.CompletedProcess:

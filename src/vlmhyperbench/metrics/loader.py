@@ -93,7 +93,6 @@ class Metric:
 
     implementation: str
     score: ScoreFn
-    aggregate_path: str | None = None
     aggregate: AggregateFn | None = None
 
     @property
@@ -172,6 +171,5 @@ def load_metric(implementation: str, aggregate: str | None = None) -> Metric:
     return Metric(
         implementation=implementation,
         score=score,
-        aggregate_path=aggregate or None,
         aggregate=aggregate_fn,
     )

@@ -151,13 +151,3 @@ def robustness_table(robustness: pd.DataFrame) -> str:
     ]
     header = ["Task", "Model", "Subset", "Main metric", "rPC", "Flip rate"]
     return _tabular("lllrrr", header, rows, "Robustness by distortion subset")
-
-
-def latex_document(body: str) -> str:
-    """A minimal document around a table, as the tests compile it."""
-    return (
-        "\\documentclass{article}\n\\usepackage[T2A]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
-        "\\usepackage[russian,english]{babel}\n\\usepackage{booktabs}\n"
-        "\\usepackage{graphicx}\n\\usepackage[landscape,margin=1cm]{geometry}\n"
-        f"\\begin{{document}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{document}}\n"
-    )

@@ -132,10 +132,6 @@ class GenerationRequest:
             if isinstance(p, ImageSegment) and p.image is not None
         ]
 
-    @property
-    def image_count(self) -> int:
-        return sum(isinstance(p, ImageSegment) for m in self.messages for p in m.parts)
-
     def openai_messages(self) -> list[dict[str, Any]]:
         """The messages as OpenAI JSON, images as ``data:`` URLs (for proxied backends)."""
         out: list[dict[str, Any]] = []

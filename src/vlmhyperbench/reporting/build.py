@@ -16,21 +16,21 @@ from typing import Any
 
 import pandas as pd
 
-from vlmhyperbench.runtime.io import atomic_write
 from vlmhyperbench.pipeline.provenance import UNKNOWN
 from vlmhyperbench.reporting import figures, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
+from vlmhyperbench.reporting.results import Results, load_results
+from vlmhyperbench.reporting.robustness import by_severity, robustness_table
 from vlmhyperbench.reporting.serving import (
     error_kinds,
     pareto_front,
     performance_table,
     worst_samples,
 )
-from vlmhyperbench.reporting.results import Results, load_results
-from vlmhyperbench.reporting.robustness import by_severity, robustness_table
 from vlmhyperbench.reporting.summary import OVERALL
+from vlmhyperbench.runtime.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.report")
 GROUP_COLUMNS = ("doc_class", "question_type", "field", "subset")
@@ -275,6 +275,17 @@ def provenance_document(results: Results) -> dict[str, Any]:
 # --- the build -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _RunTables:
+    """The whole run's tables; each task's section takes its own rows."""
+
+    comparisons: pd.DataFrame
+    robustness: pd.DataFrame
+    performance: pd.DataFrame
+    worst: pd.DataFrame
+    error_kinds: pd.DataFrame
+
+
 def build_report(
     results_dir: str | Path,
     out_dir: str | Path,
@@ -289,89 +300,221 @@ def build_report(
     results = load_results(results_dir)
     clock.done("read results/")
     baseline = load_results(baseline_dir) if baseline_dir is not None else None
-    out = Path(out_dir)
-    report = Report(out=out, warnings=list(results.warnings))
-    figures_dir, tables_dir = out / "figures", out / "tables"
-    _clean_folder(figures_dir, (".svg", ".pdf"))
-    _clean_folder(tables_dir, (".tex",))
+    report = Report(out=Path(out_dir), warnings=list(results.warnings))
+    _clean_folder(report.out / "figures", (".svg", ".pdf"))
+    _clean_folder(report.out / "tables", (".tex",))
 
     comparisons = compare_run(results, n_boot=n_boot, seed=seed)
     clock.done(f"{len(comparisons)} comparisons")
-    robustness = robustness_table(results)
-    performance = performance_table(results)
-    worst = worst_samples(results)
-    kinds = error_kinds(results)
-
+    run = _RunTables(
+        comparisons=comparisons,
+        robustness=robustness_table(results),
+        performance=performance_table(results),
+        worst=worst_samples(results),
+        error_kinds=error_kinds(results),
+    )
     specs: list[figures.Spec] = []
     task_sections = []
     for task in results.tasks():
-        overall = results.overall[results.overall["task"] == task]
-        board = _leaderboard(results, task)
-        primary = board["metrics"][0]
-        higher = board["higher"][primary]
-        metrics_fig = f"{task}_metrics"
-        specs.append(("metrics_figure", (metrics_fig, task, overall, board["metrics"])))
-        group_tables, group_rows, group_columns = _groups(results, task)
-        groups_fig = f"{task}_groups" if group_columns else None
-        if groups_fig:
-            specs.append(("groups_figure", (groups_fig, primary, group_rows, group_columns)))
-        severity = by_severity(results, task)
-        severity_fig = f"{task}_severity" if severity else None
-        perf = performance[performance["task"] == task]
-        points = (
-            overall[overall["metric"] == primary][["model", "value"]]
-            .merge(perf[["model", "latency_p50_ms"]], on="model", how="inner")
-            .sort_values("model")
-        )
-        pareto_fig = None
-        front = []
-        if points["latency_p50_ms"].notna().any():
-            mask = pareto_front(
-                points["value"].to_numpy(dtype=float),
-                points["latency_p50_ms"].to_numpy(dtype=float),
-                higher,
-            )
-            pareto_fig = f"{task}_pareto"
-            specs.append(("pareto_figure", (pareto_fig, primary, points, mask, higher)))
-            front = points["model"][mask].tolist()
-        if severity_fig:
-            specs.append(("severity_figure", (severity_fig, primary, severity)))
-        task_comparisons = comparisons[comparisons["task"] == task]
-        main = task_comparisons[task_comparisons["metric"] == primary]
-        task_sections.append(
-            {
-                "name": task,
-                "primary": primary,
-                "higher": higher,
-                "leaderboard": board,
-                "fig_metrics": metrics_fig,
-                "shown_metrics": board["metrics"][: figures.MAX_PANELS],
-                "groups": group_tables,
-                "fig_groups": groups_fig,
-                "comparisons": [
-                    {**row, "sentence": _sentence(r)}
-                    for row, r in zip(_records(main), main.itertuples(), strict=True)
-                ],
-                "n_comparisons": len(task_comparisons),
-                "n_significant": int(task_comparisons["significant"].sum()),
-                "robustness": _records(robustness[robustness["task"] == task]),
-                "fig_severity": severity_fig,
-                "performance": _records(perf),
-                "fig_pareto": pareto_fig,
-                "pareto_front": front,
-                "worst": _records(worst[worst["task"] == task]),
-                "error_kinds": _records(kinds[kinds["task"] == task]),
-            }
-        )
-        report.files.append(
-            _write_text(
-                tables_dir / f"{task}_leaderboard.tex",
-                tables.leaderboard_table(task, overall, board["metrics"], board["order"]),
-            )
-        )
+        section = _task_section(results, task, run, specs)
+        task_sections.append(section)
+        report.files.append(_write_leaderboard_table(report.out, results, task, section))
     clock.done("tables and sections")
     rendered = figures.render_all(specs, workers=workers)
     clock.done(f"{len(rendered)} figures")
+    _write_figures(report, rendered, task_sections)
+    _write_run_tables(report, results, run)
+    baseline_context = None
+    if baseline is not None:
+        baseline_context = _baseline_section(report, results, baseline, n_boot=n_boot, seed=seed)
+    _write_markdown_leaderboard(report, results, run.performance)
+    provenance = _write_provenance(report, results)
+    context = _page_context(results, run, task_sections, provenance, baseline_context, report)
+    report.files.append(_write_text(report.out / "index.html", render_index(context)))
+    clock.done("index.html")
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
+
+
+# --- one task's sections of the page -----------------------------------------------------------
+
+
+def _task_section(
+    results: Results, task: str, run: _RunTables, specs: list[figures.Spec]
+) -> dict[str, Any]:
+    """One task's part of the page; its figures go into ``specs`` (metrics, groups, pareto,
+    severity), to be rendered with every other task's and put in by :func:`_write_figures`."""
+    board = _leaderboard(results, task)
+    primary = board["metrics"][0]
+    higher = board["higher"][primary]
+    leaderboard = _leaderboard_section(results, task, board, specs)
+    performance = _performance_section(results, task, run.performance, primary, specs)
+    robustness = _robustness_section(results, task, run.robustness, primary, specs)
+    return {
+        "name": task,
+        "primary": primary,
+        "higher": higher,
+        **leaderboard,
+        **_comparisons_section(run.comparisons, task, primary),
+        **robustness,
+        **performance,
+        **_errors_section(run, task),
+    }
+
+
+def _leaderboard_section(
+    results: Results, task: str, board: dict[str, Any], specs: list[figures.Spec]
+) -> dict[str, Any]:
+    """The leaderboard with its metrics figure, and the per-group tables with theirs."""
+    overall = results.overall[results.overall["task"] == task]
+    metrics_fig = f"{task}_metrics"
+    specs.append(("metrics_figure", (metrics_fig, task, overall, board["metrics"])))
+    group_tables, group_rows, group_columns = _groups(results, task)
+    groups_fig = f"{task}_groups" if group_columns else None
+    if groups_fig:
+        specs.append(
+            ("groups_figure", (groups_fig, board["metrics"][0], group_rows, group_columns))
+        )
+    return {
+        "leaderboard": board,
+        "fig_metrics": metrics_fig,
+        "shown_metrics": board["metrics"][: figures.MAX_PANELS],
+        "groups": group_tables,
+        "fig_groups": groups_fig,
+    }
+
+
+def _comparisons_section(comparisons: pd.DataFrame, task: str, primary: str) -> dict[str, Any]:
+    """The pairs compared on the main metric, each with its sentence; counts over all metrics."""
+    task_comparisons = comparisons[comparisons["task"] == task]
+    main = task_comparisons[task_comparisons["metric"] == primary]
+    return {
+        "comparisons": [
+            {**row, "sentence": _sentence(r)}
+            for row, r in zip(_records(main), main.itertuples(), strict=True)
+        ],
+        "n_comparisons": len(task_comparisons),
+        "n_significant": int(task_comparisons["significant"].sum()),
+    }
+
+
+def _robustness_section(
+    results: Results,
+    task: str,
+    robustness: pd.DataFrame,
+    primary: str,
+    specs: list[figures.Spec],
+) -> dict[str, Any]:
+    """The main metric per distortion subset, and against severity when the task has one."""
+    severity = by_severity(results, task)
+    severity_fig = f"{task}_severity" if severity else None
+    if severity_fig:
+        specs.append(("severity_figure", (severity_fig, primary, severity)))
+    return {
+        "robustness": _records(robustness[robustness["task"] == task]),
+        "fig_severity": severity_fig,
+    }
+
+
+def _performance_section(
+    results: Results,
+    task: str,
+    performance: pd.DataFrame,
+    primary: str,
+    specs: list[figures.Spec],
+) -> dict[str, Any]:
+    """Serving figures per model, and quality against p50 latency with its Pareto front."""
+    overall = results.overall[results.overall["task"] == task]
+    higher = results.higher_is_better(task, primary)
+    perf = performance[performance["task"] == task]
+    points = (
+        overall[overall["metric"] == primary][["model", "value"]]
+        .merge(perf[["model", "latency_p50_ms"]], on="model", how="inner")
+        .sort_values("model")
+    )
+    pareto_fig = None
+    front = []
+    if points["latency_p50_ms"].notna().any():
+        mask = pareto_front(
+            points["value"].to_numpy(dtype=float),
+            points["latency_p50_ms"].to_numpy(dtype=float),
+            higher,
+        )
+        pareto_fig = f"{task}_pareto"
+        specs.append(("pareto_figure", (pareto_fig, primary, points, mask, higher)))
+        front = points["model"][mask].tolist()
+    return {"performance": _records(perf), "fig_pareto": pareto_fig, "pareto_front": front}
+
+
+def _errors_section(run: _RunTables, task: str) -> dict[str, Any]:
+    """Failed samples counted by kind, and the worst samples on the main metric."""
+    return {
+        "worst": _records(run.worst[run.worst["task"] == task]),
+        "error_kinds": _records(run.error_kinds[run.error_kinds["task"] == task]),
+    }
+
+
+def _baseline_section(
+    report: Report, results: Results, baseline: Results, *, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Each (model, task, metric) against the baseline run; writes ``baseline.csv``."""
+    changes, notes = compare_baseline(results, baseline, n_boot=n_boot, seed=seed)
+    report.files.append(_write_csv(report.out / "baseline.csv", changes))
+    report.warnings += [f"baseline {w}" for w in baseline.warnings]
+    return {
+        "rows": _records(changes),
+        "notes": notes,
+        "n_regressions": int((changes["verdict"] == "REGRESSION").sum()),
+    }
+
+
+def _page_context(
+    results: Results,
+    run: _RunTables,
+    task_sections: list[dict[str, Any]],
+    provenance: dict[str, Any],
+    baseline_context: dict[str, Any] | None,
+    report: Report,
+) -> dict[str, Any]:
+    """Everything ``index.html`` shows: the run, the overview, each task, provenance, gaps."""
+    comparisons = run.comparisons
+    return {
+        "run": {
+            **provenance["run"],
+            "n_models": len(results.models()),
+            "n_tasks": len(results.tasks()),
+            "n_samples": _n_samples(results),
+        },
+        "overview": _overview(results),
+        "tasks": task_sections,
+        "provenance": _provenance_rows(results),
+        "baseline": baseline_context,
+        "warnings": report.warnings,
+        "n_comparisons": len(comparisons),
+        "n_significant": int(comparisons["significant"].sum()) if len(comparisons) else 0,
+    }
+
+
+# --- the files beside the page -----------------------------------------------------------------
+
+
+def _write_leaderboard_table(
+    out: Path, results: Results, task: str, section: dict[str, Any]
+) -> Path:
+    board = section["leaderboard"]
+    overall = results.overall[results.overall["task"] == task]
+    return _write_text(
+        out / "tables" / f"{task}_leaderboard.tex",
+        tables.leaderboard_table(task, overall, board["metrics"], board["order"]),
+    )
+
+
+def _write_figures(
+    report: Report, rendered: list[figures.Rendered], task_sections: list[dict[str, Any]]
+) -> None:
+    """Each figure as SVG and PDF under ``figures/``, and inline in its section's page part."""
+    figures_dir = report.out / "figures"
     uris = {figure.name: svg_data_uri(figure.svg) for figure in rendered}
     for section in task_sections:
         for key in ("fig_metrics", "fig_groups", "fig_severity", "fig_pareto"):
@@ -380,6 +523,12 @@ def build_report(
         figures.write(figure, figures_dir)
         report.files += [figures_dir / f"{figure.name}.svg", figures_dir / f"{figure.name}.pdf"]
 
+
+def _write_run_tables(report: Report, results: Results, run: _RunTables) -> None:
+    """The comparisons on each task's main metric and robustness as LaTeX; every comparison as
+    ``comparisons.csv``."""
+    tables_dir = report.out / "tables"
+    comparisons = run.comparisons
     main_metric = {task: results.primary(task) for task in results.tasks()}
     main_comparisons = comparisons[comparisons["metric"] == comparisons["task"].map(main_metric)]
     report.files.append(
@@ -390,59 +539,36 @@ def build_report(
             ),
         )
     )
-    if len(robustness):
+    if len(run.robustness):
         report.files.append(
-            _write_text(tables_dir / "robustness.tex", tables.robustness_table(robustness))
+            _write_text(tables_dir / "robustness.tex", tables.robustness_table(run.robustness))
         )
-    report.files.append(_write_csv(out / "comparisons.csv", comparisons))
+    report.files.append(_write_csv(report.out / "comparisons.csv", comparisons))
 
-    baseline_context = None
-    if baseline is not None:
-        changes, notes = compare_baseline(results, baseline, n_boot=n_boot, seed=seed)
-        report.files.append(_write_csv(out / "baseline.csv", changes))
-        report.warnings += [f"baseline {w}" for w in baseline.warnings]
-        baseline_context = {
-            "rows": _records(changes),
-            "notes": notes,
-            "n_regressions": int((changes["verdict"] == "REGRESSION").sum()),
-        }
 
+def _write_markdown_leaderboard(
+    report: Report, results: Results, performance: pd.DataFrame
+) -> None:
+    """``leaderboard.md``, with the performance columns it has always had."""
     legacy = performance.rename(columns={"tokens_per_s": "tokens_per_s_mean"})
     legacy = legacy[
         ["model", "task", "n", "n_errors", "latency_p50_ms", "latency_p95_ms", "tokens_per_s_mean"]
     ]
     report.files.append(
-        _write_text(out / "leaderboard.md", render_leaderboard(results.summary, legacy))
+        _write_text(report.out / "leaderboard.md", render_leaderboard(results.summary, legacy))
     )
 
+
+def _write_provenance(report: Report, results: Results) -> dict[str, Any]:
+    """``provenance.json``; returns the document (the page's run facts come from it)."""
     provenance = provenance_document(results)
     report.files.append(
         _write_text(
-            out / "provenance.json",
+            report.out / "provenance.json",
             json.dumps(provenance, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
         )
     )
-    overview = _overview(results)
-    context = {
-        "run": {
-            **provenance["run"],
-            "n_models": len(results.models()),
-            "n_tasks": len(results.tasks()),
-            "n_samples": _n_samples(results),
-        },
-        "overview": overview,
-        "tasks": task_sections,
-        "provenance": _provenance_rows(results),
-        "baseline": baseline_context,
-        "warnings": report.warnings,
-        "n_comparisons": len(comparisons),
-        "n_significant": int(comparisons["significant"].sum()) if len(comparisons) else 0,
-    }
-    report.files.append(_write_text(out / "index.html", render_index(context)))
-    clock.done("index.html")
-    for warning in report.warnings:
-        log.warning("%s", warning)
-    return report
+    return provenance
 
 
 def _n_samples(results: Results) -> int:

@@ -9,7 +9,7 @@ from snakemake_interface_executor_plugins.settings import SharedFSUsage
 from vlmhyperbench.pipeline import containers
 from vlmhyperbench.pipeline.backend_specs import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
-from vlmhyperbench.config.errors import ConfigSources, check_schema
+from vlmhyperbench.config.sources import ConfigSources
 from vlmhyperbench.inference.serve_job import serve_spec
 from vlmhyperbench.pipeline.plan import Plan, alternation
 from vlmhyperbench.runtime.s3 import (
@@ -43,17 +43,17 @@ def _plain_deployment():
 
 
 def _load_plan():
-    """Validate the config (the JSON schema, then pydantic) and every registry entry before any
-    job is planned; problems are plain lines, ``file: key.path: expected int, got 'four'``.
-    """
+    """Validate the config and every registry entry (the pydantic models that
+    workflow/schemas/config.schema.yaml is generated from) before any job is planned; problems
+    are plain lines, ``file: key.path: expected int, got 'four'``, naming the file (config
+    layer) each key came from."""
     sources = _config_sources()
-    schema = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
     try:
-        check_schema(config, schema, sources)
         return Plan(load_experiment(config, config_path=sources.main))
     except ConfigError as error:
-        located = error.located(sources.main, sources)
-        raise WorkflowError(f"invalid configuration:\n{located}") from None
+        raise WorkflowError(
+            f"invalid configuration:\n{error.located(sources)}"
+        ) from None
 
 
 PLAN = _load_plan()

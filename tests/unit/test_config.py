@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, make_workdir, read_yaml, snakemake, write_yaml
-from vlmhyperbench.config import ConfigError, load_experiment
+from vlmhyperbench.config import ConfigError, json_schema, load_experiment
+from vlmhyperbench.config.errors import Problem, validated
+from vlmhyperbench.config.schema import ExperimentConfig
+from vlmhyperbench.config.sources import ConfigSources
 
 
 @pytest.fixture
@@ -222,3 +225,94 @@ def test_metric_typo_stops_validate_and_snakemake_before_any_job(workdir: Path) 
     assert result.returncode != 0
     assert "cer.yaml: params.lowercsae" in result.stdout + result.stderr
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+# --- one source of truth: the pydantic models; problems carried as data -----------------------
+
+
+def test_the_committed_json_schema_is_the_one_the_models_generate() -> None:
+    committed = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    assert committed.read_text(encoding="utf-8") == json_schema.render(), (
+        "regenerate it: python -m vlmhyperbench.config.json_schema "
+        "workflow/schemas/config.schema.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"inference": {"concurrency": 0}},
+        {"inference": {"concurrency": "4"}},
+        {"scoring": {"bootstrap": -1}},
+        {"colour": "blue"},
+        {"models": []},
+        {"runs": [{"models": ["tiny-llava"]}]},
+        {"runs": [{"models": ["tiny-llava"], "tasks": ["demo_ocr"], "limit": 0}]},
+    ],
+)
+def test_the_json_schema_and_the_models_refuse_the_same_config(change: dict) -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = json_schema.config_schema()
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    config = read_yaml(REPO / "config" / "config.yaml")
+    assert not list(validator.iter_errors(config))
+    validated(ExperimentConfig, config, "config.yaml")
+    bad = {**config, **change}
+    assert list(validator.iter_errors(bad))
+    with pytest.raises(ConfigError):
+        validated(ExperimentConfig, bad, "config.yaml")
+
+
+def test_problems_are_data_and_located_names_the_layer_of_each_key(tmp_path: Path) -> None:
+    default, other = tmp_path / "config.yaml", tmp_path / "other.yaml"
+    write_yaml(default, {"models": ["a"], "tasks": ["b"], "scoring": {"bootstrap": "many"}})
+    write_yaml(other, {"inference": {"concurrency": 0}})
+    sources = ConfigSources.from_files([default, other], {"name": 7})
+    merged = {
+        "models": ["a"],
+        "tasks": ["b"],
+        "scoring": {"bootstrap": "many"},
+        "inference": {"concurrency": 0},
+        "name": 7,
+    }
+    with pytest.raises(ConfigError) as err:
+        validated(ExperimentConfig, merged, sources.main)
+    assert {p.file for p in err.value.problems} == {str(other)}  # the merged config, unlocated
+    located = {p.loc: p for p in err.value.located(sources).problems}
+    assert located[("scoring", "bootstrap")] == Problem(
+        str(default), ("scoring", "bootstrap"), "expected int, got 'many'"
+    )
+    assert located[("inference", "concurrency")].file == str(other)
+    assert str(located[("name",)]) == "--config: name: expected string, got 7"
+
+
+def test_an_override_problem_names_the_layer_that_sets_the_override(tmp_path: Path) -> None:
+    default, other = tmp_path / "config.yaml", tmp_path / "other.yaml"
+    write_yaml(default, {"models": ["x"], "tasks": ["t"]})
+    write_yaml(other, {"overrides": {"models": {"x": {"generation": {"max_tokens": "many"}}}}})
+    sources = ConfigSources.from_files([default, other])
+    problem = Problem(
+        "config/models/x.yaml",
+        ("generation", "max_tokens"),
+        "expected int, got 'many'",
+        override=("overrides", "models", "x"),
+        override_file=sources.main,
+    )
+    (located,) = ConfigError([problem]).located(sources).problems
+    assert located.file == "config/models/x.yaml"  # a registry file stays as it is
+    assert str(located).endswith(f"(after overrides.models.x from {other})")
+    plain = ConfigError("t.yaml: prompt.user: template error")  # a message, no problems
+    assert plain.located(sources) is plain
+
+
+def test_vlmhb_validate_refuses_a_number_written_as_a_string_as_snakemake_does(
+    workdir: Path,
+) -> None:
+    edit(workdir / "config" / "config.yaml", inference={"concurrency": "4"})
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    (problem,) = err.value.problems
+    assert problem.loc == ("inference", "concurrency")
+    assert str(problem).endswith("config.yaml: inference.concurrency: expected int, got '4'")

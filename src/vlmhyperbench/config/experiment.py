@@ -12,11 +12,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from vlmhyperbench.config.errors import ConfigError, from_validation_error, unknown_name
+from vlmhyperbench.config.errors import (
+    ConfigError,
+    Loc,
+    ModelT,
+    Problem,
+    key_path,
+    unknown_name,
+    validated,
+)
 from vlmhyperbench.config.registry import Registry, deep_merge, load_registry, read_yaml
 from vlmhyperbench.config.schema import (
     DatasetEntry,
@@ -26,8 +32,6 @@ from vlmhyperbench.config.schema import (
     RunBlock,
     TaskEntry,
 )
-
-EntryT = TypeVar("EntryT", bound=BaseModel)
 
 #: Keys a block may not override: they shape the model's one serve and predict rules (its
 #: container, resources, environment, and the one server every task of the model shares), which
@@ -50,7 +54,7 @@ class RunPair:
 
     model: str
     task: str
-    block: str  # the config key of the block that listed it first, e.g. ``runs[1]``
+    block: str  # the config key of the block that listed it first, e.g. ``runs[1]`` ("" top level)
     settings: dict[str, Any]  # the block's overrides for this pair (compared across blocks)
     model_entry: ModelEntry
     task_entry: TaskEntry
@@ -83,9 +87,6 @@ class Experiment:
     def metrics(self) -> dict[str, MetricEntry]:
         names = {m for t in self.tasks.values() for m in t.metrics}
         return {name: self.registry.metrics[name] for name in sorted(names)}
-
-    def dataset_of(self, task: str) -> DatasetEntry:
-        return self.registry.datasets[self.registry.tasks[task].dataset]
 
     def tasks_with_metric(self, metric: str) -> list[str]:
         return [name for name, task in self.tasks.items() if metric in task.metrics]
@@ -129,41 +130,39 @@ def load_experiment(
     config_path: str | Path = "config/config.yaml",
     workdir: str | Path = ".",
 ) -> Experiment:
-    """Validate the experiment config (given as a dict, or read from ``config_path``)."""
+    """Validate the experiment config (given as a dict, or read from ``config_path``), every
+    registry entry, and the run matrix. Every problem names ``config_path`` or an entry's file."""
     config_path = Path(config_path)
     if config is None:
         if not config_path.is_file():
-            raise ConfigError(f"{config_path}: config file not found")
+            raise ConfigError([Problem(str(config_path), (), "config file not found")])
         config = read_yaml(config_path) or {}
-    try:
-        experiment = ExperimentConfig.model_validate(config)
-    except ValidationError as exc:
-        raise from_validation_error(config_path, exc) from exc
-    registry_dir = Path(workdir) / experiment.registry_dir
-    registry = load_registry(registry_dir, experiment.overrides.model_dump())
-    blocks: list[tuple[str, RunBlock]] = []
+    experiment = validated(ExperimentConfig, config, config_path)
+    registry = load_registry(
+        Path(workdir) / experiment.registry_dir, experiment.overrides.model_dump(), config_path
+    )
+    blocks: list[tuple[Loc, RunBlock]] = []
     if experiment.models:
-        blocks.append(("", RunBlock(models=experiment.models, tasks=experiment.tasks)))
-    blocks += [(f"runs[{i}].", block) for i, block in enumerate(experiment.runs)]
-    problems: list[str] = []
+        blocks.append(((), RunBlock(models=experiment.models, tasks=experiment.tasks)))
+    blocks += [(("runs", i), block) for i, block in enumerate(experiment.runs)]
+    problems: list[Problem] = []
     for prefix, block in blocks:
-        problems += _check_names(config_path, prefix, block, registry)
+        problems += _check_names(str(config_path), prefix, block, registry)
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
     pairs: dict[tuple[str, str], RunPair] = {}
     for prefix, block in blocks:
-        for pair in _block_pairs(config_path, prefix, block, registry, problems):
-            seen = pairs.get((pair.model, pair.task))
-            if seen is None:
-                pairs[(pair.model, pair.task)] = pair
-            elif seen.settings != pair.settings:
-                problems.append(
-                    f"{config_path}: ({pair.model}, {pair.task}) is in {_label(seen.block)} and "
-                    f"in {_label(pair.block)} with different settings: {seen.settings} vs "
+        for pair in _block_pairs(str(config_path), prefix, block, registry, problems):
+            seen = pairs.setdefault((pair.model, pair.task), pair)
+            if seen.settings != pair.settings:
+                message = (
+                    f"({pair.model}, {pair.task}) is in {_label(seen.block)} and in "
+                    f"{_label(pair.block)} with different settings: {seen.settings} vs "
                     f"{pair.settings}; list the pair once, or give both blocks the same settings"
                 )
+                problems.append(Problem(str(config_path), (), message))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
     return Experiment(
         config=experiment,
         registry=registry,
@@ -172,96 +171,100 @@ def load_experiment(
     )
 
 
-def _label(prefix: str) -> str:
-    return prefix.rstrip(".") or "the top-level models/tasks"
+def _label(block: str) -> str:
+    return block or "the top-level models/tasks"
 
 
-def _check_names(path: Path, prefix: str, block: RunBlock, registry: Registry) -> list[str]:
+def _check_names(file: str, prefix: Loc, block: RunBlock, registry: Registry) -> list[Problem]:
     problems = []
     for kind in ("models", "tasks"):
         known = getattr(registry, kind)
         names = getattr(block, kind)
         for index, name in enumerate(names):
             if name not in known:
-                problems.append(
-                    unknown_name(path, f"{prefix}{kind}[{index}]", kind[:-1], name, known)
-                )
+                problems.append(unknown_name(file, (*prefix, kind, index), kind[:-1], name, known))
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            problems.append(f"{path}: {prefix}{kind}: listed more than once: {duplicates}")
+            message = f"listed more than once: {duplicates}"
+            problems.append(Problem(file, (*prefix, kind), message))
         for name in getattr(block.overrides, kind):
             if name not in names:
-                problems.append(
-                    f"{path}: {prefix}overrides.{kind}.{name}: {name!r} is not among this "
-                    f"block's {kind} ({', '.join(names)})"
-                )
+                message = f"{name!r} is not among this block's {kind} ({', '.join(names)})"
+                problems.append(Problem(file, (*prefix, "overrides", kind, name), message))
     return problems
 
 
 def _block_pairs(
-    path: Path, prefix: str, block: RunBlock, registry: Registry, problems: list[str]
+    file: str, prefix: Loc, block: RunBlock, registry: Registry, problems: list[Problem]
 ) -> list[RunPair]:
     """The block's pairs with their merged entries; appends what is wrong to ``problems``."""
     from vlmhyperbench.pipeline.backend_specs import BACKENDS
 
     models = {}
     for name in block.models:
-        where = f"{prefix}overrides.models.{name}"
+        where = (*prefix, "overrides", "models", name)
         override = block.overrides.models.get(name, {})
         models[name] = _merged(
-            path, where, registry.models[name], override, RULE_MODEL_KEYS, problems
+            file, where, registry.models[name], override, RULE_MODEL_KEYS, problems
         )
     tasks = {}
     for name in block.tasks:
-        override = dict(block.overrides.tasks.get(name, {}))
-        if block.limit is not None:
-            override["limit"] = block.limit
-        where = f"{prefix}overrides.tasks.{name}"
-        tasks[name] = _merged(path, where, registry.tasks[name], override, RULE_TASK_KEYS, problems)
+        override = _task_settings(block, name)
+        where = (*prefix, "overrides", "tasks", name)
+        tasks[name] = _merged(file, where, registry.tasks[name], override, RULE_TASK_KEYS, problems)
     pairs = []
     for m_index, (m_name, model) in enumerate(models.items()):
-        kinds = BACKENDS[registry.models[m_name].backend].task_kinds
+        backend = registry.models[m_name].backend
+        kinds = BACKENDS[backend].task_kinds
         for t_index, (t_name, task) in enumerate(tasks.items()):
             kind = registry.tasks[t_name].kind
             if kind not in kinds:
-                backend = registry.models[m_name].backend
-                problems.append(
-                    f"{path}: {prefix}tasks[{t_index}]: model {m_name!r} ({prefix}models"
-                    f"[{m_index}], backend {backend}) cannot serve task {t_name!r} of kind "
-                    f"{kind!r}: the {backend} backend serves {', '.join(sorted(kinds))} tasks"
+                message = (
+                    f"model {m_name!r} ({key_path((*prefix, 'models', m_index))}, backend "
+                    f"{backend}) cannot serve task {t_name!r} of kind {kind!r}: the {backend} "
+                    f"backend serves {', '.join(sorted(kinds))} tasks"
                 )
+                problems.append(Problem(file, (*prefix, "tasks", t_index), message))
                 continue
             if model is None or task is None:
                 continue
-            task_settings = dict(block.overrides.tasks.get(t_name, {}))
-            if block.limit is not None:
-                task_settings["limit"] = block.limit
-            settings = {"models": block.overrides.models.get(m_name, {}), "tasks": task_settings}
-            pairs.append(RunPair(m_name, t_name, prefix, settings, model, task))
+            settings = {
+                "models": block.overrides.models.get(m_name, {}),
+                "tasks": _task_settings(block, t_name),
+            }
+            pairs.append(RunPair(m_name, t_name, key_path(prefix), settings, model, task))
     return pairs
 
 
+def _task_settings(block: RunBlock, task: str) -> dict[str, Any]:
+    """What the block changes in ``task``'s entry: its overrides, and its sample limit."""
+    settings = dict(block.overrides.tasks.get(task, {}))
+    if block.limit is not None:
+        settings["limit"] = block.limit
+    return settings
+
+
 def _merged(
-    path: Path,
-    where: str,
-    entry: EntryT,
+    file: str,
+    where: Loc,
+    entry: ModelT,
     override: dict[str, Any],
     fixed_keys: tuple[str, ...],
-    problems: list[str],
-) -> EntryT | None:
+    problems: list[Problem],
+) -> ModelT | None:
     """``entry`` with a block's override deep-merged over it (the entry itself without one)."""
     if not override:
         return entry
     for key in fixed_keys:
         if key in override:
-            problems.append(
-                f"{path}: {where}.{key}: a run block cannot change {key} (it is one per "
-                "entry for the whole run); set it in the top-level overrides"
+            message = (
+                f"a run block cannot change {key} (it is one per entry for the whole run); "
+                "set it in the top-level overrides"
             )
+            problems.append(Problem(file, (*where, key), message))
+    merged = deep_merge(entry.model_dump(mode="json", exclude_unset=True), override)
     try:
-        return type(entry).model_validate(
-            deep_merge(entry.model_dump(mode="json", exclude_unset=True), override)
-        )
-    except ValidationError as exc:
-        problems.append(str(from_validation_error(path, exc, prefix=where)))
+        return validated(type(entry), merged, file, prefix=where)
+    except ConfigError as error:
+        problems.extend(error.problems)
         return None

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from vlmhyperbench.config.errors import ConfigError, from_validation_error, unknown_name
+from vlmhyperbench.config.errors import ConfigError, Problem, unknown_name, validated
 from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
-
-EntryT = TypeVar("EntryT", bound=BaseModel)
 
 KINDS: dict[str, type[BaseModel]] = {
     "datasets": DatasetEntry,
@@ -43,8 +41,8 @@ def read_yaml(path: Path) -> Any:
             return yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {exc}") from exc
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([Problem(str(path), (), f"not valid YAML: {exc}", line)]) from exc
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -58,74 +56,78 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _validate_entry(kind: str, path: Path, raw: Any, override: dict[str, Any] | None) -> BaseModel:
+def _validate_entry(
+    kind: str, path: Path, raw: Any, override: dict[str, Any] | None, overrides_file: str
+) -> BaseModel:
+    """The entry in ``path`` with the config's override for it (from ``overrides_file``) merged
+    over it; a problem the override made says so."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        message = f"expected a mapping at the top level, got {type(raw).__name__}"
+        raise ConfigError([Problem(str(path), (), message)])
     raw.setdefault("name", path.stem)
     if raw["name"] != path.stem:
-        raise ConfigError(
-            f"{path}: name: {raw['name']!r} differs from the file name; "
-            f"name the file {raw['name']}.yaml"
-        )
-    if override:
-        raw = deep_merge(raw, override)
+        message = f"{raw['name']!r} differs from the file name; name the file {raw['name']}.yaml"
+        raise ConfigError([Problem(str(path), ("name",), message)])
+    if not override:
+        return validated(KINDS[kind], raw, path)
     try:
-        return KINDS[kind].model_validate(raw)
-    except ValidationError as exc:
-        error = from_validation_error(path, exc)
-        if override:
-            error = ConfigError(f"{error} (after overrides.{kind}.{raw['name']} from the config)")
-        raise error from exc
+        return validated(KINDS[kind], deep_merge(raw, override), path)
+    except ConfigError as error:
+        cause = ("overrides", kind, path.stem)
+        raise ConfigError(
+            [replace(p, override=cause, override_file=overrides_file) for p in error.problems]
+        ) from error
 
 
 def load_registry(
-    root: str | Path, overrides: dict[str, dict[str, dict[str, Any]]] | None = None
+    root: str | Path,
+    overrides: dict[str, dict[str, dict[str, Any]]] | None = None,
+    overrides_file: Path | str = "config",
 ) -> Registry:
-    """Read and validate every entry, then check the references between them."""
+    """Read and validate every entry (with ``overrides``, the config's, merged over them; a
+    problem they make names ``overrides_file``), then check the references between them."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"{root}: registry folder not found")
+        raise ConfigError([Problem(str(root), (), "registry folder not found")])
     overrides = overrides or {}
     registry = Registry(root=root)
     for kind in KINDS:
         entries: dict[str, BaseModel] = getattr(registry, kind)
         for path in sorted((root / kind).glob("*.y*ml")):
-            entry = _validate_entry(
-                kind, path, read_yaml(path), overrides.get(kind, {}).get(path.stem)
-            )
+            override = overrides.get(kind, {}).get(path.stem)
+            entry = _validate_entry(kind, path, read_yaml(path), override, str(overrides_file))
             entries[entry.name] = entry
             registry.files[(kind, entry.name)] = path
         for name in overrides.get(kind, {}):
             if name not in entries:
-                raise ConfigError(
-                    unknown_name("config", f"overrides.{kind}.{name}", kind[:-1], name, entries)
-                )
+                loc = ("overrides", kind, name)
+                raise ConfigError([unknown_name(overrides_file, loc, kind[:-1], name, entries)])
     _check_references(registry)
     _check_metric_implementations(registry)
     return registry
 
 
 def _check_references(registry: Registry) -> None:
-    problems: list[str] = []
+    problems: list[Problem] = []
     for name, task in registry.tasks.items():
         path = registry.path_of("tasks", name)
         if task.dataset not in registry.datasets:
             problems.append(
-                unknown_name(path, "dataset", "dataset", task.dataset, registry.datasets)
+                unknown_name(path, ("dataset",), "dataset", task.dataset, registry.datasets)
             )
         for index, metric_name in enumerate(task.metrics):
             metric = registry.metrics.get(metric_name)
+            loc = ("metrics", index)
             if metric is None:
-                problems.append(
-                    unknown_name(path, f"metrics[{index}]", "metric", metric_name, registry.metrics)
-                )
+                problems.append(unknown_name(path, loc, "metric", metric_name, registry.metrics))
             elif task.kind not in metric.task_kinds:
-                problems.append(
-                    f"{path}: metrics[{index}]: metric {metric_name!r} does not fit a "
-                    f"{task.kind!r} task (it fits: {', '.join(metric.task_kinds)})"
+                message = (
+                    f"metric {metric_name!r} does not fit a {task.kind!r} task "
+                    f"(it fits: {', '.join(metric.task_kinds)})"
                 )
+                problems.append(Problem(str(path), loc, message))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
 
 
 def _check_metric_implementations(registry: Registry) -> None:
@@ -133,23 +135,24 @@ def _check_metric_implementations(registry: Registry) -> None:
     against their signatures now, so a typo stops the run before inference, not at scoring."""
     from vlmhyperbench.metrics.loader import MetricLoadError, load_metric
 
-    problems: list[str] = []
+    problems: list[Problem] = []
     for name, entry in registry.metrics.items():
-        path = registry.path_of("metrics", name)
+        path = str(registry.path_of("metrics", name))
         try:
             metric = load_metric(entry.implementation)
         except MetricLoadError as exc:
-            problems.append(f"{path}: implementation: {exc}")
+            problems.append(Problem(path, ("implementation",), str(exc)))
             continue
         try:
             metric = load_metric(entry.implementation, entry.aggregate)
         except MetricLoadError as exc:
-            problems.append(f"{path}: aggregate: {exc}")
+            problems.append(Problem(path, ("aggregate",), str(exc)))
             continue
         for param in metric.unknown_params(entry.params):
-            problems.append(
-                f"{path}: params.{param}: {entry.implementation} takes no parameter "
-                f"{param!r} (it takes: {', '.join(metric.accepted_params()) or 'none'})"
+            message = (
+                f"{entry.implementation} takes no parameter {param!r} "
+                f"(it takes: {', '.join(metric.accepted_params()) or 'none'})"
             )
+            problems.append(Problem(path, ("params", param), message))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)

@@ -1,7 +1,9 @@
-"""Pydantic models of the registry entries and the experiment config.
+"""Pydantic models of the registry entries and the experiment config: every rule about what a
+config may hold is written here, once.
 
 Every model forbids unknown keys, so a typo (``max_model_lenght``) is an error, not a silent
-default.
+default. ``workflow/schemas/config.schema.yaml`` is generated from :class:`ExperimentConfig`
+(``python -m vlmhyperbench.config.json_schema``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ BackendName = Literal["hf", "vllm", "sglang", "openai", "tesseract"]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class StrictTypes(Strict):
+    """The experiment config's own settings take JSON's types as they are (``"4"`` is not an
+    int), as its JSON schema says."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -264,8 +273,8 @@ class MetricEntry(Strict):
 
 
 # --------------------------------------------------------------------------- experiment
-class InferenceSettings(Strict):
-    concurrency: int = Field(default=4, gt=0)
+class InferenceSettings(StrictTypes):
+    concurrency: int = Field(default=4, ge=1)
     request_timeout_s: float = Field(default=300, gt=0)
     max_retries: int = Field(default=2, ge=0)
     startup_timeout_s: float = Field(default=600, gt=0)
@@ -274,12 +283,12 @@ class InferenceSettings(Strict):
     stall_timeout_s: float = Field(default=60, gt=0)
 
 
-class ScoringSettings(Strict):
+class ScoringSettings(StrictTypes):
     bootstrap: int = Field(default=1000, ge=0)
     seed: int = 0
 
 
-class Overrides(Strict):
+class Overrides(StrictTypes):
     """Partial entries deep-merged over the registry entries before validation."""
 
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -288,7 +297,7 @@ class Overrides(Strict):
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class ContainerSettings(Strict):
+class ContainerSettings(StrictTypes):
     """Where the stage images (built from ``containers/``) are pulled from, for ``--sdm
     apptainer``; a model entry's own ``container`` wins."""
 
@@ -296,7 +305,7 @@ class ContainerSettings(Strict):
     tag: str = Field(default="0.1.0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-class RunOverrides(Strict):
+class RunOverrides(StrictTypes):
     """A run block's own partial entries, for its (model, task) pairs only. Datasets and
     metrics are shared by every block: override those at the top level."""
 
@@ -304,23 +313,23 @@ class RunOverrides(Strict):
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class RunBlock(Strict):
+class RunBlock(StrictTypes):
     """``models × tasks``, optionally with the block's own overrides and a sample limit."""
 
     models: list[Name] = Field(min_length=1)
     tasks: list[Name] = Field(min_length=1)
     overrides: RunOverrides = Field(default_factory=RunOverrides)
-    limit: int | None = Field(default=None, gt=0)
+    limit: int | None = Field(default=None, ge=1)
 
 
-class ExperimentConfig(Strict):
-    """The run matrix is the union of the blocks in ``runs``; the top-level ``models`` ×
-    ``tasks`` (the original form) is one more block."""
+class ExperimentConfig(StrictTypes):
+    """The experiment (config/config.yaml). The run matrix is the union of the blocks in
+    ``runs``; the top-level ``models`` × ``tasks`` (the original form) is one more block."""
 
     name: str = "experiment"
     registry_dir: str = "config"
-    models: list[Name] = Field(default_factory=list)
-    tasks: list[Name] = Field(default_factory=list)
+    models: list[Name] = Field(default_factory=list, min_length=1)
+    tasks: list[Name] = Field(default_factory=list, min_length=1)
     runs: list[RunBlock] = Field(default_factory=list)
     overrides: Overrides = Field(default_factory=Overrides)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)

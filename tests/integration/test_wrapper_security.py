@@ -275,7 +275,11 @@ def test_remote_images_when_enabled_are_bounded(
     tiny_model_dirs: dict[str, Path], image_site: str
 ) -> None:
     backend = HFBackend(BackendConfig(model=str(tiny_model_dirs["llava"]), threads=1))
-    loader = MediaLoader(limits=MediaLimits(max_image_bytes=MAX_IMAGE), allow_remote=True)
+    loader = MediaLoader(
+        limits=MediaLimits(max_image_bytes=MAX_IMAGE),
+        allow_remote=True,
+        allowed_private_hosts=["127.0.0.1"],  # the image site is on loopback
+    )
     name = str(tiny_model_dirs["llava"])
     with TestClient(create_app(backend, media_loader=loader)) as client:
         while client.get("/health").status_code != 200:

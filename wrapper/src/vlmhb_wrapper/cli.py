@@ -22,6 +22,7 @@ from vlmhb_wrapper.backends import available_backends, resolve_backend
 from vlmhb_wrapper.backends.base import BackendConfig
 from vlmhb_wrapper.media import MediaLimits, MediaLoader
 from vlmhb_wrapper.prompt import GenerationDefaults
+from vlmhb_wrapper.remote_media import PrivateHosts
 from vlmhb_wrapper.security import register_secret
 
 __all__ = ["build_config", "build_parser", "log_config", "main"]
@@ -49,6 +50,14 @@ def _port(text: str) -> int:
         # Port 0 would bind a random port that nobody could discover: the caller must pick one.
         raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {value}")
     return value
+
+
+def _private_hosts(text: str) -> list[str]:
+    try:
+        PrivateHosts.parse([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return [part.strip() for part in text.split(",")]
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -116,7 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument(
         "--allow-remote-media",
         action="store_true",
-        help="let the server fetch http(s) image URLs (off by default)",
+        help="let the server fetch http(s) image URLs (off by default) from public addresses",
+    )
+    security.add_argument(
+        "--allow-private-media-hosts",
+        metavar="HOST[,HOST...]",
+        type=_private_hosts,
+        action="extend",
+        default=[],
+        help="with --allow-remote-media: host names, IPs or CIDRs that may be fetched although "
+        "loopback, private or link-local (repeatable; none: only public addresses)",
     )
     security.add_argument(
         "--max-request-bytes",
@@ -357,6 +375,7 @@ def serve(args: argparse.Namespace) -> None:
                 max_request_pixels=args.max_request_pixels,
             ),
             allow_remote=args.allow_remote_media,
+            allowed_private_hosts=tuple(args.allow_private_media_hosts),
         ),
         defaults=GenerationDefaults(
             default_max_tokens=min(args.default_max_tokens, args.max_new_tokens_limit),

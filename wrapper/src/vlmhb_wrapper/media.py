@@ -8,7 +8,10 @@ Accepted sources:
   without following a final symlink and checked again through ``/proc/self/fd`` (so a path
   swapped for a symlink between the check and the open cannot escape);
 * ``http(s)://`` URLs - only when remote fetching is enabled (off by default: a benchmark
-  client already holds the bytes, and a server fetching URLs for clients is an SSRF vector).
+  client already holds the bytes, and a server fetching URLs for clients is an SSRF vector),
+  and then only from public addresses, or private ones the operator named
+  (:mod:`vlmhb_wrapper.remote_media`); a refusal or a failed fetch says only that the URL is
+  not allowed or could not be fetched, never why at the socket level.
 
 Limits are enforced before work is done: the byte size before decoding base64 / reading a
 file / while downloading; the pixel count of each image and of all images of a request from
@@ -25,6 +28,7 @@ import base64
 import binascii
 import contextlib
 import io
+import logging
 import os
 import stat
 import warnings
@@ -34,12 +38,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlmhb_wrapper.backends.base import ImageSegment
 from vlmhb_wrapper.errors import InvalidRequestError, PayloadTooLargeError
+from vlmhb_wrapper.remote_media import PrivateHosts, RemoteOpener, URLNotAllowed
 
 __all__ = ["MediaLimits", "MediaLoader"]
+
+logger = logging.getLogger(__name__)
 
 _PARAM = "messages.content.image_url"
 _MIME = {
@@ -78,10 +86,16 @@ class MediaLoader:
     allowed_media_roots: Sequence[Path] = ()
     limits: MediaLimits = field(default_factory=MediaLimits)
     allow_remote: bool = False
+    # --allow-private-media-hosts: names, IPs, CIDRs remote fetching may reach although private
+    allowed_private_hosts: Sequence[str] = ()
+    _remote: RemoteOpener = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         roots = tuple(Path(r).expanduser().resolve() for r in self.allowed_media_roots)
         object.__setattr__(self, "allowed_media_roots", roots)
+        private_hosts = PrivateHosts.parse(self.allowed_private_hosts)
+        remote = RemoteOpener(private_hosts, timeout_s=self.limits.remote_timeout_s)
+        object.__setattr__(self, "_remote", remote)
 
     def load(self, url: str, *, decode: bool = True) -> ImageSegment:
         """Check the image at ``url``; with ``decode`` also return it as an RGB PIL image.
@@ -209,16 +223,11 @@ class MediaLoader:
             )
 
     def _fetch(self, url: str) -> bytes:
-        import httpx
-
         limit = self.limits.max_image_bytes
         try:
-            with (
-                httpx.Client(timeout=self.limits.remote_timeout_s, follow_redirects=True) as client,
-                client.stream("GET", url) as response,
-            ):
+            with self._remote.open(url) as response:
                 if response.status_code != 200:
-                    raise _bad(f"fetching the image failed: HTTP {response.status_code}")
+                    raise _fetch_failed(url, f" (HTTP {response.status_code})")
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise _too_large(f"remote image has {declared} bytes, {self._bytes_limit()}")
@@ -228,8 +237,13 @@ class MediaLoader:
                     if len(buf) > limit:
                         raise _too_large(f"remote image is too large: {self._bytes_limit()}")
                 return bytes(buf)
-        except httpx.HTTPError as exc:
-            raise _bad(f"fetching the image failed: {type(exc).__name__}: {exc}") from None
+        except URLNotAllowed:
+            raise _bad(f"image URL not allowed: {url}", code="image_url_not_allowed") from None
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            # The cause (refused, timed out, unresolvable...) is for the operator's log only:
+            # told to the client it would make this server a port scanner.
+            logger.info("could not fetch image URL %s: %s: %s", url, type(exc).__name__, exc)
+            raise _fetch_failed(url) from None
 
     # ----------------------------------------------------------------------------- decoding
 
@@ -299,6 +313,10 @@ def _to_data_url(data: bytes, fmt: str | None) -> str:
 
 def _bad(message: str, *, code: str | None = "invalid_image_url") -> InvalidRequestError:
     return InvalidRequestError(message, param=_PARAM, code=code)
+
+
+def _fetch_failed(url: str, detail: str = "") -> InvalidRequestError:
+    return _bad(f"could not fetch image URL: {url}{detail}", code="image_url_fetch_failed")
 
 
 def _too_large(message: str) -> PayloadTooLargeError:

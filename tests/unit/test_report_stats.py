@@ -11,7 +11,6 @@ import pytest
 
 from vlmhyperbench.metrics.aggregate import aggregate
 from vlmhyperbench.reporting.stats import (
-    Resampling,
     holm,
     mcnemar_exact,
     mcnemar_exact_matrix,
@@ -19,6 +18,7 @@ from vlmhyperbench.reporting.stats import (
     paired_test,
     power_multiplier,
 )
+from vlmhyperbench.stats.resampling import Resampling
 
 
 def _pairs(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,9 @@ module turns a group of rows into ``{"value", "ci_low", "ci_high", "n", "n_sampl
 Rows whose ``value`` is NaN (not applicable, e.g. latency of a failed request) are left out of
 means and statistics. When an ``id`` occurs in several rows (per-field metrics) the bootstrap
 resamples ids, and where rows carry a ``doc_id`` (several questions about one page) it
-resamples whole pages — clusters, not rows. ``n_errors``/``error_rate`` count the group's samples
-whose prediction failed.
+resamples whole pages — clusters, not rows. The draws come from
+:mod:`vlmhyperbench.stats.resampling`, the engine behind the report's paired tests too.
+``n_errors``/``error_rate`` count the group's samples whose prediction failed.
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ import pandas as pd
 
 from vlmhyperbench.metrics.base import ColumnSums, ValuesStatistic, extras_of
 from vlmhyperbench.runtime.io import stable_hash
+from vlmhyperbench.stats.resampling import (
+    bootstrap_statistic,
+    bootstrap_sums,
+    cluster_index,
+    cluster_labels,
+    cluster_sums,
+    row_resamples,
+)
 
-GROUP_COLUMNS: tuple[str, ...] = ("doc_class", "question_type", "subset", "field")
+# The score files' (and the summary's) groupings, in the order the report shows them.
+GROUP_COLUMNS: tuple[str, ...] = ("doc_class", "question_type", "field", "subset")
 ValueFn = Callable[[pd.DataFrame], float]
-
-# Upper bound on resampled cells held at once by the vectorised bootstraps.
-_MAX_CHUNK_CELLS = 4_000_000
 
 
 def accepted(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,68 +95,6 @@ def _rng(seed: int, column: str, group: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(stable_hash([column, group]), 16)])
 
 
-def _chunks(n_boot: int, width: int) -> list[int]:
-    chunk = max(1, _MAX_CHUNK_CELLS // max(1, width))
-    return [min(chunk, n_boot - start) for start in range(0, n_boot, chunk)]
-
-
-def _mean_bootstrap(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    n = len(values)
-    return np.concatenate(
-        [values[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in _chunks(n_boot, n)]
-    )
-
-
-def _statistic_bootstrap(
-    values: np.ndarray, statistic: Callable, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    n = len(values)
-    return np.concatenate(
-        [statistic(values[rng.integers(0, n, size=(size, n))]) for size in _chunks(n_boot, n)]
-    )
-
-
-def _sums_bootstrap(
-    stats: np.ndarray, from_sums: Callable, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Resample rows of ``stats`` (n, k): counts matrix @ stats, then ``from_sums``."""
-    n = len(stats)
-    out = []
-    for size in _chunks(n_boot, n):
-        index = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(index.ravel(), minlength=size * n).reshape(size, n)
-        out.append(from_sums(counts @ stats))
-    return np.concatenate(out)
-
-
-def _frame_bootstrap(
-    frame: pd.DataFrame,
-    value_fn: ValueFn,
-    n_boot: int,
-    rng: np.random.Generator,
-    clusters: np.ndarray | None,
-) -> np.ndarray:
-    if clusters is None:
-        n = len(frame)
-        return np.array(
-            [value_fn(frame.iloc[rng.integers(0, n, size=n)]) for _ in range(n_boot)], dtype=float
-        )
-    keys, inverse = np.unique(clusters, return_inverse=True)
-    members = [np.flatnonzero(inverse == k) for k in range(len(keys))]
-    out = []
-    for _ in range(n_boot):
-        chosen = rng.integers(0, len(keys), size=len(keys))
-        out.append(value_fn(frame.iloc[np.concatenate([members[c] for c in chosen])]))
-    return np.array(out, dtype=float)
-
-
-def _cluster_sums(stats: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    _, inverse = np.unique(clusters, return_inverse=True)
-    summed = np.zeros((inverse.max() + 1, stats.shape[1]))
-    np.add.at(summed, inverse, stats)
-    return summed
-
-
 def _as_float(value: Any) -> float | None:
     """JSON-safe float: NaN (or None) becomes None."""
     if value is None:
@@ -164,17 +109,6 @@ def _ids(frame: pd.DataFrame) -> np.ndarray:
     return np.arange(len(frame)).astype(str)
 
 
-def _clusters(frame: pd.DataFrame) -> np.ndarray:
-    """The bootstrap's resampling unit per row: the page (``doc_id``) where the row has one,
-    else the sample id (so a per-field metric still resamples whole samples)."""
-    ids = np.array(["s:" + i for i in _ids(frame).tolist()], dtype=object)
-    if "doc_id" not in frame:
-        return ids
-    has_doc = frame["doc_id"].notna().to_numpy()
-    ids[has_doc] = ["d:" + str(d) for d in frame["doc_id"].to_numpy()[has_doc]]
-    return ids
-
-
 def _error_counts(frame: pd.DataFrame) -> tuple[int, int, float]:
     ids = _ids(frame)
     n_samples = len(set(ids.tolist()))
@@ -183,6 +117,57 @@ def _error_counts(frame: pd.DataFrame) -> tuple[int, int, float]:
     failed = ids[frame["error"].notna().to_numpy()]
     n_errors = len(set(failed.tolist()))
     return n_samples, n_errors, n_errors / n_samples
+
+
+def _clusters(frame: pd.DataFrame) -> np.ndarray:
+    """The bootstrap's resampling unit per row: its page or its sample (see
+    :func:`~vlmhyperbench.stats.resampling.cluster_labels`)."""
+    doc_ids = frame["doc_id"].to_numpy() if "doc_id" in frame else None
+    return cluster_labels(_ids(frame), doc_ids)
+
+
+def _ratio(sums: np.ndarray) -> np.ndarray:
+    return sums[..., 0] / sums[..., 1]
+
+
+def _row_means(values: np.ndarray) -> np.ndarray:
+    return values.mean(axis=-1)
+
+
+SumStatistics = tuple[np.ndarray | None, Callable[[np.ndarray], np.ndarray] | None]
+
+
+def _sum_statistics(
+    method: Aggregation, frame: pd.DataFrame, values: np.ndarray, clustered: bool
+) -> SumStatistics:
+    """The per-row statistics and the function of their sums, where the value is one: a sums
+    aggregate, or the mean over clustered rows (Σ value / Σ 1, resampling clusters)."""
+    if method.row_stats is not None:
+        return method.row_stats(frame), method.from_sums
+    if method.frame_fn is None and method.statistic is None and clustered:
+        return np.column_stack([values, np.ones(len(values))]), _ratio
+    return None, None
+
+
+def _bootstrap(
+    method: Aggregation,
+    frame: pd.DataFrame,
+    values: np.ndarray,
+    sums: SumStatistics,
+    labels: np.ndarray | None,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The group's value in each of ``n_boot`` resamples (of ``labels``' clusters, else rows)."""
+    unit_stats, from_sums = sums
+    if unit_stats is not None:
+        return bootstrap_sums(unit_stats, from_sums, n_boot, rng)
+    if method.statistic is not None:
+        return bootstrap_statistic(values, method.statistic, n_boot, rng)
+    if method.frame_fn is not None:
+        resamples = row_resamples(len(frame), labels, n_boot, rng)
+        return np.array([method.frame_fn(frame.iloc[rows]) for rows in resamples], dtype=float)
+    return bootstrap_statistic(values, _row_means, n_boot, rng)
 
 
 def summarize(
@@ -201,27 +186,17 @@ def summarize(
     if method.drops_nan and len(frame):
         frame = frame[~np.isnan(frame["value"].to_numpy(dtype=float))]
     n = len(frame)
-    empty = {"value": None, "ci_low": None, "ci_high": None, "n": 0, **counts}
     if n == 0:
-        return empty
-    ids = _clusters(frame)
-    clustered = len(set(ids.tolist())) < n
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 0, **counts}
+    labels = _clusters(frame)
+    clustered = len(set(labels.tolist())) < n
     values = frame["value"].to_numpy(dtype=float)
-    stats = None
-    from_sums = method.from_sums
-    if method.row_stats is not None:
-        stats = method.row_stats(frame)
-    elif method.frame_fn is None and method.statistic is None and clustered:
-        stats = np.column_stack([values, np.ones(n)])  # mean over rows, resampling ids
+    unit_stats, from_sums = _sum_statistics(method, frame, values, clustered)
+    if unit_stats is not None and clustered:
+        unit_stats = cluster_sums(unit_stats, *cluster_index(labels))
 
-        def from_sums(sums: np.ndarray) -> np.ndarray:
-            return sums[..., 0] / sums[..., 1]
-
-    if stats is not None and clustered:
-        stats = _cluster_sums(stats, ids)
-
-    if stats is not None:
-        value = float(from_sums(stats.sum(axis=0)))
+    if unit_stats is not None:
+        value = float(from_sums(unit_stats.sum(axis=0)))
     elif method.statistic is not None:
         value = float(method.statistic(values[None, :])[0])
     elif method.frame_fn is not None:
@@ -229,27 +204,19 @@ def summarize(
     else:
         value = float(values.mean())
 
-    units = len(stats) if stats is not None else n
+    units = len(unit_stats) if unit_stats is not None else n
     constant = method.frame_fn is None and method.row_stats is None and np.all(values == values[0])
     if units == 1 or constant:
         # Every resample of one unit (or of identical values) gives the value itself.
         point = _as_float(value)
         return {"value": point, "ci_low": point, "ci_high": point, "n": n, **counts}
-    if n_boot <= 0:
-        return {"value": _as_float(value), "ci_low": None, "ci_high": None, "n": n, **counts}
-    if stats is not None:
-        boots = _sums_bootstrap(stats, from_sums, n_boot, rng)
-    elif method.statistic is not None:
-        boots = _statistic_bootstrap(values, method.statistic, n_boot, rng)
-    elif method.frame_fn is not None:
-        boots = _frame_bootstrap(frame, method.frame_fn, n_boot, rng, ids if clustered else None)
-    else:
-        boots = _mean_bootstrap(values, n_boot, rng)
+    boots = np.array([])
+    if n_boot > 0:
+        sums = (unit_stats, from_sums)
+        boots = _bootstrap(method, frame, values, sums, labels if clustered else None, n_boot, rng)
     boots = boots[~np.isnan(boots)]
-    if boots.size == 0:
-        return {"value": _as_float(value), "ci_low": None, "ci_high": None, "n": n, **counts}
     alpha = (1.0 - ci) / 2.0
-    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha]) if boots.size else (None, None)
     return {
         "value": _as_float(value),
         "ci_low": _as_float(low),

@@ -17,7 +17,6 @@ import pandas as pd
 from vlmhyperbench.reporting.results import Results, SampleScores
 from vlmhyperbench.reporting.stats import (
     ALPHA,
-    Resampling,
     holm,
     is_binary,
     mcnemar_exact,
@@ -25,6 +24,7 @@ from vlmhyperbench.reporting.stats import (
     paired_matrix,
     power_multiplier,
 )
+from vlmhyperbench.stats.resampling import Resampling, cluster_labels
 
 COMPARISON_COLUMNS = [
     "task",
@@ -79,7 +79,7 @@ def _aligned(
     ids = sorted(set().union(*(set(entries[m].ids.tolist()) for m in models)))
     position = {sample_id: k for k, sample_id in enumerate(ids)}
     matrix = np.full((len(models), len(ids)), math.nan)
-    clusters = np.array([f"s:{i}" for i in ids], dtype=object)
+    clusters = cluster_labels(ids).astype(object)
     for row, model in enumerate(models):
         entry = entries[model]
         index = np.fromiter((position[i] for i in entry.ids), dtype=np.int64, count=len(entry.ids))

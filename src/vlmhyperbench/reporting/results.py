@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from vlmhyperbench.pipeline.provenance import PROVENANCE_DIR
 from vlmhyperbench.reporting.summary import OVERALL, SUMMARY_COLUMNS
+from vlmhyperbench.stats.resampling import cluster_labels
 
 VALUE_COLUMNS = ("id", "value", "doc_id", "origin", "severity", "subset")
 TEXT_COLUMNS = ("question", "reference", "prediction", "error")
@@ -148,8 +149,7 @@ def read_sample_scores(path: Path, with_text: bool) -> SampleScores:
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype(float)
     table = _per_sample(table)
     ids = table["id"].to_numpy(dtype=object)
-    docs = _text_column(table, "doc_id")
-    clusters = np.where(docs != "", "d:" + docs.astype(str), "s:" + ids.astype(str))
+    clusters = cluster_labels(ids, _text_column(table, "doc_id"))
     severity = (
         pd.to_numeric(table["severity"], errors="coerce").to_numpy(dtype=float)
         if "severity" in table

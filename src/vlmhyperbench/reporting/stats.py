@@ -3,7 +3,8 @@
 The resampling unit is the cluster (a page, ``doc_id``; a sample is its own cluster where the
 manifest has none). Every model's per-sample values of one (task, metric) sit in one matrix, and
 one draw of resampled cluster counts (and one of cluster sign flips) serves every model and
-metric of the task: a bootstrap of 20 models is two matrix products, not 190 pair loops.
+metric of the task: a bootstrap of 20 models is two matrix products, not 190 pair loops. The
+draws come from :mod:`vlmhyperbench.stats.resampling`, the engine behind the score files' CIs too.
 McNemar's exact test, Holm's correction and the power calculation come from statsmodels.
 """
 
@@ -19,48 +20,10 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
+from vlmhyperbench.stats.resampling import Resampling
+
 ALPHA = 0.05
 POWER = 0.8
-# Upper bound on cells of one resampling matrix chunk (n_boot × clusters).
-_MAX_CELLS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Resampling:
-    """Cluster membership of a task's samples and seeded resampling draws over the clusters.
-
-    ``counts`` (n_boot × K): how often each cluster is drawn in each bootstrap resample;
-    ``signs`` (n_boot × K): a random ±1 per cluster per permutation (sign-flip) draw.
-    """
-
-    inverse: np.ndarray  # sample → cluster index
-    n_clusters: int
-    counts: np.ndarray
-    signs: np.ndarray
-
-    @classmethod
-    def draw(cls, clusters: np.ndarray, n_boot: int, seed: int) -> Resampling:
-        _, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
-        k = int(inverse.max()) + 1 if inverse.size else 0
-        rng = np.random.default_rng(seed)
-        counts = np.zeros((n_boot, k))
-        if k:
-            step = max(1, _MAX_CELLS // k)
-            for start in range(0, n_boot, step):
-                size = min(step, n_boot - start)
-                index = rng.integers(0, k, size=(size, k)) + (np.arange(size) * k)[:, None]
-                block = np.bincount(index.ravel(), minlength=size * k).reshape(size, k)
-                counts[start : start + size] = block
-        signs = rng.integers(0, 2, size=(n_boot, k)).astype(float) * 2.0 - 1.0
-        return cls(inverse=inverse, n_clusters=k, counts=counts, signs=signs)
-
-    def cluster_sums(self, values: np.ndarray) -> np.ndarray:
-        """Sum (…, n_samples) values into (…, K) cluster totals (NaN counts as 0)."""
-        values = np.nan_to_num(np.atleast_2d(values), nan=0.0)
-        out = np.zeros((values.shape[0], self.n_clusters))
-        for row, column in enumerate(values):
-            out[row] = np.bincount(self.inverse, weights=column, minlength=self.n_clusters)
-        return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Statistics shared by the score files' intervals and the report's paired tests."""

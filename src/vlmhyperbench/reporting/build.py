@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS
 from vlmhyperbench.pipeline.provenance import UNKNOWN
 from vlmhyperbench.reporting import figures, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
@@ -33,7 +34,6 @@ from vlmhyperbench.reporting.summary import OVERALL
 from vlmhyperbench.runtime.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.report")
-GROUP_COLUMNS = ("doc_class", "question_type", "field", "subset")
 CSV_FLOAT = "%.6g"
 
 

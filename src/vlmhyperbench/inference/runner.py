@@ -28,12 +28,12 @@ import openai
 
 from vlmhyperbench.config.schema import InferenceSettings, ModelEntry, TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
-from vlmhyperbench.pipeline.fingerprints import effective_generation
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import health
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
-from vlmhyperbench.runtime.io import atomic_write
 from vlmhyperbench.inference.prompts import TaskPrompts
+from vlmhyperbench.pipeline.fingerprints import effective_generation
+from vlmhyperbench.runtime.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.predict")
 
@@ -155,6 +155,192 @@ def _backoff(attempt: int, exc: openai.APIError) -> float:
         return min(8.0, 0.5 * 2**attempt)
 
 
+class _ServerFailure(Exception):
+    """A request failed for the server's reasons, not the sample's: retry it or stop."""
+
+    def __init__(self, error: openai.APIError, cause: str) -> None:
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
+
+
+class Sender:
+    """Sends one run's pending samples to the server at ``base_url``, ``concurrency`` at a time,
+    and journals each record as it arrives.
+
+    A server failure is retried with backoff; when the retries run out or the server's
+    ``/health`` fails, or the server is silent for ``stall_timeout_s`` with requests waiting and
+    fails its ``/health``, the run stops: nothing more is sent, requests in flight are abandoned
+    (not journaled), and :attr:`why_stopped` says why (the first cause wins).
+    """
+
+    def __init__(
+        self, run: PredictRun, base_url: str, pending: list[Sample], stats: RunStats
+    ) -> None:
+        self.run = run
+        self.base_url = base_url
+        self.settings = run.settings
+        self.pending = pending
+        self.stats = stats
+        self.generation = effective_generation(run.model, run.task)
+        self.progress_every = max(1, len(pending) // 20)
+        self.why_stopped: str | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        # The last sign of life from the server: a response (of any kind), or the moment a
+        # request went out while none was waiting. ``in_flight``: sent and not yet answered.
+        self.last_activity = time.monotonic()
+        self.in_flight = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.run.model.name}/{self.run.task.name}"
+
+    async def send_all(self) -> None:
+        """Send every pending sample; returns when all are journaled or the run has stopped."""
+        semaphore = asyncio.Semaphore(self.settings.concurrency)
+        async with openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self.run.api_key,
+            max_retries=0,  # retried here, with the cause and count in the log
+            timeout=self.settings.request_timeout_s,
+        ) as client:
+            watchdog = asyncio.create_task(self.watch_for_stall())
+            self.tasks.extend(
+                asyncio.create_task(self.answer(client, semaphore, sample))
+                for sample in self.pending
+            )
+            try:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+            finally:
+                watchdog.cancel()
+            for task in self.tasks:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # a bug, not a server failure: let it show
+
+    async def answer(
+        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, sample: Sample
+    ) -> None:
+        """Send one sample when a slot is free, and journal its record."""
+        async with semaphore:
+            if self.why_stopped is not None:
+                return
+            record = await self.send(client, sample)
+            if record is not None:
+                self.record_answer(sample, record)
+
+    async def send(self, client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any] | None:
+        """The sample's record, or ``None`` when the run stopped on a server failure."""
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                return await self.request(client, sample)
+            except _ServerFailure as failure:
+                alive, detail = await self.server_health()
+                if not alive or attempt == self.settings.max_retries:
+                    tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+                    health_note = f"; its /health: {detail}" if not alive else ""
+                    self.stop(f"sample {sample.id}: {failure.cause} (after {tries}){health_note}")
+                    return None
+                await self.wait_to_retry(sample, attempt, failure)
+        return None
+
+    async def request(self, client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any]:
+        """One request: the model's answer or the sample's own error (a bad image, a 4xx);
+        raises :class:`_ServerFailure` when the server failed."""
+        if not self.in_flight:
+            self.last_activity = time.monotonic()
+        self.in_flight += 1
+        try:
+            return await _request(client, self.run, sample, self.generation)
+        except (SampleInputError, ValueError) as exc:
+            return _error_record(sample.id, str(exc))
+        except openai.APIError as exc:
+            cause = _infrastructure_failure(exc)
+            if cause is None:  # 4xx: this request is wrong (a bad image, too long…)
+                status = getattr(exc, "status_code", "?")
+                return _error_record(sample.id, f"HTTP {status}: {exc.message}")
+            raise _ServerFailure(exc, cause) from exc
+        finally:
+            self.in_flight -= 1
+            self.last_activity = time.monotonic()
+
+    async def wait_to_retry(self, sample: Sample, attempt: int, failure: _ServerFailure) -> None:
+        delay = _backoff(attempt, failure.error)
+        self.stats.retries += 1
+        log.warning(
+            "%s: sample %s: %s; retry %d of %d in %.1f s",
+            self.label,
+            sample.id,
+            failure.cause,
+            attempt + 1,
+            self.settings.max_retries,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    async def server_health(self) -> tuple[bool, str]:
+        timeout_s = min(10.0, self.settings.stall_timeout_s)
+        return await asyncio.to_thread(health, self.base_url, timeout_s, self.run.api_key)
+
+    async def watch_for_stall(self) -> None:
+        """A server that sends nothing for ``stall_timeout_s`` while requests wait and fails
+        its ``/health`` is hung: stop (a busy but healthy one is left to finish)."""
+        stall_timeout_s = self.settings.stall_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, stall_timeout_s / 4))
+            if self.in_flight == 0 or self.silent_s() < stall_timeout_s:
+                continue
+            alive, detail = await self.server_health()
+            if not alive and self.in_flight and self.why_stopped is None:
+                self.stop(
+                    f"no answer for {self.silent_s():.0f} s to {self.in_flight} requests in "
+                    f"flight (stall_timeout_s: {stall_timeout_s:g}) and its /health failed: "
+                    f"{detail}"
+                )
+                return
+
+    def silent_s(self) -> float:
+        return time.monotonic() - self.last_activity
+
+    def stop(self, cause: str) -> None:
+        """End the run: nothing more is sent, requests in flight are abandoned (not journaled)."""
+        if self.why_stopped is not None:
+            return
+        self.why_stopped = cause
+        log.error("%s: stopping: %s", self.label, cause)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+
+    def record_answer(self, sample: Sample, record: dict[str, Any]) -> None:
+        """Journal the sample's record (under what it sent) and count it; show progress."""
+        record["request"] = self.run.requests[sample.id]
+        self.run.journal.append(record)
+        self.stats.sent += 1
+        self.stats.errors += record["error"] is not None
+        if self.stats.sent % self.progress_every == 0 or self.stats.sent == len(self.pending):
+            log.info(
+                "%s: %d/%d sent, %d errors, %d retries",
+                self.label,
+                self.stats.sent,
+                len(self.pending),
+                self.stats.errors,
+                self.stats.retries,
+            )
+
+    def aborted(self) -> PredictionAborted:
+        """The error that ends the job after a stop: the model, the server, the cause, and
+        what the journal keeps."""
+        stats, run = self.stats, self.run
+        return PredictionAborted(
+            f"{self.label}: the server at {self.base_url} stopped answering: "
+            f"{self.why_stopped}. {stats.sent} of {len(self.pending)} samples were answered in "
+            f"this run ({stats.retries} retries) and are kept in {run.journal.path} with the "
+            f"{stats.already_done} answered before; re-run to send only the missing samples "
+            f"({len(run.pending())})"
+        )
+
+
 async def _predict(run: PredictRun, base_url: str) -> RunStats:
     pending = run.pending()
     stats = RunStats(
@@ -171,140 +357,10 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
     )
     if not pending:
         return stats
-    settings = run.settings
-    generation = effective_generation(run.model, run.task)
-    semaphore = asyncio.Semaphore(settings.concurrency)
-    progress_every = max(1, len(pending) // 20)
-    why_stopped: list[str] = []
-    tasks: list[asyncio.Task[None]] = []
-    # The last sign of life from the server: a response (of any kind), or the moment a request
-    # went out while none was waiting. ``in_flight``: requests sent and not yet answered.
-    last_activity = time.monotonic()
-    in_flight = 0
-
-    def stop(cause: str) -> None:
-        """End the run: nothing more is sent, requests in flight are abandoned (not journaled)."""
-        if why_stopped:
-            return
-        why_stopped.append(cause)
-        log.error("%s/%s: stopping: %s", run.model.name, run.task.name, cause)
-        current = asyncio.current_task()
-        for task in tasks:
-            if task is not current:
-                task.cancel()
-
-    async def server_health() -> tuple[bool, str]:
-        return await asyncio.to_thread(
-            health, base_url, min(10.0, settings.stall_timeout_s), run.api_key
-        )
-
-    async def watch_for_stall() -> None:
-        """A server that sends nothing for ``stall_timeout_s`` while requests wait and fails
-        its ``/health`` is hung: stop (a busy but healthy one is left to finish)."""
-        nonlocal last_activity
-        while True:
-            await asyncio.sleep(min(1.0, settings.stall_timeout_s / 4))
-            silent = time.monotonic() - last_activity
-            if in_flight == 0 or silent < settings.stall_timeout_s:
-                continue
-            alive, detail = await server_health()
-            if not alive and in_flight and not why_stopped:
-                silent = time.monotonic() - last_activity
-                stop(
-                    f"no answer for {silent:.0f} s to {in_flight} requests in flight "
-                    f"(stall_timeout_s: {settings.stall_timeout_s:g}) and its /health failed: "
-                    f"{detail}"
-                )
-                return
-
-    async def send(client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any] | None:
-        """The sample's record, or ``None`` when the run stopped on a server failure."""
-        nonlocal last_activity, in_flight
-        for attempt in range(settings.max_retries + 1):
-            if not in_flight:
-                last_activity = time.monotonic()
-            in_flight += 1
-            try:
-                return await _request(client, run, sample, generation)
-            except (SampleInputError, ValueError) as exc:
-                return _error_record(sample.id, str(exc))
-            except openai.APIError as exc:
-                error, cause = exc, _infrastructure_failure(exc)
-                if cause is None:  # 4xx: this request is wrong (a bad image, too long…)
-                    status = getattr(exc, "status_code", "?")
-                    return _error_record(sample.id, f"HTTP {status}: {exc.message}")
-            finally:
-                in_flight -= 1
-                last_activity = time.monotonic()
-            alive, detail = await server_health()
-            if not alive or attempt == settings.max_retries:
-                tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
-                health_note = f"; its /health: {detail}" if not alive else ""
-                stop(f"sample {sample.id}: {cause} (after {tries}){health_note}")
-                return None
-            delay = _backoff(attempt, error)
-            stats.retries += 1
-            log.warning(
-                "%s/%s: sample %s: %s; retry %d of %d in %.1f s",
-                run.model.name,
-                run.task.name,
-                sample.id,
-                cause,
-                attempt + 1,
-                settings.max_retries,
-                delay,
-            )
-            await asyncio.sleep(delay)
-        return None
-
-    async with openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=run.api_key,
-        max_retries=0,  # retried here, with the cause and count in the log
-        timeout=settings.request_timeout_s,
-    ) as client:
-
-        async def one(sample: Sample) -> None:
-            async with semaphore:
-                if why_stopped:
-                    return
-                record = await send(client, sample)
-                if record is None:
-                    return
-                record["request"] = run.requests[sample.id]
-                run.journal.append(record)
-                stats.sent += 1
-                stats.errors += record["error"] is not None
-                if stats.sent % progress_every == 0 or stats.sent == len(pending):
-                    log.info(
-                        "%s/%s: %d/%d sent, %d errors, %d retries",
-                        run.model.name,
-                        run.task.name,
-                        stats.sent,
-                        len(pending),
-                        stats.errors,
-                        stats.retries,
-                    )
-
-        watchdog = asyncio.create_task(watch_for_stall())
-        tasks.extend(asyncio.create_task(one(sample)) for sample in pending)
-        try:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            watchdog.cancel()
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # a bug, not a server failure: let it show
-
-    if why_stopped:
-        missing = len(run.pending())
-        raise PredictionAborted(
-            f"{run.model.name}/{run.task.name}: the server at {base_url} stopped answering: "
-            f"{why_stopped[0]}. {stats.sent} of {len(pending)} samples were answered in this "
-            f"run ({stats.retries} retries) and are kept in {run.journal.path} with the "
-            f"{stats.already_done} answered before; re-run to send only the missing samples "
-            f"({missing})"
-        )
+    sender = Sender(run, base_url, pending, stats)
+    await sender.send_all()
+    if sender.why_stopped is not None:
+        raise sender.aborted()
     return stats
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vlmhb_wrapper.admission import Slot
 from vlmhb_wrapper.app import create_app
 from vlmhb_wrapper.backends.base import (
     Backend,
@@ -32,6 +33,7 @@ from vlmhb_wrapper.backends.base import (
 from vlmhb_wrapper.backends.engine import VLLMBackend
 from vlmhb_wrapper.backends.proxy import OpenAIBackend, OpenAIUpstream
 from vlmhb_wrapper.cli import build_parser
+from vlmhb_wrapper.prometheus import WrapperMetrics
 
 DELAY = 0.25  # seconds a "slow" answer takes
 
@@ -295,6 +297,25 @@ def test_refused_requests_take_no_slot() -> None:
 def test_create_app_refuses_a_limit_below_1() -> None:
     with pytest.raises(ValueError, match="max_concurrent_requests"):
         create_app(_SlowBackend(BackendConfig(model="m")), max_concurrent_requests=0)
+
+
+def test_a_slot_is_counted_in_flight_and_released_once() -> None:
+    """The streamed path may release a slot twice (its close, then an error): it acts once."""
+    metrics = WrapperMetrics()
+    freed: list[int] = []
+
+    def in_flight() -> str:
+        return next(
+            line.split()[1]
+            for line in metrics.render().splitlines()
+            if line.startswith("vlmhb_requests_in_flight ")
+        )
+
+    slot = Slot(0.25, metrics, lambda: freed.append(1))
+    assert slot.waited_s == 0.25 and in_flight() == "1"
+    slot.release()
+    slot.release()
+    assert freed == [1] and in_flight() == "0"
 
 
 # ------------------------------------------------------------------------------------- CLI

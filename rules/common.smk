@@ -1,12 +1,10 @@
 import os
 import sys
-from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
-from vlmhyperbench.pipeline import containers
+from vlmhyperbench.pipeline import containers, snakemake_compat
 from vlmhyperbench.pipeline.backend_specs import preflight_problems
 from vlmhyperbench.config import ConfigError, load_experiment
 from vlmhyperbench.config.sources import ConfigSources
@@ -15,10 +13,12 @@ from vlmhyperbench.pipeline.plan import Plan, alternation
 from vlmhyperbench.runtime.s3 import (
     S3AccessError,
     check_buckets,
-    fix_directory_existence_check,
     is_s3,
     workflow_s3_settings,
 )
+
+# Stops at once outside the Snakemake versions whose internals the workflow relies on.
+snakemake_compat.require_supported(snakemake_compat.SNAKEMAKE)
 
 
 def _config_sources():
@@ -57,8 +57,6 @@ def _load_plan():
 
 
 PLAN = _load_plan()
-# Serve jobs on one machine claim GPUs here (vlmhyperbench.inference.gpu_slots).
-GPU_SLOTS_DIR = ".snakemake/gpu-slots"
 EXPERIMENT = PLAN.experiment
 # The repository root, for the conda envs' post-deploy scripts (they install this project).
 os.environ.setdefault("VLMHB_SOURCE", str(Path(workflow.basedir).parent.resolve()))
@@ -72,14 +70,18 @@ IMAGES = {
 
 def _check_storage():
     """Smart Sync (ADR-004): before any job, check that every bucket the run reads or writes
-    exists and accepts the credentials, so a typo or a bad key is one clear error."""
+    exists and accepts the credentials, so a typo or a bad key is one clear error. Not for
+    ``snakemake -n`` or ``--lint``: planning contacts no bucket."""
     uris = PLAN.storage_uris()
     settings = workflow.storage_settings
     if settings.default_storage_provider == "s3" and settings.default_storage_prefix:
         uris.append(settings.default_storage_prefix)
     if not uris:
         return
-    fix_directory_existence_check()  # directory outputs written by pods (see its docstring)
+    # directory outputs written by pods (see its docstring)
+    snakemake_compat.fix_s3_directory_existence_check()
+    if snakemake_compat.planning_only(workflow):
+        return
     try:
         check_buckets(uris, workflow_s3_settings(workflow))
     except S3AccessError as error:
@@ -91,11 +93,12 @@ _check_storage()
 
 def _check_engines():
     """A local run stops before any job when the machine lacks what a model's backend needs
-    (e.g. Tesseract's language data), with what to install. Containers bring their own.
+    (e.g. Tesseract's language data), with what to install. Containers bring their own; a dry
+    run or ``--lint`` runs no job, so it needs nothing.
     """
     from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-    if not workflow.local_exec or workflow.dryrun:
+    if snakemake_compat.planning_only(workflow):
         return
     if DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method:
         return
@@ -139,24 +142,21 @@ def _placeholder_servers():
     and a service job with no consumer is never stopped. So the status file is present (not
     "missing output"), the serve job's inputs are ``ancient()`` (not "updated input"), and the
     mark a killed run leaves on the file (``--rerun-incomplete`` would force the serve job
-    alone) is removed here: the status file is never worth keeping. Snakemake's file-based
-    persistence (the default) keeps that mark under ``.snakemake/incomplete``.
+    alone) is removed here (``snakemake_compat.remove_incomplete_marks``): the status file is
+    never worth keeping.
 
     With the file present and ``ancient()`` on the predict jobs' input, adding a task re-runs
     that task (and its model's server) only: otherwise Snakemake re-runs every consumer of a
     job it runs ("input files updated by another job"). Snakemake deletes the placeholder
     before the serve job starts.
     """
-    prefix = workflow.storage_settings.default_storage_prefix
     for model in PLAN.served_models:
         path = Path(PLAN.server(model))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
-        keys = [str(path)] + ([f"{prefix.rstrip('/')}/{path}"] if prefix else [])
-        for key in keys:
-            marker = urlsafe_b64encode(key.encode()).decode()
-            (Path(".snakemake") / "incomplete" / marker).unlink(missing_ok=True)
+        keys = snakemake_compat.persistence_keys(workflow, path)
+        snakemake_compat.remove_incomplete_marks(workflow, keys)
 
 
 _placeholder_servers()
@@ -165,11 +165,12 @@ _placeholder_servers()
 def server_status(model):
     """The serve job's status file as its rules name it. Where jobs share a filesystem (local
     runs) ``local()`` keeps it out of the default storage. Without one (Kubernetes) ``local()``
-    would make Snakemake run the model's group in the main process (``Job.is_local`` in
-    snakemake/jobs.py), so there it is a storage file: the jobs of the model's pod share its local
-    copy, and the copy the pod stores afterwards plays the placeholder's part."""
+    would make Snakemake run the model's group in the main process
+    (``snakemake_compat.local_files_stay_with_their_jobs``), so there it is a storage file: the
+    jobs of the model's pod share its local copy, and the copy the pod stores afterwards plays the
+    placeholder's part."""
     path = PLAN.server(model)
-    if SharedFSUsage.INPUT_OUTPUT in workflow.storage_settings.shared_fs_usage:
+    if snakemake_compat.local_files_stay_with_their_jobs(workflow):
         return local(path)
     return path
 
@@ -196,7 +197,7 @@ def get_serve_spec(model):
                 *PLAN.media_roots(model),
                 str(workflow.storage_settings.local_storage_prefix),
             ],
-            gpu_slots_dir=GPU_SLOTS_DIR,
+            gpu_slots_dir=str(snakemake_compat.GPU_SLOTS_DIR),
             model_path=input.get("model"),
         )
 

@@ -6,7 +6,8 @@ with ``--default-storage-provider s3``. The model entry asks for a package that 
 folder has (no index): uv installs it at job start into an overlay the wrapper runs with.
 
 The tests in this module run in order on one workdir: a first run, a second run after a change that
-re-runs predict (nothing fetched, the overlay reused), then the error paths (dry runs).
+re-runs predict (nothing fetched, the overlay reused), then the error paths (runs that stop
+before any job).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def test_missing_bucket_is_a_clear_error(run: dict) -> None:
         write_yaml(
             entry_path, {**entry, "source": {"type": "s3", "uri": "s3://no-such-bucket/x/v1"}}
         )
-        result = snakemake(workdir, "-n", *STORAGE_ARGS, env=run["env"], check=False)
+        # a real run: a dry run contacts no bucket (test_planning_side_effects.py)
+        result = snakemake(workdir, *STORAGE_ARGS, env=run["env"], check=False)
     finally:
         write_yaml(entry_path, entry)
     assert result.returncode != 0
@@ -170,7 +172,7 @@ def test_missing_bucket_is_a_clear_error(run: dict) -> None:
 )
 def test_bad_credentials_are_a_clear_error(run: dict, variable: str, reason: str) -> None:
     env = {**run["env"], variable: "wrong-wrong-wrong"}
-    result = snakemake(run["workdir"], "-n", *STORAGE_ARGS, env=env, check=False)
+    result = snakemake(run["workdir"], *STORAGE_ARGS, env=env, check=False)  # stops at parse
     assert result.returncode != 0
     out = output_of(result)
     assert "access to bucket 'datasets'" in out and reason in out

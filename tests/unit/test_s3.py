@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 
 from tests.s3server import S3Server, s3_server
-from vlmhyperbench.runtime import s3 as s3mod
 from vlmhyperbench.runtime.s3 import (
     S3AccessError,
     S3Settings,
@@ -104,33 +102,3 @@ def test_push_dataset_needs_a_manifest_and_a_versioned_key(
         push_dataset(tmp_path, "s3://unit-bucket/ds/v1", client)
     # "ds/v1" being taken does not block "ds/v10"
     assert push_dataset(tmp_path, "s3://unit-bucket/ds/v10", client)
-
-
-def test_directory_outputs_written_elsewhere_are_seen(
-    server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The plugin's storage object, asked before and after another process (a pod) uploaded a
-    directory under its key, must see it the second time."""
-    plugin = pytest.importorskip("snakemake_storage_plugin_s3")
-    # a pristine class for this test, so the patch is tested from scratch
-    monkeypatch.setattr(plugin.StorageObject, "exists", plugin.StorageObject.exists)
-    monkeypatch.delattr(plugin.StorageObject, "_vlmhb_dir_fix", raising=False)
-    provider = plugin.StorageProvider(
-        local_prefix=tmp_path / "storage",
-        logger=logging.getLogger("test"),
-        settings=plugin.StorageProviderSettings(
-            endpoint_url=server.endpoint,
-            access_key=server.access_key,
-            secret_key=server.secret_key,
-        ),
-    )
-
-    def directory_appears(name: str) -> bool:
-        obj = provider.object(f"s3://unit-bucket/out/{name}")
-        assert not obj.exists()
-        server.client().put_object(Bucket="unit-bucket", Key=f"out/{name}/file.png", Body=b"x")
-        return obj.exists()
-
-    assert not directory_appears("unpatched"), "plugin fixed upstream: drop the workaround"
-    assert s3mod.fix_directory_existence_check()
-    assert directory_appears("patched")

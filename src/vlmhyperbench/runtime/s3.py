@@ -119,35 +119,6 @@ class S3Settings:
         return self.endpoint_url or "AWS S3"
 
 
-def fix_directory_existence_check() -> bool:
-    """Work around ``snakemake-storage-plugin-s3`` (≤ 0.3.6) remembering "not a directory".
-
-    Its storage object caches the answer of ``is_dir()``; the main process asks before a job runs
-    (the output is missing: ``False``) and asks again after the job to see whether the output
-    arrived — on Kubernetes a pod uploaded it meanwhile, but the cached ``False`` makes a directory
-    output (``data/{dataset}/images``, ``models/tiny/{model}``) look missing forever
-    ("Missing files after 60 seconds"). Local runs never see it: the uploading object updates its
-    own cache. The fix forgets a negative answer before each existence check (positive answers and
-    plain files cost nothing extra). Returns whether the plugin was patched.
-    """
-    try:
-        from snakemake_storage_plugin_s3 import StorageObject
-    except ImportError:
-        return False
-    if getattr(StorageObject, "_vlmhb_dir_fix", False):
-        return True
-    original = StorageObject.exists
-
-    def exists(self: Any) -> bool:
-        if getattr(self, "_is_dir", None) is False:
-            self._is_dir = None
-        return original(self)
-
-    StorageObject.exists = exists
-    StorageObject._vlmhb_dir_fix = True
-    return True
-
-
 def workflow_s3_settings(workflow: Any) -> S3Settings:
     """The S3 settings a Snakemake run uses: the storage plugin's (``--storage-s3-*`` on the CLI
     or in the profile, its ``SNAKEMAKE_STORAGE_S3_*`` variables), gaps filled from ``AWS_*``."""

@@ -9,7 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from vlmhyperbench.cli import app
-from vlmhyperbench.cli.profile import K8sProfile, user_profile_dir
+from vlmhyperbench.cli.profile import K8sProfile
+from vlmhyperbench.pipeline.snakemake_compat import user_profile_dir
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vlmhyperbench.pipeline import snakemake_compat
+
 profile_app = typer.Typer(help="Snakemake profiles (Kubernetes).", no_args_is_help=True)
 console = Console()
 
@@ -118,13 +120,6 @@ class K8sProfile:
         )
 
 
-def user_profile_dir(name: str) -> Path:
-    """Where ``snakemake --profile NAME`` looks after the working directory."""
-    from snakemake.common import get_appdirs
-
-    return Path(get_appdirs().user_config_dir) / name
-
-
 @profile_app.command("install")
 def install(
     name: Annotated[str, typer.Argument(help="Profile to install: k8s.")],
@@ -177,7 +172,7 @@ def install(
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
-    folder = dest or user_profile_dir(name)
+    folder = dest or snakemake_compat.user_profile_dir(name)
     target = folder / PROFILE_FILE
     if target.exists() and not force:
         console.print(f"[red]{target} exists[/red]; pass --force to overwrite")
@@ -191,4 +186,4 @@ def install(
 @profile_app.command("path")
 def path(name: Annotated[str, typer.Argument(help="Profile name.")] = "k8s") -> None:
     """Print where `install` writes the profile (and `snakemake --profile NAME` looks)."""
-    console.print(str(user_profile_dir(name) / PROFILE_FILE), soft_wrap=True)
+    console.print(str(snakemake_compat.user_profile_dir(name) / PROFILE_FILE), soft_wrap=True)

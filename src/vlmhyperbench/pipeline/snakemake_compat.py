@@ -17,6 +17,8 @@ Each workaround has a test that fails when the upstream behaviour it relies on c
 * A ``local()`` file keeps its job off the executor where no filesystem is shared
   (:func:`local_files_stay_with_their_jobs`).
 * The S3 plugin remembers "not a directory" (:func:`fix_s3_directory_existence_check`).
+* ``snakemake --profile NAME`` looks in Snakemake's user config folder
+  (:func:`user_profile_dir`, from ``snakemake.common.get_appdirs``, not a documented API).
 """
 
 from __future__ import annotations
@@ -173,3 +175,11 @@ def fix_s3_directory_existence_check() -> bool:
     StorageObject.exists = exists
     StorageObject._vlmhb_dir_fix = True
     return True
+
+
+def user_profile_dir(name: str) -> Path:
+    """Where ``snakemake --profile NAME`` looks after the working directory (``vlmhb profile
+    install`` writes there)."""
+    from snakemake.common import get_appdirs
+
+    return Path(get_appdirs().user_config_dir) / name

@@ -8,16 +8,16 @@ requests it gets: a refusal must come before any connection.
 
 from __future__ import annotations
 
-import http.server
 import io
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.http_server import QuietHandler, loopback_http_server
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("torch")
@@ -42,38 +42,20 @@ def image_site() -> Iterator[ImageSite]:
     png = buf.getvalue()
     requests: list[str] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             requests.append(self.path)
             if self.path.startswith("/to/"):  # /to/<host> redirects to <host>:<port>/ok.png
-                self.send_response(302)
-                self.send_header("Location", f"http://{self.path[4:]}:{port}/ok.png")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.redirect(f"http://{self.path[4:]}:{port}/ok.png")
             elif self.path == "/here":
-                self.send_response(301)
-                self.send_header("Location", "/ok.png")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.redirect("/ok.png", status=301)
             elif self.path == "/ok.png":
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(png)))
-                self.end_headers()
-                self.wfile.write(png)
+                self.send_body(200, png, "image/png")
             else:
                 self.send_error(404)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield ImageSite(port, requests)
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_http_server(Handler) as port:
+        yield ImageSite(port, requests)
 
 
 def _start(start_wrapper: Any, model_dir: Path, *extra: str) -> Any:

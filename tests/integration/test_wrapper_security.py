@@ -9,12 +9,10 @@ default (and bounded when enabled), secrets never in the log, loopback bind by d
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import os
 import secrets
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.http_server import QuietHandler, loopback_http_server
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("torch")
@@ -249,26 +249,16 @@ def test_binds_loopback_by_default(server: Any) -> None:
 def image_site() -> Iterator[str]:
     files = {"/ok.png": _png((30, 30), "green"), "/big.png": _noise_png(300)}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             data = files.get(self.path)
             if data is None:
                 self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            else:
+                self.send_body(200, data, "image/png")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with loopback_http_server(Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_remote_images_when_enabled_are_bounded(

@@ -10,11 +10,9 @@ without a packet sent: the refusals below must happen before any connection at a
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import ipaddress
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from vlmhb_wrapper import remote_media
 from vlmhb_wrapper.errors import InvalidRequestError
 from vlmhb_wrapper.media import MediaLoader
 from vlmhb_wrapper.remote_media import PrivateHosts, RemoteOpener, URLNotAllowed, is_public
+
+from tests.http_server import QuietHandler, loopback_http_server
 
 
 @dataclass
@@ -107,35 +107,19 @@ PNG = _png()
 def site() -> Iterator[Site]:
     hosts: list[str] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             hosts.append(self.headers["Host"])
             path, _, target = self.path.partition("?to=")
             if path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", unquote(target).replace("PORT", str(port)))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if path != "/ok.png":
+                self.redirect(unquote(target).replace("PORT", str(port)))
+            elif path == "/ok.png":
+                self.send_body(200, PNG, "image/png")
+            else:
                 self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG)))
-            self.end_headers()
-            self.wfile.write(PNG)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield Site(port, hosts)
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_http_server(Handler) as port:
+        yield Site(port, hosts)
 
 
 def _refusal(loader: MediaLoader, url: str) -> InvalidRequestError:

@@ -13,12 +13,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.http_server import QuietHandler, loopback_http_server
 from vlmhyperbench.config.schema import InferenceSettings, ModelEntry, TaskEntry
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.inference.journal import Journal
@@ -81,19 +83,9 @@ def completion(text: str) -> dict:
 
 
 def handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # quiet
-            pass
-
+    class Handler(QuietHandler):
         def reply(self, status: int, body: dict, headers: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send_body(status, json.dumps(body).encode(), "application/json", headers)
 
         def do_GET(self) -> None:
             if self.path == "/health":
@@ -112,21 +104,18 @@ def handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., tuple[FakeServer, str]]]:
-    started: list[tuple[FakeServer, ThreadingHTTPServer]] = []
+    fakes: list[FakeServer] = []
+    with ExitStack() as servers:
 
-    def start(behaviour: Behaviour, **options: object) -> tuple[FakeServer, str]:
-        fake = FakeServer(behaviour, **options)  # type: ignore[arg-type]
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake))
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-        started.append((fake, httpd))
-        return fake, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        def start(behaviour: Behaviour, **options: object) -> tuple[FakeServer, str]:
+            fake = FakeServer(behaviour, **options)  # type: ignore[arg-type]
+            port = servers.enter_context(loopback_http_server(handler_for(fake)))
+            fakes.append(fake)
+            return fake, f"http://127.0.0.1:{port}/v1"
 
-    yield start
-    for fake, httpd in started:
-        fake.release.set()
-        httpd.shutdown()
-        httpd.server_close()
+        yield start
+        for fake in fakes:
+            fake.release.set()
 
 
 def make_run(tmp_path: Path, n: int, **settings: object) -> PredictRun:

@@ -2,8 +2,9 @@
 
 Runs the demo (the repo's ``config/``, copied into a temp workdir) from scratch, then adds a
 registered metric to some of its tasks (``chrf`` to ``demo_ocr`` and ``demo_field_vqa`` by
-default: on no task yet) and runs again. The second run must run only that metric's score jobs,
-``summarize``, ``report`` and ``all`` - no ``serve_*``, no ``predict_*`` - and start no model
+default: on no task yet) and runs again. The second run must run only that metric's score jobs
+(``score`` jobs whose ``metric`` wildcard is that metric), ``summarize``, ``report`` and ``all`` -
+no other score job, no ``serve_*``, no ``predict_*`` - and start no model
 server: no new ``loaded <model>`` line in ``logs/serve/*.wrapper.log`` (a run that starts
 no server leaves them as they are). Prints both wall times, their ratio and the jobs of the
 second run (from its Snakemake log); exits non-zero when a job outside those ran or a server
@@ -27,10 +28,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.helpers import job_counts, read_yaml, write_yaml  # noqa: E402
+from tests.helpers import job_counts, read_yaml, score_jobs, write_yaml  # noqa: E402
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
-ALLOWED = {"summarize", "report", "all"}
+ALLOWED = {"score", "summarize", "report", "all"}
 
 
 def add_metric(root: Path, metric: str, tasks: list[str]) -> None:
@@ -104,10 +105,11 @@ def main() -> None:
         for name, count in {**loads_after, **loads_before}.items()
         if loads_after.get(name, 0) != loads_before.get(name, 0)
     }
-    unexpected = sorted(
-        rule for rule in added_jobs if rule not in ALLOWED and rule != f"score_{args.metric}"
-    )
-    missing = sorted(rule for rule in (*ALLOWED, f"score_{args.metric}") if rule not in added_jobs)
+    added_scores = score_jobs(added_log)
+    unexpected = sorted(rule for rule in added_jobs if rule not in ALLOWED)
+    unexpected += sorted(f"score of {m}" for m in added_scores if m != args.metric)
+    missing = sorted(rule for rule in ALLOWED if rule not in added_jobs)
+    missing += [f"score of {args.metric}"] if args.metric not in added_scores else []
 
     print(f"demo: + {args.metric} on {', '.join(args.tasks)}")
     print(f"{'run':<12} {'jobs':>5} {'wall s':>8}")
@@ -115,6 +117,7 @@ def main() -> None:
     print(f"{'add metric':<12} {sum(added_jobs.values()):>5} {added_s:>8.1f}")
     print(f"ratio add/full: {added_s / full_s:.2f}")
     print("add-metric run jobs: " + ", ".join(f"{r} {n}" for r, n in sorted(added_jobs.items())))
+    print("its score jobs by metric: " + ", ".join(f"{m} {n}" for m, n in added_scores.items()))
     print(f"model loads in the full run: {sum(loads_before.values())} ({loads_before})")
     print(f"model loads in the add-metric run: {sum(new_loads.values())}")
     problems = []

@@ -226,10 +226,13 @@ def get_predict_fingerprint(model):
     return lambda wildcards: PLAN.predict_fingerprint(model, wildcards.task)
 
 
-def get_score_fingerprint(metric):
-    return lambda wildcards: PLAN.score_fingerprint(
-        metric, wildcards.task, wildcards.model
-    )
+def get_score_spec(wildcards):
+    """What the score job needs, as JSON: it reads no config."""
+    return PLAN.score_spec(wildcards.metric, wildcards.task, wildcards.model)
+
+
+def get_score_fingerprint(wildcards):
+    return PLAN.score_fingerprint(wildcards.metric, wildcards.task, wildcards.model)
 
 
 def get_import_source(wildcards):

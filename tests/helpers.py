@@ -112,3 +112,20 @@ def job_counts(output: str) -> dict[str, int]:
         if parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def score_jobs(output: str) -> dict[str, int]:
+    """Score jobs per metric in a snakemake run's or dry run's job listing: the ``metric``
+    wildcard of each ``rule score:`` block (one rule scores every metric)."""
+    counts: dict[str, int] = {}
+    in_score = False
+    for line in output.splitlines():
+        line = line.strip()
+        if line.endswith(":") and line.split()[0] in ("rule", "localrule"):
+            in_score = line in ("rule score:", "localrule score:")
+        elif in_score and line.startswith("wildcards:"):
+            pairs = line.removeprefix("wildcards:").strip().split(", ")
+            metric = dict(pair.split("=", 1) for pair in pairs)["metric"]
+            counts[metric] = counts.get(metric, 0) + 1
+            in_score = False
+    return counts

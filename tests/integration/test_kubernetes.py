@@ -150,8 +150,8 @@ def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
         assert sorted(pod) == sorted(
             [f"serve_{model}"] + [f"predict_{model}"] * counts[f"predict_{model}"]
         )
-    score_jobs = sum(n for rule, n in counts.items() if rule.startswith("score_"))
-    score_pods = [p for p in pods if all(rule.startswith("score_") for rule in p)]
+    score_jobs = counts["score"]
+    score_pods = [p for p in pods if set(p) == {"score"}]
     assert len(score_pods) == math.ceil(score_jobs / 10)
     assert sum(len(p) for p in score_pods) == score_jobs
     assert sorted(map(sorted, pods)).count(["report"]) == 1
@@ -239,7 +239,7 @@ def target_jobs(job: dict) -> list[str]:
 
 
 def pods_by_kind(api: RecordingKubeAPI) -> dict[str, list[dict]]:
-    """The pods created, by the set of rules they run (``predict_m+serve_m``, ``score_…``)."""
+    """The pods created, by the set of rules they run (``predict_m+serve_m``, ``score``)."""
     out: dict[str, list[dict]] = {}
     for job in api.submitted_jobs():
         rules = sorted({spec.split(":", 1)[0] for spec in target_jobs(job)})
@@ -280,15 +280,16 @@ def test_one_pod_per_model_and_grouped_score_pods(run: dict) -> None:
     model_pod = f"predict_{MODEL}+serve_{MODEL}"
     assert {kind: len(jobs) for kind, jobs in pods.items()} == {
         "generate_dataset": 1, "build_tiny_model": 1, model_pod: 1,
-        "score_anls+score_exact_match": 1, "summarize": 1, "report": 1,
+        "score": 1, "summarize": 1, "report": 1,
     }  # fmt: skip
     assert sum(len(jobs) for jobs in pods.values()) == 1 + 5
     (model_job,) = pods[model_pod]
     assert target_jobs(model_job) == sorted(
         [f"serve_{MODEL}:", f"predict_{MODEL}:task={TASK}", f"predict_{MODEL}:task={TASK2}"]
     )
-    (score_job,) = pods["score_anls+score_exact_match"]
-    assert len(target_jobs(score_job)) == 3
+    (score_job,) = pods["score"]
+    metrics = [spec.rpartition("metric=")[2].split(",")[0] for spec in target_jobs(score_job)]
+    assert sorted(metrics) == ["anls", "exact_match", "exact_match"]
     # The pod ran the server and both predict jobs, stopped the server when they were done and
     # ended (exit 0: test_the_run_finishes_with_results_in_the_bucket).
     log = run["api"].runs[model_job["metadata"]["name"]].log
@@ -382,7 +383,7 @@ def test_pod_specs(run: dict) -> None:
             continue
         assert "nvidia.com/gpu" not in json.dumps(resources)
         assert not spec.get("tolerations")
-        if kind.startswith("score_"):
+        if kind == "score":
             # Three score jobs at 1 CPU, 1000 MB and 1000 MB of disk each (not the defaults), run
             # `--cores` (2: the workflow profile's) at a time: the pod asks for two jobs' worth.
             assert resources["requests"]["cpu"] == cpu_request(2)

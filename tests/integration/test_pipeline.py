@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import job_counts, make_workdir, read_yaml, snakemake, write_yaml
+from tests.helpers import job_counts, make_workdir, read_yaml, score_jobs, snakemake, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,8 @@ def test_second_run_has_nothing_to_do(workdir: Path) -> None:
 def test_adding_a_metric_runs_only_its_score_jobs(workdir: Path) -> None:
     set_override(workdir, "tasks", "demo_field_vqa", {"metrics": ["exact_match", "anls", "cer"]})
     dry = snakemake(workdir, "-n")
-    assert job_counts(dry.stdout) == {"score_cer": 2, "summarize": 1, "report": 1, "all": 1}
+    assert job_counts(dry.stdout) == {"score": 2, "summarize": 1, "report": 1, "all": 1}
+    assert score_jobs(dry.stdout) == {"cer": 2}
 
     before = snapshot(prediction_files(workdir))
     snakemake(workdir)
@@ -108,13 +109,12 @@ def test_changing_one_prompt_reruns_only_that_task(workdir: Path) -> None:
         "serve_tiny-idefics3": 1,
         "predict_tiny-llava": 1,
         "predict_tiny-idefics3": 1,
-        "score_accuracy": 2,
-        "score_macro_f1": 2,
-        "score_exact_match": 2,
+        "score": 6,
         "summarize": 1,
         "report": 1,
         "all": 1,
     }
+    assert score_jobs(dry.stdout) == {"accuracy": 2, "macro_f1": 2, "exact_match": 2}
     untouched = snapshot(prediction_files(workdir, ["demo_field_vqa"]))
     changed = snapshot(prediction_files(workdir, ["demo_doc_class"]))
     snakemake(workdir)

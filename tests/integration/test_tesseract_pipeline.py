@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.helpers import job_counts, make_workdir, read_yaml, snakemake, write_yaml
+from tests.helpers import job_counts, make_workdir, read_yaml, score_jobs, snakemake, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,8 @@ def test_dry_run_plans_exactly_the_listed_pairs(tmp_path: Path) -> None:
             {"models": ["tesseract-rus"], "tasks": ["demo_ocr"]},
         ],
     )
-    counts = job_counts(snakemake(workdir, "-n").stdout)
+    dry = snakemake(workdir, "-n").stdout
+    counts = job_counts(dry)
     assert {k: v for k, v in counts.items() if k.startswith("predict_")} == {
         "predict_tiny-llava": 3,
         "predict_tiny-idefics3": 1,
@@ -47,8 +48,10 @@ def test_dry_run_plans_exactly_the_listed_pairs(tmp_path: Path) -> None:
     }
     # vqa: exact_match, anls, cer; classification: accuracy, macro_f1, exact_match;
     # ocr: cer, wer, cer_corpus (twice)
-    assert counts["score_cer"] == 4  # 2 × demo_field_vqa + 2 × demo_ocr
-    assert counts["score_accuracy"] == 1 and counts["score_wer"] == 2
+    metrics = score_jobs(dry)
+    assert metrics["cer"] == 4  # 2 × demo_field_vqa + 2 × demo_ocr
+    assert metrics["accuracy"] == 1 and metrics["wer"] == 2
+    assert counts["score"] == sum(metrics.values()) == 2 * 3 + 3 + 2 * 3
 
 
 def test_missing_tesseract_data_stops_before_any_job(tmp_path: Path) -> None:

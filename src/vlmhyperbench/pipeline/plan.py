@@ -20,9 +20,10 @@ from vlmhyperbench.config.schema import (
 )
 from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.inference.prompts import TaskPrompts
+from vlmhyperbench.metrics.score_job import score_spec
+from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.runtime.s3 import is_s3
 
 DATA_DIR = "data"
@@ -52,6 +53,7 @@ class Plan:
     _score_fingerprints: dict[tuple[str, str, str | None, str | None], str] = field(
         init=False, default_factory=dict
     )
+    _score_specs: dict[tuple[str, str, str], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Read prompt files and compile every template now: a bad one stops the workflow
@@ -204,6 +206,20 @@ class Plan:
                 registry.metrics[metric], registry.tasks[task], manifest
             )
         return self._score_fingerprints[key]
+
+    def score_spec(self, metric: str, task: str, model: str) -> str:
+        """The score job's ``params.spec``: the same for every model of a run block."""
+        pair = self.experiment.pair(model, task)
+        if metric not in pair.task_entry.metrics:
+            raise ValueError(f"{metric!r} is not a metric of the task {task!r}")
+        key = (metric, task, pair.block)
+        if key not in self._score_specs:
+            self._score_specs[key] = score_spec(
+                self.experiment.registry.metrics[metric],
+                pair.task_entry,
+                self.experiment.config.scoring,
+            )
+        return self._score_specs[key]
 
     def all_scores(self, ext: str = "json") -> list[str]:
         """Only the run matrix's (model, task) pairs."""

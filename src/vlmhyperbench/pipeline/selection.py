@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from vlmhyperbench.config.schema import TaskEntry
-from vlmhyperbench.datasets.manifest import Sample
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the score job selects from plain data, without the config package
+    from vlmhyperbench.config.schema import TaskEntry
+    from vlmhyperbench.datasets.manifest import Sample
 
 
 def select_samples(task: TaskEntry, samples: list[Sample]) -> list[Sample]:
-    filters = task.filters
+    return select(samples, task.filters.model_dump(), task.limit)
+
+
+def select(
+    samples: list[Sample], filters: Mapping[str, Sequence[str]], limit: int | None
+) -> list[Sample]:
+    """``filters``: a task's ``Filters`` as a dict (``doc_class``, ``question_type``, ``subset``:
+    keep samples whose field is in the list; an empty list keeps all)."""
     chosen = [
         sample
         for sample in samples
-        if (not filters.doc_class or sample.doc_class in filters.doc_class)
-        and (not filters.question_type or sample.question_type in filters.question_type)
-        and (not filters.subset or sample.subset in filters.subset)
+        if all(not wanted or getattr(sample, name) in wanted for name, wanted in filters.items())
     ]
-    return chosen[: task.limit] if task.limit else chosen
+    return chosen[:limit] if limit else chosen

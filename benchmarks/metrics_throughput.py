@@ -1,8 +1,8 @@
 """What a user waits for in the score stage: one score job on 100,000 synthetic Russian samples.
 
 For each metric: the whole score job (``score_predictions``, the library call of
-``scripts/score.py``: read the manifest and the predictions, score, aggregate with 1,000
-bootstrap resamples overall and per group, write the parquet and the JSON), side by side with
+``vlmhyperbench.metrics.score_job``: read the manifest and the predictions, score, aggregate
+with 1,000 bootstrap resamples overall and per group, write the parquet and the JSON), beside
 the bare library calls on the same pairs (rapidfuzz / jiwer / sacrebleu / json, no I/O). Prints
 seconds per metric, the ratio score job ÷ bare calls, and the score job's peak memory (each
 score job runs in a fresh process, so the peak is its own: maxrss, imports included). Each arm

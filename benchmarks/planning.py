@@ -7,8 +7,11 @@ with its model's serve job, score per (model, task, metric),
 summary, a report on the summary, the score tables and the predictions). The plain Snakefile has
 one generic rule per stage, constant strings, no input functions and ``shell:`` bodies - the
 least Snakemake itself can cost for that DAG; the goal is ours <= 1.5x its time and peak memory.
-A third arm is the same plain Snakefile with ``script:`` bodies, as our rules have: Snakemake
-reads a script rule's source once per job while planning, a cost of its own. Sizes are timed in
+Ours has one rule per model for serve and predict and one ``score`` rule with a ``{metric}``
+wildcard, whose params (the job's ``--spec`` and fingerprint) are input functions. A third arm is
+the same plain Snakefile with ``script:`` bodies, as our predict, summarize and report rules have
+(the score and serve rules are ``shell:``): Snakemake reads a script rule's source once per job
+while planning, a cost of its own. Sizes are timed in
 alternating rounds (best time of ``--rounds``, highest peak); peak memory is the child's max
 RSS (``os.wait4``).
 

@@ -88,9 +88,6 @@ class Experiment:
         names = {m for t in self.tasks.values() for m in t.metrics}
         return {name: self.registry.metrics[name] for name in sorted(names)}
 
-    def tasks_with_metric(self, metric: str) -> list[str]:
-        return [name for name, task in self.tasks.items() if metric in task.metrics]
-
     def tasks_of(self, model: str) -> list[str]:
         """The tasks the matrix runs ``model`` on."""
         return [p.task for p in self.pairs if p.model == model]

@@ -203,7 +203,7 @@ class Backend(ABC):
     needs_decoded_images: ClassVar[bool] = True
     #: The task kinds (``vqa``, ``ocr``, ...) the backend can serve; None: any. An OCR engine
     #: answers no question, so it declares ``{"ocr"}``. The benchmark's config validation
-    #: mirrors this in ``vlmhyperbench.backends`` (it must not import backends).
+    #: mirrors this in ``vlmhyperbench.pipeline.backend_specs`` (it must not import backends).
     task_kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: BackendConfig) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from vlmhyperbench.config.schema import MetricEntry, TaskEntry
-from vlmhyperbench.pipeline.fingerprints import score_fingerprint, source_hash
 from vlmhyperbench.metrics.source import clear_caches, dependency_sources
+from vlmhyperbench.pipeline.fingerprints import score_fingerprint, source_hash
 
 
 def test_builtin_metrics_of_one_module_have_their_own_dependencies() -> None:

@@ -195,4 +195,3 @@ def report(
     for warning in built.warnings:
         console.print(f"[yellow]gap[/yellow]: {warning}", soft_wrap=True, highlight=False)
     console.print(f"wrote {len(built.files)} files into {out} ({out / 'index.html'})")
-

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
-from vlmhyperbench.runtime.io import atomic_write, atomic_write_json
 from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS, accepted, aggregate
 from vlmhyperbench.metrics.loader import Metric, load_metric
+from vlmhyperbench.runtime.io import atomic_write, atomic_write_json
 
 MISSING_PREDICTION = "missing prediction"
 NULL_PREDICTION = "null prediction"

@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 CORES  ?= 2
+# Test processes (pytest-xdist): the integration tests mostly wait on servers and subprocesses, so
+# two workers halve the suite's wall time on 2 cores; a test file stays on one worker (its
+# module fixtures are built once). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 # CPU torch is pinned in constraints.txt: an unpinned torch pulls a multi-GB CUDA build.
 INSTALL_INPUTS := pyproject.toml wrapper/pyproject.toml constraints.txt
 # Debian packages (Tesseract, Chromium, texlive): one list, src/vlmhyperbench/debian_packages.txt;
@@ -37,7 +41,7 @@ demo:
 test:
 	@$(DEBIAN) test
 	@$(MAKE) --no-print-directory $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint:
 	@$(DEBIAN) lint

@@ -134,16 +134,18 @@ def get_manifest(wildcards):
 
 def _placeholder_servers():
     """An empty file where each serve job's status will be, made at parse time if missing, and
-    no "incomplete" mark on it.
+    no record of earlier runs of it.
 
     A serve job must never need to run on its own account: Snakemake then leaves out of the
     run every consumer whose input from it is ``ancient()`` and present (dag.py,
     ``update_needrun``: the consumers are masked, then skipped as "no other reason to run"),
     and a service job with no consumer is never stopped. So the status file is present (not
-    "missing output"), the serve job's inputs are ``ancient()`` (not "updated input"), and the
-    mark a killed run leaves on the file (``--rerun-incomplete`` would force the serve job
-    alone) is removed here (``snakemake_compat.remove_incomplete_marks``): the status file is
-    never worth keeping.
+    "missing output"), the serve job's inputs are ``ancient()`` (not "updated input"), and what
+    Snakemake recorded of earlier runs of the file is removed here
+    (``snakemake_compat.forget_earlier_runs``): the mark a killed run leaves on it
+    (``--rerun-incomplete`` would force the serve job alone) and its metadata (a changed
+    interpreter path or inference setting in the serve job's params would make it run alone).
+    The status file is never worth keeping.
 
     With the file present and ``ancient()`` on the predict jobs' input, adding a task re-runs
     that task (and its model's server) only: otherwise Snakemake re-runs every consumer of a
@@ -156,7 +158,7 @@ def _placeholder_servers():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
         keys = snakemake_compat.persistence_keys(workflow, path)
-        snakemake_compat.remove_incomplete_marks(workflow, keys)
+        snakemake_compat.forget_earlier_runs(workflow, keys)
 
 
 _placeholder_servers()

@@ -105,15 +105,36 @@ def test_incomplete_marks_are_where_snakemake_keeps_them(
     name_max = os.pathconf(compat.INCOMPLETE_DIR, "PC_NAME_MAX")
     assert compat.incomplete_marker(key, name_max).is_file()
 
-    compat.remove_incomplete_marks(_workflow(), [key])
+    compat.forget_earlier_runs(_workflow(), [key])
     assert not FilePersistence()._filter_incomplete_keys([key])
+
+
+@pytest.mark.parametrize("key", ["results/.servers/tiny-llava.json", LONG_KEY])
+def test_metadata_records_are_where_snakemake_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """Snakemake's file persistence records a finished job's params under ``key``; once our
+    function removed the record, Snakemake has no params to compare (a serve job whose params
+    changed must not run on its own account)."""
+    from snakemake.persistence import MetadataRecord
+    from snakemake.persistence.file import FilePersistence
+
+    monkeypatch.chdir(tmp_path)
+    persistence = FilePersistence()
+    persistence._write_record(key, MetadataRecord(params=["python=/old"], record_format_version=6))
+    assert FilePersistence()._read_record(key).params == ["python=/old"]
+    name_max = os.pathconf(compat.METADATA_DIR, "PC_NAME_MAX")
+    assert compat.record_path(compat.METADATA_DIR, key, name_max).is_file()
+
+    compat.forget_earlier_runs(_workflow(), [key])
+    assert FilePersistence()._read_record(key) is None
 
 
 def test_no_incomplete_folder_is_nothing_to_remove(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    compat.remove_incomplete_marks(_workflow(), ["results/.servers/m.json"])
+    compat.forget_earlier_runs(_workflow(), ["results/.servers/m.json"])
     assert not any(tmp_path.iterdir())  # writes nothing
 
 
@@ -122,7 +143,7 @@ def test_the_database_persistence_is_refused() -> None:
         workflow_settings=WorkflowSettings(persistence_backend=PersistenceBackend.DB)
     )
     with pytest.raises(UnsupportedVersionError, match="--persistence-backend db is not supported"):
-        compat.remove_incomplete_marks(workflow, ["results/.servers/m.json"])
+        compat.forget_earlier_runs(workflow, ["results/.servers/m.json"])
 
 
 @pytest.mark.parametrize("prefix", ["s3://bucket/runs/demo", "s3://bucket/runs/demo/"])

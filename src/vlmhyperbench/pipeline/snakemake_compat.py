@@ -9,9 +9,11 @@ Each workaround has a test that fails when the upstream behaviour it relies on c
 
 * ``.snakemake/`` is Snakemake's own folder in the working directory; the serve jobs' GPU locks
   live under it (:data:`GPU_SLOTS_DIR`).
-* A killed run's "incomplete" mark on a serve job's status file is removed at parse time
-  (:func:`remove_incomplete_marks`): Snakemake's file persistence keeps it under
-  ``.snakemake/incomplete``, named by the file's key in urlsafe base64.
+* What Snakemake recorded of earlier runs of a serve job's status file is dropped at parse time
+  (:func:`forget_earlier_runs`): a killed run's "incomplete" mark and the file's metadata record
+  (its params, code, software stack), which Snakemake's file persistence keeps under
+  ``.snakemake/incomplete`` and ``.snakemake/metadata``, named by the file's key in urlsafe
+  base64.
 * ``snakemake -n`` and ``--lint`` are told apart from a run while the Snakefile is read
   (:func:`planning_only`): ``workflow.dryrun`` is still ``False`` then.
 * A ``local()`` file keeps its job off the executor where no filesystem is shared
@@ -53,6 +55,7 @@ SNAKEMAKE_DIR = Path(".snakemake")
 # Serve jobs on one machine claim GPU ids with lock files here (vlmhyperbench.inference.gpu_slots).
 GPU_SLOTS_DIR = SNAKEMAKE_DIR / "gpu-slots"
 INCOMPLETE_DIR = SNAKEMAKE_DIR / "incomplete"
+METADATA_DIR = SNAKEMAKE_DIR / "metadata"
 
 
 class UnsupportedVersionError(WorkflowError):
@@ -116,34 +119,43 @@ def persistence_keys(workflow: Any, path: str | Path) -> list[str]:
     return keys
 
 
-def incomplete_marker(key: str, name_max: int = 255) -> Path:
-    """Where Snakemake's file persistence keeps the "incomplete" mark of ``key``: its urlsafe
-    base64, cut into ``@``-prefixed folders of ``name_max - 1`` characters when longer
-    (``FilePersistence._record_path`` in snakemake/persistence/file.py)."""
+def record_path(folder: Path, key: str, name_max: int = 255) -> Path:
+    """Where Snakemake's file persistence keeps its record of ``key`` in ``folder`` (the
+    "incomplete" marks, the metadata): its urlsafe base64, cut into ``@``-prefixed folders of
+    ``name_max - 1`` characters when longer (``FilePersistence._record_path`` in
+    snakemake/persistence/file.py)."""
     encoded = urlsafe_b64encode(key.encode()).decode()
     step = name_max - 1
     parts = [encoded[i : i + step] for i in range(0, len(encoded), step)]
-    return INCOMPLETE_DIR.joinpath(*["@" + part for part in parts[:-1]], parts[-1])
+    return folder.joinpath(*["@" + part for part in parts[:-1]], parts[-1])
 
 
-def remove_incomplete_marks(workflow: Any, keys: Iterable[str]) -> None:
-    """Forget that a killed run left the outputs ``keys`` incomplete (the next
-    ``--rerun-incomplete`` then does not force their job). Snakemake's default file persistence
-    only: with ``--persistence-backend db`` the marks are out of reach, and that is refused."""
+def incomplete_marker(key: str, name_max: int = 255) -> Path:
+    """Where Snakemake keeps the "incomplete" mark of ``key``."""
+    return record_path(INCOMPLETE_DIR, key, name_max)
+
+
+def forget_earlier_runs(workflow: Any, keys: Iterable[str]) -> None:
+    """Forget what Snakemake recorded of earlier runs of the outputs ``keys``: a killed run's
+    "incomplete" mark (the next ``--rerun-incomplete`` would force their job) and the metadata
+    record (changed params, code or software stack would make their job run again). Snakemake's
+    default file persistence only: with ``--persistence-backend db`` the records are out of
+    reach, and that is refused."""
     from snakemake.settings.types import PersistenceBackend
 
     backend = workflow.workflow_settings.persistence_backend
     if backend != PersistenceBackend.FILE:
         raise UnsupportedVersionError(
             f"--persistence-backend {backend} is not supported: the serve jobs "
-            "need Snakemake's file persistence (the default) to drop a killed run's "
-            "'incomplete' mark on their status files; run without --persistence-backend"
+            "need Snakemake's file persistence (the default) to drop what earlier runs "
+            "recorded of their status files; run without --persistence-backend"
         )
-    if not INCOMPLETE_DIR.is_dir():
-        return
-    name_max = os.pathconf(INCOMPLETE_DIR, "PC_NAME_MAX") or 255
-    for key in keys:
-        incomplete_marker(key, name_max).unlink(missing_ok=True)
+    for folder in (INCOMPLETE_DIR, METADATA_DIR):
+        if not folder.is_dir():
+            continue
+        name_max = os.pathconf(folder, "PC_NAME_MAX") or 255
+        for key in keys:
+            record_path(folder, key, name_max).unlink(missing_ok=True)
 
 
 def fix_s3_directory_existence_check() -> bool:

@@ -7,12 +7,22 @@ metric, changing one task's prompt.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import job_counts, make_workdir, read_yaml, score_jobs, snakemake, write_yaml
+from tests.helpers import (
+    job_counts,
+    make_workdir,
+    read_yaml,
+    score_jobs,
+    snakemake,
+    snakemake_command,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +91,25 @@ def test_second_run_has_nothing_to_do(workdir: Path) -> None:
     assert "Nothing to be done" in result.stdout + result.stderr
     snakemake(workdir)
     assert snapshot(prediction_files(workdir)) == before
+
+
+def test_another_interpreter_path_never_runs_a_serve_job_alone(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """The serve jobs' params hold the interpreter's path, which differs when the same venv is
+    reached by another path: a score job to redo must not bring a serve job without its predict
+    jobs (Snakemake would leave those out and never stop the service job: docs/execution.md)."""
+    venv = Path(sys.executable).parent.parent
+    (tmp_path / "venv").symlink_to(venv, target_is_directory=True)
+    python = tmp_path / "venv" / "bin" / Path(sys.executable).name
+    target = "results/scores/tiny-llava/demo_doc_class/accuracy.json"
+    (workdir / target).unlink()
+    command = [str(python), *snakemake_command(workdir, "-n", target)[1:]]
+    dry = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=workdir)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout) == {"score": 1}
+    snakemake(workdir, target)
+    assert (workdir / target).is_file()
 
 
 def test_adding_a_metric_runs_only_its_score_jobs(workdir: Path) -> None:

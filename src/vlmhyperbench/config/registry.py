@@ -56,11 +56,9 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _validate_entry(
-    kind: str, path: Path, raw: Any, override: dict[str, Any] | None, overrides_file: str
-) -> BaseModel:
-    """The entry in ``path`` with the config's override for it (from ``overrides_file``) merged
-    over it; a problem the override made says so."""
+def _raw_entry(path: Path) -> dict[str, Any]:
+    """The mapping in ``path``, its ``name`` defaulting to (and checked against) the file name."""
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         message = f"expected a mapping at the top level, got {type(raw).__name__}"
         raise ConfigError([Problem(str(path), (), message)])
@@ -68,6 +66,39 @@ def _validate_entry(
     if raw["name"] != path.stem:
         message = f"{raw['name']!r} differs from the file name; name the file {raw['name']}.yaml"
         raise ConfigError([Problem(str(path), ("name",), message)])
+    return raw
+
+
+def resolve_bases(kind: str, raws: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """Each entry with its ``base:`` chain deep-merged under it (the base first, the entry's
+    own keys over it), by name. An unknown base or a cycle is refused, naming the files."""
+    resolved: dict[str, dict[str, Any]] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in resolved:
+            return resolved[name]
+        path, raw = raws[name]
+        base = raw.get("base")
+        if base is None:
+            resolved[name] = raw
+            return raw
+        if not isinstance(base, str) or base not in raws:
+            raise ConfigError([unknown_name(path, ("base",), kind[:-1], str(base), raws)])
+        if base in chain or base == name:
+            cycle = [*chain[chain.index(base) :], name, base] if base in chain else [name, name]
+            files = " -> ".join(str(raws[n][0]) for n in cycle)
+            raise ConfigError([Problem(str(path), ("base",), f"a cycle of bases: {files}")])
+        resolved[name] = deep_merge(resolve(base, (*chain, name)), raw)
+        return resolved[name]
+
+    return {name: resolve(name, ()) for name in raws}
+
+
+def _validate_entry(
+    kind: str, path: Path, raw: dict[str, Any], override: dict[str, Any] | None, overrides_file: str
+) -> BaseModel:
+    """The entry in ``path`` with the config's override for it (from ``overrides_file``) merged
+    over it; a problem the override made says so."""
     if not override:
         return validated(KINDS[kind], raw, path)
     try:
@@ -84,8 +115,10 @@ def load_registry(
     overrides: dict[str, dict[str, dict[str, Any]]] | None = None,
     overrides_file: Path | str = "config",
 ) -> Registry:
-    """Read and validate every entry (with ``overrides``, the config's, merged over them; a
-    problem they make names ``overrides_file``), then check the references between them."""
+    """Read and validate every entry (a ``base:`` entry merged over its base, then
+    ``overrides``, the config's, merged over them: an override of a base does not reach its
+    variants; a problem an override makes names ``overrides_file``), then check the references
+    between them."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError([Problem(str(root), (), "registry folder not found")])
@@ -93,9 +126,13 @@ def load_registry(
     registry = Registry(root=root)
     for kind in KINDS:
         entries: dict[str, BaseModel] = getattr(registry, kind)
-        for path in sorted((root / kind).glob("*.y*ml")):
-            override = overrides.get(kind, {}).get(path.stem)
-            entry = _validate_entry(kind, path, read_yaml(path), override, str(overrides_file))
+        raws = {
+            path.stem: (path, _raw_entry(path)) for path in sorted((root / kind).glob("*.y*ml"))
+        }
+        for name, raw in resolve_bases(kind, raws).items():
+            path = raws[name][0]
+            override = overrides.get(kind, {}).get(name)
+            entry = _validate_entry(kind, path, raw, override, str(overrides_file))
             entries[entry.name] = entry
             registry.files[(kind, entry.name)] = path
         for name in overrides.get(kind, {}):

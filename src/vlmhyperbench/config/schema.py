@@ -81,8 +81,14 @@ DatasetSource = Annotated[
 ]
 
 
+#: ``base: <entry>``: the entry is a variant of another of its kind, deep-merged over it (only
+#: what differs is written); see :func:`vlmhyperbench.config.registry.load_registry`.
+Base = Annotated[Name | None, Field(default=None)]
+
+
 class DatasetEntry(Strict):
     name: Name
+    base: Base
     description: str = ""
     version: str = "1"
     source: DatasetSource
@@ -167,6 +173,7 @@ class Resources(Strict):
 
 class ModelEntry(Strict):
     name: Name
+    base: Base
     description: str = ""
     family: str = ""
     backend: BackendName = "hf"
@@ -233,6 +240,7 @@ class Filters(Strict):
 
 class TaskEntry(Strict):
     name: Name
+    base: Base
     kind: TaskKind
     dataset: Name
     description: str = ""
@@ -264,6 +272,7 @@ METRIC_REFERENCE = r"^(?:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[A-Za-z0-9_][\w-]*)$"
 
 class MetricEntry(Strict):
     name: Name
+    base: Base
     implementation: str = Field(pattern=METRIC_REFERENCE)
     aggregate: str | None = Field(default=None, pattern=METRIC_REFERENCE)
     params: dict[str, Any] = Field(default_factory=dict)

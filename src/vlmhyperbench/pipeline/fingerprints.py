@@ -37,14 +37,14 @@ def predict_fingerprint(
     keyed on what each sample sends)."""
     setup = stable_hash(
         {
-            "model": model.model_dump(mode="json", exclude={"resources", "description"}),
+            "model": model.model_dump(mode="json", exclude={"resources", "description", "base"}),
             "prompts": prompts_fingerprint,
             "kind": task.kind,
             "structured_output": task.structured_output,
             "filters": task.filters.model_dump(),
             "limit": task.limit,
             "generation": effective_generation(model, task),
-            "dataset": dataset.model_dump(mode="json", exclude={"description"}),
+            "dataset": dataset.model_dump(mode="json", exclude={"description", "base"}),
         }
     )
     return setup if content is None else stable_hash({"setup": setup, "content": content})
@@ -68,7 +68,7 @@ def source_hash(import_path: str) -> str:
 def score_fingerprint(metric: MetricEntry, task: TaskEntry, manifest: str | None = None) -> str:
     """``manifest``: ``DatasetDigest.manifest`` where the data exists (edited answers re-score)."""
     parts = {
-        "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds"}),
+        "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds", "base"}),
         "implementation_source": source_hash(metric.implementation),
         "aggregate_source": source_hash(metric.aggregate) if metric.aggregate else None,
         "scoring_source": source_hash(SCORING),

@@ -5,7 +5,10 @@ Run as ``python tests/fake_engine.py vllm|sglang ARGS…`` through the wrapper's
 environment) to the file named by ``FAKE_ENGINE_RECORD``, then ``exec``s the wrapper itself on
 the HF backend with the model, port and name it was given - a real OpenAI-compatible upstream
 with the engine's API key. ``FAKE_ENGINE_FAIL`` makes it die at startup like an out-of-memory
-engine; ``FAKE_ENGINE_HANG`` makes it load forever.
+engine; ``FAKE_ENGINE_HANG`` makes it load forever. With ``FAKE_ENGINE_BODIES`` it runs that
+wrapper in this process instead, appending the JSON body of every POST it receives to the file
+so named; it then drops vLLM's ``mm_processor_kwargs`` from the body (vLLM takes it per request,
+the stand-in's hf backend would refuse it).
 """
 
 import json
@@ -40,12 +43,55 @@ if os.environ.get("FAKE_ENGINE_HANG"):
 env = dict(os.environ)
 env["FAKE_ENGINE_KEY"] = (env.get("VLLM_API_KEY") if kind == "vllm" else opt("--api-key")) or ""
 served, host, port = opt("--served-model-name"), opt("--host"), opt("--port")
-os.execve(
-    sys.executable,
-    [
-        sys.executable, "-m", "vlmhb_wrapper", "serve", "--backend", "hf", "--model", model,
-        "--served-model-name", served, "--host", host, "--port", port, "--threads", "1",
-        "--api-key-env", "FAKE_ENGINE_KEY",
-    ],
-    env,
-)  # fmt: skip
+serve_args = [
+    "serve", "--backend", "hf", "--model", model, "--served-model-name", served,
+    "--host", host, "--port", port, "--threads", "1", "--api-key-env", "FAKE_ENGINE_KEY",
+]  # fmt: skip
+
+
+class RecordBodies:
+    """ASGI middleware: appends each POST's JSON body to ``path``, then hands the app that
+    body without ``mm_processor_kwargs``."""
+
+    def __init__(self, app, path: str) -> None:
+        self.app, self.path = app, path
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        body = json.loads(raw)
+        with open(self.path, "a") as bodies:
+            bodies.write(json.dumps(body) + "\n")
+        body.pop("mm_processor_kwargs", None)
+        raw = json.dumps(body).encode()
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(raw)).encode()))
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+if os.environ.get("FAKE_ENGINE_BODIES"):
+    import vlmhb_wrapper.app
+    from vlmhb_wrapper.cli import main
+
+    create_app = vlmhb_wrapper.app.create_app
+    path = os.environ["FAKE_ENGINE_BODIES"]
+    vlmhb_wrapper.app.create_app = lambda *a, **k: RecordBodies(create_app(*a, **k), path)
+    os.environ["FAKE_ENGINE_KEY"] = env["FAKE_ENGINE_KEY"]
+    main(serve_args)
+    sys.exit(0)
+os.execve(sys.executable, [sys.executable, "-m", "vlmhb_wrapper", *serve_args], env)

@@ -95,12 +95,14 @@ def vllm_server(
     start_wrapper: Any, fake_engine: Path, tiny_model_dirs: dict[str, Path], tmp_path_factory: Any
 ) -> Any:
     record = tmp_path_factory.mktemp("rec") / "vllm.jsonl"
+    bodies = record.with_name("vllm-bodies.jsonl")  # what the engine received
     media = tmp_path_factory.mktemp("proxy-media")
     server = _start_engine_wrapper(
         start_wrapper, fake_engine, tiny_model_dirs["llava"], "vllm", VLLM_ARGS, record,
         "--allowed-media-root", str(media), "--max-image-pixels", "1000000",
+        env={"FAKE_ENGINE_BODIES": str(bodies)},
     )  # fmt: skip
-    server.record, server.media = record, media
+    server.record, server.bodies, server.media = record, bodies, media
     return server
 
 
@@ -176,6 +178,32 @@ def test_proxy_non_streaming_and_streaming(vllm_server: Any) -> None:
         assert perf["memory_source"] == "process_rss" and perf["peak_memory_mb"] > 0
     perf = last["performance"]
     assert perf["ttft_ms"] <= perf["latency_ms"] and perf["tpot_ms"] > 0
+
+
+def test_vllm_gets_mm_processor_kwargs_per_request(vllm_server: Any) -> None:
+    """vLLM takes the multimodal processor's arguments per request (its chat request's
+    ``mm_processor_kwargs``): the wrapper forwards them as the client sent them, streaming or
+    not, and sends none when the client sent none."""
+    kwargs = {"max_pixels": 401408, "min_pixels": 3136}
+    with vllm_server.client() as client:
+        full = client.chat.completions.create(
+            model=vllm_server.name, messages=_text_messages("С аргументами"), max_tokens=2,
+            extra_body={"mm_processor_kwargs": kwargs},
+        )  # fmt: skip
+        stream = client.chat.completions.create(
+            model=vllm_server.name, messages=_text_messages("Поток"), max_tokens=2,
+            stream=True, extra_body={"mm_processor_kwargs": {"max_pixels": 1003520}},
+        )  # fmt: skip
+        chunks = list(stream)
+        plain = client.chat.completions.create(
+            model=vllm_server.name, messages=_text_messages("Без"), max_tokens=2
+        )
+    assert full.choices[0].finish_reason and plain.choices[0].finish_reason
+    assert chunks[-1].model_extra["performance"]["backend"] == "vllm"
+    received = {body["messages"][-1]["content"]: body for body in _records(vllm_server.bodies)}
+    assert received["С аргументами"]["mm_processor_kwargs"] == kwargs
+    assert received["Поток"]["mm_processor_kwargs"] == {"max_pixels": 1003520}
+    assert "mm_processor_kwargs" not in received["Без"]
 
 
 def test_proxy_async_concurrency(vllm_server: Any) -> None:
@@ -314,6 +342,20 @@ def test_sglang_command_and_proxy(
         )
     assert chunks[-1].usage.completion_tokens == 4
     assert chunks[-1].model_extra["performance"]["backend"] == "sglang"
+    _assert_mm_processor_kwargs_refused(server, "sglang")
+
+
+def _assert_mm_processor_kwargs_refused(server: Any, backend: str) -> None:
+    """A backend that cannot take processor arguments per request refuses them (400) instead
+    of answering as if they had been applied."""
+    with server.client() as client, pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model=server.name, messages=_text_messages(), max_tokens=2,
+            extra_body={"mm_processor_kwargs": {"max_pixels": 401408}},
+        )  # fmt: skip
+    assert err.value.body["param"] == "mm_processor_kwargs"
+    assert err.value.body["code"] == "unsupported"
+    assert f"by the {backend} backend" in err.value.body["message"]
 
 
 def _engine_pid(record: Path) -> int:
@@ -488,6 +530,7 @@ def test_openai_backend_proxies_an_external_endpoint(
     assert perf["backend"] == "openai" and perf["memory_source"] == "unavailable"
     assert perf["peak_memory_mb"] is None and perf["ttft_ms"] <= perf["latency_ms"]
     assert "up-secret-1" not in proxy.log(tail=10**7)
+    _assert_mm_processor_kwargs_refused(proxy, "openai")
     # A wrong upstream key is found at startup: failed health, 503 answers.
     bad = start_wrapper(
         "--backend", "openai", "--model", "remote-model",

@@ -164,3 +164,22 @@ def test_a_30_mb_text_is_refused_before_tokenising(server: Any) -> None:
     assert error["code"] == "text_too_large" and "--max-request-chars" in error["message"]
     assert rss.growth_mb < 100, rss.growth_mb  # before: 0.38 -> 4.3 GB
     _still_serves(server)
+
+
+def test_per_request_processor_arguments_are_refused_naming_the_field_and_backend(
+    server: Any,
+) -> None:
+    """The hf backend fixes its processor's arguments when the model loads: a request asking
+    for others (vLLM's ``mm_processor_kwargs``) is refused, not answered as if applied."""
+    with server.client() as client, pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=server.name,
+            messages=[{"role": "user", "content": "Итого?"}],
+            max_tokens=2,
+            extra_body={"mm_processor_kwargs": {"max_pixels": 401408}},
+        )
+    error = _error(refused.value)
+    assert error["param"] == "mm_processor_kwargs" and error["code"] == "unsupported"
+    assert "mm_processor_kwargs" in error["message"] and "hf backend" in error["message"]
+    assert "engine_args" in error["message"]  # where hf does take them
+    _still_serves(server)

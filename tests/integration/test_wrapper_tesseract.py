@@ -127,6 +127,19 @@ def test_structured_output_is_refused(server) -> None:
     assert "tesseract" in info.value.message
 
 
+def test_processor_arguments_are_refused(server) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        server.client().chat.completions.create(
+            model="tesseract-rus",
+            messages=_message(_page()),
+            extra_body={"mm_processor_kwargs": {"max_pixels": 401408}},
+        )
+    assert info.value.status_code == 400
+    assert info.value.body["param"] == "mm_processor_kwargs"
+    assert "mm_processor_kwargs" in info.value.message
+    assert "tesseract backend" in info.value.message
+
+
 def test_missing_language_data_fails_loading_with_the_package(start_wrapper, tmp_path) -> None:
     server = start_wrapper(
         "--backend", "tesseract", "--model", str(tmp_path),

@@ -40,6 +40,7 @@ class FakeServer:
     delay_s: float = 0.0
     health_status: int = 200
     asked: Counter = field(default_factory=Counter)
+    bodies: list[dict] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     release: threading.Event = field(default_factory=threading.Event)
@@ -95,6 +96,7 @@ def handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            server.bodies.append(body)
             content = body["messages"][-1]["content"]
             question = next(part["text"] for part in content if part["type"] == "text")
             self.reply(*server.chat(question))
@@ -238,3 +240,22 @@ def test_a_slow_but_healthy_server_is_left_to_finish(tmp_path: Path, serve) -> N
     stats = predict(make_run(tmp_path, 2, concurrency=2, stall_timeout_s=0.4), base_url)
     assert (stats.sent, stats.errors, stats.retries) == (2, 0, 0)
     assert fake.asked == Counter({"q0": 1, "q1": 1})
+
+
+def test_extra_body_goes_out_with_every_request_and_nothing_without_it(
+    tmp_path: Path, serve
+) -> None:
+    fake, base_url = serve(echo)
+    run = make_run(tmp_path / "a", 3)
+    run.extra_body = {"mm_processor_kwargs": {"max_pixels": 401408}}
+    assert predict(run, base_url).sent == 3
+    assert len(fake.bodies) == 3
+    for body in fake.bodies:
+        assert body["mm_processor_kwargs"] == {"max_pixels": 401408}
+        assert body["model"] == "m" and body["messages"]  # beside the standard fields
+    fake.bodies.clear()
+    plain = make_run(tmp_path / "b", 2)
+    assert plain.extra_body == {}
+    assert predict(plain, base_url).sent == 2
+    assert len(fake.bodies) == 2
+    assert all("mm_processor_kwargs" not in body for body in fake.bodies)

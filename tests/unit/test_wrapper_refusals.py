@@ -259,3 +259,47 @@ def test_images_do_not_count_as_text() -> None:
     content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "hi"}]
     status, _, _ = _call(app, CountingBody(_chat(content)), {})
     assert status == 200 and len(backend.requests) == 1
+
+
+# ------------------------------------------------------------ per-request processor arguments
+
+
+class _ProcessorArgsBackend(_RecordingBackend):
+    name = "takes-kwargs"
+    supports_mm_processor_kwargs = True
+
+
+def _chat_with(**fields: Any) -> bytes:
+    messages = [{"role": "user", "content": "hi"}]
+    return json.dumps({"model": "m", "messages": messages, **fields}).encode()
+
+
+def test_mm_processor_kwargs_reach_a_backend_that_takes_them_and_are_refused_elsewhere() -> None:
+    kwargs = {"max_pixels": 401408, "min_pixels": 3136}
+    taker = _ProcessorArgsBackend(BackendConfig(model="m"))
+    app = _app(taker)
+    status, _, _ = _call(app, CountingBody(_chat_with(mm_processor_kwargs=kwargs)), {})
+    assert status == 200 and taker.requests[-1].mm_processor_kwargs == kwargs
+    status, _, _ = _call(app, CountingBody(_chat_with()), {})
+    assert status == 200 and taker.requests[-1].mm_processor_kwargs is None
+
+    other = _backend()  # declares nothing: the base class's default
+    app = _app(other)
+    status, payload, _ = _call(app, CountingBody(_chat_with(mm_processor_kwargs=kwargs)), {})
+    assert status == 400 and other.requests == []
+    _assert_openai_error(payload, "unsupported", "mm_processor_kwargs", "recording backend")
+    assert payload["error"]["param"] == "mm_processor_kwargs"
+    # An empty dict asks for nothing: accepted everywhere.
+    status, _, _ = _call(app, CountingBody(_chat_with(mm_processor_kwargs={})), {})
+    assert status == 200 and other.requests[-1].mm_processor_kwargs is None
+
+
+def test_only_vllm_declares_per_request_processor_arguments() -> None:
+    pytest.importorskip("torch")  # the hf backend's module imports it
+    from vlmhb_wrapper.backends import resolve_backend
+
+    names = ("hf", "vllm", "sglang", "openai", "tesseract")
+    declared = {name: resolve_backend(name).supports_mm_processor_kwargs for name in names}
+    assert declared == {
+        "hf": False, "vllm": True, "sglang": False, "openai": False, "tesseract": False,
+    }  # fmt: skip

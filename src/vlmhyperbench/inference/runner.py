@@ -59,6 +59,10 @@ class PredictRun:
     api_key: str = "EMPTY"
     #: sample id -> hash of what it sends (:func:`vlmhyperbench.datasets.digest.request_hash`).
     requests: dict[str, str] = field(default_factory=dict)
+    #: Fields sent with every request besides the standard ones (the openai client's
+    #: ``extra_body``), e.g. ``{"mm_processor_kwargs": {"max_pixels": 401408}}``: settings the
+    #: backend takes per request, so variants differing only in them share one server.
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     def pending(self) -> list[Sample]:
         """The samples the journal has no answer for, for what they send now."""
@@ -89,6 +93,7 @@ async def _request(
         seed=generation.get("seed") if generation.get("seed") is not None else openai.NOT_GIVEN,
         stop=generation.get("stop") or openai.NOT_GIVEN,
         response_format=response_format(run.task, sample) or openai.NOT_GIVEN,
+        extra_body=run.extra_body or None,
     )
     wall_ms = (time.perf_counter() - started) * 1000
     extra = completion.model_extra or {}

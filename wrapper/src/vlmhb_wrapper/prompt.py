@@ -64,6 +64,7 @@ def build_generation_request(
         presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty,
         response_format=_response_format(req),
+        mm_processor_kwargs=req.mm_processor_kwargs or None,
         max_tokens_field=(
             "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
         ),
@@ -225,6 +226,14 @@ def _check_options(req: ChatCompletionRequest, backend: Backend) -> None:
             "(structured output needs vllm, sglang or an openai upstream)",
             param="response_format",
             code="unsupported_response_format",
+        )
+    if req.mm_processor_kwargs and not backend.supports_mm_processor_kwargs:
+        raise InvalidRequestError(
+            f"mm_processor_kwargs is not supported per request by the {backend.name} backend "
+            "(only vllm takes multimodal processor arguments per request; hf takes them in the "
+            "model's engine_args, applied when it loads)",
+            param="mm_processor_kwargs",
+            code="unsupported",
         )
     penalties = (req.presence_penalty or 0.0, req.frequency_penalty or 0.0)
     if any(penalties) and not backend.supports_penalties:

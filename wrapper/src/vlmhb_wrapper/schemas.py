@@ -5,6 +5,9 @@ fields we model but a backend cannot honour (``n > 1``, ``logprobs``, ``tools``,
 output on a backend without it) are rejected explicitly with a 400 instead of being silently
 dropped. Two vLLM sampling extensions are modelled as well (``ignore_eos``, ``min_tokens``):
 they make token counts deterministic in tests and benchmarks, and pass through to vLLM/SGLang.
+vLLM's ``mm_processor_kwargs`` (arguments of the model's multimodal processor, e.g. Qwen2.5-VL's
+``max_pixels``, for this request only) passes through to vLLM; every other backend refuses a
+request that carries it (400), since it would be ignored there.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ class ChatCompletionRequest(_Lenient):
     # vLLM / SGLang sampling extensions (sent by clients through ``extra_body``).
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
+    # vLLM extension: the multimodal processor's arguments for this request (vllm only).
+    mm_processor_kwargs: dict[str, Any] | None = None
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:

@@ -118,6 +118,9 @@ class GenerationRequest:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     response_format: dict[str, Any] | None = None
+    mm_processor_kwargs: dict[str, Any] | None = None
+    """The multimodal processor's arguments for this request (only on backends that declare
+    :attr:`Backend.supports_mm_processor_kwargs`)."""
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     arrival: float = 0.0
     """``time.perf_counter()`` when the server received the request: the telemetry origin."""
@@ -199,6 +202,9 @@ class Backend(ABC):
     supports_structured_output: ClassVar[bool] = False
     #: The backend honours presence/frequency penalties.
     supports_penalties: ClassVar[bool] = False
+    #: The backend applies a request's ``mm_processor_kwargs`` (multimodal processor arguments)
+    #: to that request alone; elsewhere they are fixed when the model loads (engine args).
+    supports_mm_processor_kwargs: ClassVar[bool] = False
     #: In-process backends need decoded PIL images; proxies forward checked data: URLs.
     needs_decoded_images: ClassVar[bool] = True
     #: The task kinds (``vqa``, ``ocr``, ...) the backend can serve; None: any. An OCR engine

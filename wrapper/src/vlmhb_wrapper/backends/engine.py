@@ -403,6 +403,9 @@ class VLLMBackend(EngineBackend):
 
     name = "vllm"
     api_key_env = "VLLM_API_KEY"
+    #: vLLM's chat request has ``mm_processor_kwargs``, merged key by key over the engine's
+    #: ``--mm-processor-kwargs`` for that request: variants differing only there share a server.
+    supports_mm_processor_kwargs = True
 
     def validate_options(self, options: EngineOptions) -> None:
         if options.mem_fraction_static is not None:

@@ -136,6 +136,8 @@ class OpenAIUpstream:
             body["ignore_eos"] = True
         if request.min_tokens:
             body["min_tokens"] = request.min_tokens
+        if request.mm_processor_kwargs:  # only on backends that declare they take it (vllm)
+            body["mm_processor_kwargs"] = request.mm_processor_kwargs
         return body
 
     async def stream(

@@ -161,6 +161,55 @@ def dataset_import(
             console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
 
 
+@app.command("import-runs")
+def import_runs(
+    csv: Annotated[Path, typer.Argument(help="The original run matrix, user_config.csv.")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The original data_dirs (Datasets/, PromptCollections/, SystemPrompts/); "
+            "default: vlmhyperbench/data_dirs beside CSV."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where config.yaml and its registry (datasets/, tasks/, models/, metrics/) "
+            "go; default: imported/<CSV name>."
+        ),
+    ] = None,
+    registry: Annotated[
+        Path, typer.Option(help="The registry the models and metrics are taken from.")
+    ] = Path("config"),
+    force: Annotated[bool, typer.Option(help="Replace files that exist with other content.")] = (
+        False
+    ),
+) -> None:
+    """Turn an original VLMHyperBench user_config.csv into an experiment config (all or nothing).
+
+    Paths in the written files are relative to this folder (run the pipeline from here)
+    where they were given relative."""
+    from vlmhyperbench.config.import_runs import ImportRunsError
+    from vlmhyperbench.config.import_runs import import_runs as run_import
+
+    try:
+        plan, written = run_import(csv, data_dir, out, registry, force=force)
+    except ImportRunsError as error:
+        console.print(f"[red]import refused[/red]\n{escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{csv.name}: {len(plan.pairs)} (model, task) pairs")
+    for column in ("line", "model", "task"):
+        table.add_column(column)
+    for line, model, task in plan.pairs:
+        table.add_row(str(line), model, task)
+    console.print(table)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True)
+    for path, status in written:
+        console.print(f"{status:>9} {escape(str(path))}", soft_wrap=True, highlight=False)
+    console.print(f"check it: vlmhb validate --config {escape(str(plan.config_path))}")
+
+
 @model_app.command("build-tiny")
 def model_build_tiny(
     out_dir: Path,

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -102,7 +103,7 @@ def _check_engines():
         return
     if DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method:
         return
-    problems = preflight_problems(list(EXPERIMENT.models.values()))
+    problems = preflight_problems(list(EXPERIMENT.servers.values()))
     if problems:
         raise WorkflowError(
             "this machine cannot serve every model:\n" + "\n".join(problems)
@@ -152,8 +153,8 @@ def _placeholder_servers():
     job it runs ("input files updated by another job"). Snakemake deletes the placeholder
     before the serve job starts.
     """
-    for model in PLAN.served_models:
-        path = Path(PLAN.server(model))
+    for server in PLAN.servers:
+        path = Path(PLAN.server(server))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
@@ -164,39 +165,39 @@ def _placeholder_servers():
 _placeholder_servers()
 
 
-def server_status(model):
+def server_status(server):
     """The serve job's status file as its rules name it. Where jobs share a filesystem (local
     runs) ``local()`` keeps it out of the default storage. Without one (Kubernetes) ``local()``
     would make Snakemake run the model's group in the main process
     (``snakemake_compat.local_files_stay_with_their_jobs``), so there it is a storage file: the
     jobs of the model's pod share its local copy, and the copy the pod stores afterwards plays the
     placeholder's part."""
-    path = PLAN.server(model)
+    path = PLAN.server(server)
     if snakemake_compat.local_files_stay_with_their_jobs(workflow):
         return local(path)
     return path
 
 
-def get_serve_inputs(model):
+def get_serve_inputs(server):
     """The model's files (a built tiny model, an ``s3://`` model's local copy). ``ancient``: a
     serve job runs only with predict jobs that need it (they have the model as an input too,
     so a changed model re-runs them) - a serve job that runs alone is never stopped."""
     return {
-        name: ancient(stored(path)) for name, path in PLAN.model_inputs(model).items()
+        name: ancient(stored(path)) for name, path in PLAN.model_inputs(server).items()
     }
 
 
-def get_serve_spec(model):
+def get_serve_spec(server):
     """What the serve job needs, as JSON (it is a shell job). Where the model's server may read
     images: local dataset folders, and the local copies of storage files (resolved when the job
     runs, in whichever pod)."""
 
     def spec(wildcards, input):
         return serve_spec(
-            EXPERIMENT.models[model],
+            EXPERIMENT.servers[server],
             EXPERIMENT.config.inference,
             media_roots=[
-                *PLAN.media_roots(model),
+                *PLAN.media_roots(server),
                 str(workflow.storage_settings.local_storage_prefix),
             ],
             gpu_slots_dir=str(snakemake_compat.GPU_SLOTS_DIR),
@@ -207,18 +208,20 @@ def get_serve_spec(model):
 
 
 def get_predict_inputs(model):
-    served = model in PLAN.served_models
+    """The task's data, the model's files, and its server's status file (none for a model
+    reached at its endpoint)."""
+    server = EXPERIMENT.server_of(model)
 
     def inputs(wildcards):
         files = {"manifest": stored(PLAN.manifest(wildcards.task))}
         files.update(
-            (name, stored(path)) for name, path in PLAN.model_inputs(model).items()
+            (name, stored(path)) for name, path in PLAN.model_inputs(server).items()
         )
         images = PLAN.dataset_images(wildcards.task)
         if images is not None:
             files["images"] = stored(images)
-        if served:
-            files["server"] = ancient(server_status(model))
+        if server is not None:
+            files["server"] = ancient(server_status(server))
         return files
 
     return inputs
@@ -226,6 +229,13 @@ def get_predict_inputs(model):
 
 def get_predict_fingerprint(model):
     return lambda wildcards: PLAN.predict_fingerprint(model, wildcards.task)
+
+
+def get_variants_document(wildcards):
+    """What results/variants.json holds: a function of the config alone."""
+    return json.dumps(
+        EXPERIMENT.variants_document(), ensure_ascii=False, sort_keys=True
+    )
 
 
 def get_score_spec(wildcards):

@@ -55,8 +55,6 @@ rule build_tiny_model:
     container:
         IMAGES["base-cpu"]
     params:
-        source=lambda wildcards: EXPERIMENT.registry.models[
-            wildcards.model
-        ].source.model_dump(),
+        source=lambda wildcards: EXPERIMENT.servers[wildcards.model].source.model_dump(),
     script:
         "../scripts/build_tiny_model.py"

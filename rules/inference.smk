@@ -1,32 +1,32 @@
-# Per model: one serve rule (its server, a Snakemake service job) and one predict rule (a job per
-# task). A serve job starts the model's wrapper once; Snakemake runs it in one group with the
-# model's predict jobs (one pod on Kubernetes) and stops it when the last of them is done (see
+# Per server: one serve rule (a Snakemake service job); per model or variant: one predict rule (a
+# job per task). A serve job starts the wrapper once for every variant it serves (those that
+# differ only in what is sent per request); Snakemake runs it in one group with their predict
+# jobs (one pod on Kubernetes) and stops it when the last of them is done (see
 # docs/execution.md). The serve job holds the model's resources, container and env; GPU jobs ask
 # for `gpu` with `gpu_manufacturer` and `scale=0` (Kubernetes: limits equal requests, NVIDIA
 # toleration); Kubernetes runs one image per run, so the image also goes into params.
-for model_name in PLAN.served_models:
-    model_entry = EXPERIMENT.models[model_name]
+for server_name, server_entry in EXPERIMENT.servers.items():
 
     rule:
         name:
-            f"serve_{model_name}"
+            f"serve_{server_name}"
         input:
-            **get_serve_inputs(model_name),
+            **get_serve_inputs(server_name),
         output:
-            server=service(server_status(model_name)),
+            server=service(server_status(server_name)),
         log:
-            main=f"logs/serve/{model_name}.log",
-            wrapper=f"logs/serve/{model_name}.wrapper.log",
+            main=f"logs/serve/{server_name}.log",
+            wrapper=f"logs/serve/{server_name}.wrapper.log",
         conda:
-            containers.model_env_file(model_entry)
+            containers.model_env_file(server_entry)
         container:
-            containers.model_image(model_entry, EXPERIMENT.config.containers)
-        threads: model_entry.resources.threads
+            containers.model_image(server_entry, EXPERIMENT.config.containers)
+        threads: server_entry.resources.threads
         resources:
-            **containers.server_resources(model_entry),
+            **containers.server_resources(server_entry),
         params:
             python=PYTHON,
-            spec=get_serve_spec(model_name),
+            spec=get_serve_spec(server_name),
         # A shell job: Snakemake stops a service job through the process of its shell command.
         # The status file exists at once (predict jobs wait for it); the server fills it in.
         shell:

@@ -1,3 +1,22 @@
+rule variants:
+    """Each model of the run with its base entry, server and settings, and the sweeps' axes
+    (a function of the config: the report groups variants under their base models by it).
+    """
+    output:
+        variants=PLAN.variants_json,
+    log:
+        "logs/variants.log",
+    localrule: True
+    conda:
+        "../envs/evaluation.yaml"
+    container:
+        IMAGES["base-cpu"]
+    params:
+        document=get_variants_document,
+    script:
+        "../scripts/variants.py"
+
+
 rule summarize:
     """Collect every score into one long table (model, task, metric, group, value, CI, n)."""
     input:
@@ -21,6 +40,7 @@ rule report:
     comparisons.csv, provenance.json and the Markdown leaderboard."""
     input:
         summary=PLAN.summary_parquet,
+        variants=PLAN.variants_json,
         scores=PLAN.all_scores("parquet"),
         predictions=PLAN.all_predictions(),
     output:

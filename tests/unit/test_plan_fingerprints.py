@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.helpers import make_workdir, read_yaml, write_yaml
 from vlmhyperbench.config import load_experiment
 from vlmhyperbench.datasets.digest import dataset_digest
+from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
 from vlmhyperbench.pipeline.plan import Plan
 
@@ -43,7 +44,7 @@ def _direct(plan: Plan, model: str, metric: str) -> tuple[str, str]:
         registry.models[model],
         task,
         registry.datasets[task.dataset],
-        plan.task_prompts(TASK).fingerprint(),
+        TaskPrompts.load(task, registry.path_of("tasks", TASK)).fingerprint(),
         content=digest.sent if digest else None,
     )
     score = score_fingerprint(registry.metrics[metric], task, digest.manifest if digest else None)

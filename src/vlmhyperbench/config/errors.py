@@ -145,6 +145,22 @@ def _expected(model: type[BaseModel], loc: Loc, error: dict) -> str:
     return error["msg"]
 
 
+def unknown_setting(model: type[BaseModel], parts: Sequence[str]) -> str | None:
+    """Why ``parts`` is no setting of ``model``'s entries (``None`` if it is one): a free-form
+    mapping (``mm_processor_kwargs``) takes any key below it."""
+    node: Any = model
+    for depth, part in enumerate(parts):
+        if node is Any:
+            return None
+        node = next((child for m in _members(node) if (child := _child(m, part))), None)
+        if node is None:
+            known = _known_keys(model, tuple(parts[:depth]))
+            where = ".".join(parts[:depth]) or "the top level"
+            keys = f"; known keys at {where}: {', '.join(known)}" if known else ""
+            return f"unknown setting {'.'.join(parts)!r}{keys}"
+    return None
+
+
 def _known_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     """The keys allowed in the mapping at ``loc`` of ``model``'s data (pydantic's key path:
     list indices, dict keys and a tagged union's tag are steps too)."""

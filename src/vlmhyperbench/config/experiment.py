@@ -2,13 +2,15 @@
 
 The run matrix is the union of the config's blocks: the top-level ``models`` × ``tasks`` and
 every ``runs[i]`` block. A block may carry its own overrides (deep-merged over the registry
-entries for its pairs only) and a sample ``limit``; a pair listed by two blocks is merged when
-they ask for the same settings and refused when they do not.
+entries for its pairs only), a sample ``limit``, and a ``sweep``: the block then runs the grid
+of its models' variants (:mod:`vlmhyperbench.config.variants`). A pair listed by two blocks is
+merged when they ask for the same settings and refused when they do not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,10 +34,25 @@ from vlmhyperbench.config.schema import (
     RunBlock,
     TaskEntry,
 )
+from vlmhyperbench.config.variants import (
+    Axis,
+    Point,
+    Variant,
+    axes_of,
+    check_name,
+    entry_differences,
+    grid,
+    nested,
+    server_key,
+    value_at,
+    variant_name,
+    without_per_request,
+)
+from vlmhyperbench.runtime.io import stable_hash
 
-#: Keys a block may not override: they shape the model's one serve and predict rules (its
-#: container, resources, environment, and the one server every task of the model shares), which
-#: dataset and score files a task has, or its prompts (compiled once per task).
+#: Keys a block's overrides may not change: they shape a model's server (its container,
+#: resources, environment, engine) - sweep them to run a variant -, or which dataset and score
+#: files a task has.
 RULE_MODEL_KEYS = (
     "backend",
     "source",
@@ -45,19 +62,21 @@ RULE_MODEL_KEYS = (
     "container",
     "packages",
 )
-RULE_TASK_KEYS = ("dataset", "kind", "metrics", "prompt")
+RULE_TASK_KEYS = ("dataset", "kind", "metrics")
 
 
 @dataclass(frozen=True)
 class RunPair:
     """One (model, task) cell of the matrix, with the entries it runs with."""
 
-    model: str
+    model: str  # the variant's name (a registry model's own name when it is not a variant)
     task: str
     block: str  # the config key of the block that listed it first, e.g. ``runs[1]`` ("" top level)
-    settings: dict[str, Any]  # the block's overrides for this pair (compared across blocks)
+    settings: dict[str, Any]  # the block's overrides and sweep values for this pair
     model_entry: ModelEntry
     task_entry: TaskEntry
+    task_key: str = ""  # hash of the effective task entry: pairs with equal ones score alike
+    key: str = ""  # hash of both effective entries: two blocks listing the pair must agree
 
 
 @dataclass(frozen=True)
@@ -66,13 +85,17 @@ class Experiment:
     registry: Registry
     config_path: Path
     pairs: tuple[RunPair, ...] = field(default=())
+    #: every model of the matrix by name: registry entries, and sweeps' variants
+    variants: dict[str, Variant] = field(default_factory=dict)
+    #: each sweep of a block over one model: block, base, tasks, axes (path -> labels)
+    sweeps: tuple[dict[str, Any], ...] = ()
 
     @property
     def models(self) -> dict[str, ModelEntry]:
-        """Every model of the matrix (the registry entries: a block cannot change what
-        shapes a model's predict rule)."""
+        """Every model of the matrix, as it is served (a variant with its sweep's settings; a
+        block's overrides change what it sends, not its server)."""
         names = dict.fromkeys(p.model for p in self.pairs)
-        return {name: self.registry.models[name] for name in names}
+        return {name: self.variants[name].entry for name in names}
 
     @property
     def tasks(self) -> dict[str, TaskEntry]:
@@ -92,6 +115,54 @@ class Experiment:
         """The tasks the matrix runs ``model`` on."""
         return [p.task for p in self.pairs if p.model == model]
 
+    # ------------------------------------------------------------------ servers
+    @cached_property
+    def _server_assignment(self) -> tuple[dict[str, str], dict[str, ModelEntry]]:
+        """Variants whose entries differ only in what their backend takes per request share a
+        server, named after the first of them without those settings."""
+        from vlmhyperbench.pipeline.backend_specs import BACKENDS
+
+        server_of: dict[str, str] = {}
+        servers: dict[str, ModelEntry] = {}
+        names_by_key: dict[str, str] = {}
+        for name, entry in self.models.items():
+            if entry.endpoint is not None:
+                continue
+            per_request = BACKENDS[entry.backend].per_request
+            key = server_key(entry, per_request)
+            if key not in names_by_key:
+                server = self._server_name(self.variants[name], per_request)
+                names_by_key[key] = name if server in servers else server
+                servers[names_by_key[key]] = without_per_request(entry, per_request)
+            server_of[name] = names_by_key[key]
+        return server_of, servers
+
+    @staticmethod
+    def _server_name(variant: Variant, per_request: frozenset[str]) -> str:
+        """The variant's name without its settings that are sent per request."""
+        kept = {
+            path: part
+            for path, part in variant.named.items()
+            if path.startswith("models.")
+            and not any(f"{path}.".startswith(f"models.{p}.") for p in per_request)
+        }
+        if len(kept) == len(variant.named):
+            return variant.name
+        return f"{variant.model}@{','.join(sorted(kept.values()))}" if kept else variant.model
+
+    @property
+    def servers(self) -> dict[str, ModelEntry]:
+        """The serve jobs: server name -> the entry its wrapper starts with."""
+        return self._server_assignment[1]
+
+    def server_of(self, model: str) -> str | None:
+        """The server ``model`` is sent to (``None``: it has an endpoint of its own)."""
+        return self._server_assignment[0].get(model)
+
+    def models_of(self, server: str) -> list[str]:
+        return [m for m, s in self._server_assignment[0].items() if s == server]
+
+    # ------------------------------------------------------------------ pairs
     @cached_property
     def _pair_index(self) -> dict[tuple[str, str], RunPair]:
         return {(p.model, p.task): p for p in self.pairs}
@@ -121,6 +192,34 @@ class Experiment:
             self._narrowed[(model, task)] = narrowed
         return narrowed
 
+    # ------------------------------------------------------------------ variants.json
+    def variants_document(self) -> dict[str, Any]:
+        """``results/variants.json``: each model of the run with its base entry, the model it
+        is reported under, its server and settings; and the sweeps' axes."""
+        variants = {}
+        for name in self.models:
+            variant = self.variants[name]
+            entry = self.registry.models[variant.model]
+            base = variant.model if name != variant.model else entry.base
+            settings = dict(variant.settings)
+            if name == variant.model and entry.base is not None:
+                settings = entry_differences(entry, self.registry.models[entry.base], "models")
+            variants[name] = {
+                "base": base,
+                "group": self._root(variant.model),
+                "server": self.server_of(name),
+                "settings": settings,
+                "swept": dict(variant.swept),
+            }
+        return {"variants": variants, "sweeps": list(self.sweeps)}
+
+    def _root(self, model: str) -> str:
+        seen = {model}
+        while (base := self.registry.models[model].base) is not None and base not in seen:
+            model = base
+            seen.add(model)
+        return model
+
 
 def load_experiment(
     config: dict[str, Any] | None = None,
@@ -128,7 +227,8 @@ def load_experiment(
     workdir: str | Path = ".",
 ) -> Experiment:
     """Validate the experiment config (given as a dict, or read from ``config_path``), every
-    registry entry, and the run matrix. Every problem names ``config_path`` or an entry's file."""
+    registry entry, and the run matrix with its sweeps' variants. Every problem names
+    ``config_path`` or an entry's file."""
     config_path = Path(config_path)
     if config is None:
         if not config_path.is_file():
@@ -147,24 +247,18 @@ def load_experiment(
         problems += _check_names(str(config_path), prefix, block, registry)
     if problems:
         raise ConfigError(problems)
-    pairs: dict[tuple[str, str], RunPair] = {}
+    matrix = _Matrix(str(config_path), registry)
     for prefix, block in blocks:
-        for pair in _block_pairs(str(config_path), prefix, block, registry, problems):
-            seen = pairs.setdefault((pair.model, pair.task), pair)
-            if seen.settings != pair.settings:
-                message = (
-                    f"({pair.model}, {pair.task}) is in {_label(seen.block)} and in "
-                    f"{_label(pair.block)} with different settings: {seen.settings} vs "
-                    f"{pair.settings}; list the pair once, or give both blocks the same settings"
-                )
-                problems.append(Problem(str(config_path), (), message))
-    if problems:
-        raise ConfigError(problems)
+        matrix.add_block(prefix, block)
+    if matrix.problems:
+        raise ConfigError(list(dict.fromkeys(matrix.problems)))
     return Experiment(
         config=experiment,
         registry=registry,
         config_path=config_path,
-        pairs=tuple(pairs.values()),
+        pairs=tuple(matrix.pairs.values()),
+        variants=matrix.variants,
+        sweeps=tuple(matrix.sweeps),
     )
 
 
@@ -191,77 +285,223 @@ def _check_names(file: str, prefix: Loc, block: RunBlock, registry: Registry) ->
     return problems
 
 
-def _block_pairs(
-    file: str, prefix: Loc, block: RunBlock, registry: Registry, problems: list[Problem]
-) -> list[RunPair]:
-    """The block's pairs with their merged entries; appends what is wrong to ``problems``."""
-    from vlmhyperbench.pipeline.backend_specs import BACKENDS
+def _dump(entry: Any) -> dict[str, Any]:
+    return entry.model_dump(mode="json")
 
-    models = {}
-    for name in block.models:
-        where = (*prefix, "overrides", "models", name)
-        override = block.overrides.models.get(name, {})
-        models[name] = _merged(
-            file, where, registry.models[name], override, RULE_MODEL_KEYS, problems
-        )
-    tasks = {}
-    for name in block.tasks:
-        override = _task_settings(block, name)
-        where = (*prefix, "overrides", "tasks", name)
-        tasks[name] = _merged(file, where, registry.tasks[name], override, RULE_TASK_KEYS, problems)
-    pairs = []
-    for m_index, (m_name, model) in enumerate(models.items()):
-        backend = registry.models[m_name].backend
-        kinds = BACKENDS[backend].task_kinds
-        for t_index, (t_name, task) in enumerate(tasks.items()):
-            kind = registry.tasks[t_name].kind
-            if kind not in kinds:
-                message = (
-                    f"model {m_name!r} ({key_path((*prefix, 'models', m_index))}, backend "
-                    f"{backend}) cannot serve task {t_name!r} of kind {kind!r}: the {backend} "
-                    f"backend serves {', '.join(sorted(kinds))} tasks"
+
+class _Matrix:
+    """The run matrix, built block by block; what is wrong goes to ``problems``."""
+
+    def __init__(self, file: str, registry: Registry) -> None:
+        self.file = file
+        self.registry = registry
+        self.problems: list[Problem] = []
+        self.pairs: dict[tuple[str, str], RunPair] = {}
+        self.variants: dict[str, Variant] = {}
+        self.sweeps: list[dict[str, Any]] = []
+        self._names: dict[tuple[str, frozenset[tuple[str, str]]], str] = {}  # settings -> name
+        self._meanings: dict[str, tuple[Any, str]] = {}  # name -> (settings, block)
+
+    def add_block(self, prefix: Loc, block: RunBlock) -> None:
+        before = len(self.problems)
+        axes = axes_of(self.file, prefix, block.sweep, self.problems)
+        tasks = {name: self._task(prefix, block, name) for name in block.tasks}
+        models = {name: self._model_override(prefix, block, name) for name in block.models}
+        if len(self.problems) > before:
+            return
+        for name in block.models:
+            if axes:
+                self.sweeps.append(
+                    {
+                        "block": _label(key_path(prefix)),
+                        "base": name,
+                        "tasks": list(block.tasks),
+                        "axes": {
+                            axis.path: [label for label, _, _ in axis.values] for axis in axes
+                        },
+                    }
                 )
-                problems.append(Problem(file, (*prefix, "tasks", t_index), message))
-                continue
-            if model is None or task is None:
-                continue
-            settings = {
-                "models": block.overrides.models.get(m_name, {}),
-                "tasks": _task_settings(block, t_name),
-            }
-            pairs.append(RunPair(m_name, t_name, key_path(prefix), settings, model, task))
-    return pairs
+            for point in grid(axes):
+                self._add_point(prefix, block, name, models[name], point, tasks)
 
+    def _model_override(self, prefix: Loc, block: RunBlock, model: str) -> dict[str, Any]:
+        override = block.overrides.models.get(model, {})
+        for key in RULE_MODEL_KEYS:
+            if key in override:
+                message = (
+                    f"a run block cannot change {key} (a model's server runs with it); sweep it "
+                    f"to run a variant of the model (sweep: {{models.{key}.…: [value]}}), or set "
+                    "it in the top-level overrides"
+                )
+                self.problems.append(
+                    Problem(self.file, (*prefix, "overrides", "models", model, key), message)
+                )
+        return override
 
-def _task_settings(block: RunBlock, task: str) -> dict[str, Any]:
-    """What the block changes in ``task``'s entry: its overrides, and its sample limit."""
-    settings = dict(block.overrides.tasks.get(task, {}))
-    if block.limit is not None:
-        settings["limit"] = block.limit
-    return settings
+    def _task(self, prefix: Loc, block: RunBlock, task: str) -> TaskEntry | None:
+        """The task entry with the block's overrides and limit."""
+        override = dict(block.overrides.tasks.get(task, {}))
+        if block.limit is not None:
+            override["limit"] = block.limit
+        where = (*prefix, "overrides", "tasks", task)
+        for key in RULE_TASK_KEYS:
+            if key in override:
+                message = f"a run block cannot change {key} (it decides the task's data and scores)"
+                self.problems.append(Problem(self.file, (*where, key), message))
+        return self._merged(where, self.registry.tasks[task], override)
 
+    def _merged(self, where: Loc, entry: ModelT, override: dict[str, Any]) -> ModelT | None:
+        """``entry`` with ``override`` deep-merged over it (``entry`` itself without one)."""
+        if not override:
+            return entry
+        merged = deep_merge(entry.model_dump(mode="json", exclude_unset=True), override)
+        try:
+            return validated(type(entry), merged, self.file, prefix=where)
+        except ConfigError as error:
+            self.problems.extend(error.problems)
+            return None
 
-def _merged(
-    file: str,
-    where: Loc,
-    entry: ModelT,
-    override: dict[str, Any],
-    fixed_keys: tuple[str, ...],
-    problems: list[Problem],
-) -> ModelT | None:
-    """``entry`` with a block's override deep-merged over it (the entry itself without one)."""
-    if not override:
-        return entry
-    for key in fixed_keys:
-        if key in override:
+    def _swept(self, prefix: Loc, entry: ModelT, point: Point, kind: str) -> ModelT | None:
+        """``entry`` with the point's settings of ``kind``; a bad value is named by its axis."""
+        partial = nested(point, kind)
+        if not partial:
+            return entry
+        merged = deep_merge(entry.model_dump(mode="json", exclude_unset=True), partial)
+        try:
+            return validated(type(entry), merged, self.file)
+        except ConfigError as error:
+            for problem in error.problems:
+                self.problems.append(self._sweep_problem(prefix, entry, point, problem))
+            return None
+
+    def _sweep_problem(self, prefix: Loc, entry: Any, point: Point, problem: Problem) -> Problem:
+        for axis, _, value in point:
+            overlap = min(len(axis.parts), len(problem.loc))
+            if axis.parts[:overlap] == tuple(problem.loc[:overlap]):
+                position = next(p for label, v, p in axis.values if v is value)
+                where = (*prefix, "sweep", axis.path, position)
+                return Problem(self.file, where, f"{entry.name}: {problem.message}")
+        where = (*prefix, "sweep")
+        setting = key_path(problem.loc)
+        return Problem(self.file, where, f"{entry.name}: {setting}: {problem.message}")
+
+    def _add_point(
+        self,
+        prefix: Loc,
+        block: RunBlock,
+        model: str,
+        override: dict[str, Any],
+        point: Point,
+        tasks: dict[str, TaskEntry | None],
+    ) -> None:
+        """The pairs of one grid point: the model's variant on each of the block's tasks."""
+        entry = self._swept(prefix, self.registry.models[model], point, "models")
+        swept_tasks = {
+            name: self._swept(prefix, task, point, "tasks") if task else None
+            for name, task in tasks.items()
+        }
+        if entry is None or None in swept_tasks.values():
+            return
+        variant = self._variant(prefix, model, entry, point, swept_tasks)
+        if variant is None:
+            return
+        where = (*prefix, "overrides", "models", model)
+        pair_entry = self._merged(where, entry, override)
+        if pair_entry is None:
+            return
+        for index, (name, task) in enumerate(swept_tasks.items()):
+            if self._can_serve(prefix, block, model, entry, index):
+                settings = {"models": override, "tasks": self._task_settings(block, name, point)}
+                self._add_pair(prefix, variant.name, name, settings, pair_entry, task)
+
+    def _variant(
+        self, prefix: Loc, model: str, entry: ModelEntry, point: Point, tasks: dict[str, Any]
+    ) -> Variant | None:
+        """The point's variant: named after the swept settings that differ from the registry
+        entries (the model's, or for a task setting, any of the block's tasks')."""
+        registry = self.registry
+        differing: list[tuple[Axis, str, Any]] = []
+        for axis, label, value in point:
+            if axis.kind == "models":
+                pairs = [(entry, registry.models[model])]
+            else:
+                pairs = [(task, registry.tasks[name]) for name, task in tasks.items()]
+            if any(
+                value_at(_dump(a), axis.parts) != value_at(_dump(b), axis.parts) for a, b in pairs
+            ):
+                differing.append((axis, label, value))
+        meaning = (
+            model,
+            frozenset((a.path, json.dumps(v, sort_keys=True)) for a, _, v in differing),
+        )
+        named = {axis.path: f"{axis.key}={label}" for axis, label, _ in differing}
+        name = self._names.get(meaning) or variant_name(model, list(named.values()))
+        seen = self._meanings.setdefault(name, (meaning, _label(key_path(prefix))))
+        if seen[0] != meaning:
             message = (
-                f"a run block cannot change {key} (it is one per entry for the whole run); "
-                "set it in the top-level overrides"
+                f"the variant {name!r} stands for other settings in {seen[1]}; give the values "
+                "of one of the sweeps other labels"
             )
-            problems.append(Problem(file, (*where, key), message))
-    merged = deep_merge(entry.model_dump(mode="json", exclude_unset=True), override)
-    try:
-        return validated(type(entry), merged, file, prefix=where)
-    except ConfigError as error:
-        problems.extend(error.problems)
-        return None
+            self.problems.append(Problem(self.file, (*prefix, "sweep"), message))
+            return None
+        self._names.setdefault(meaning, name)
+        too_long = check_name(self.file, (*prefix, "sweep"), name)
+        if too_long:
+            self.problems.append(too_long)
+            return None
+        variant = self.variants.setdefault(
+            name,
+            Variant(name, model, entry, {a.path: v for a, _, v in differing}, named),
+        )
+        variant.swept.update({axis.path: label for axis, label, _ in point})
+        return variant
+
+    def _can_serve(
+        self, prefix: Loc, block: RunBlock, model: str, entry: ModelEntry, t_index: int
+    ) -> bool:
+        from vlmhyperbench.pipeline.backend_specs import BACKENDS
+
+        task = block.tasks[t_index]
+        kind = self.registry.tasks[task].kind
+        kinds = BACKENDS[entry.backend].task_kinds
+        if kind in kinds:
+            return True
+        m_index = block.models.index(model)
+        message = (
+            f"model {model!r} ({key_path((*prefix, 'models', m_index))}, backend "
+            f"{entry.backend}) cannot serve task {task!r} of kind {kind!r}: the {entry.backend} "
+            f"backend serves {', '.join(sorted(kinds))} tasks"
+        )
+        self.problems.append(Problem(self.file, (*prefix, "tasks", t_index), message))
+        return False
+
+    @staticmethod
+    def _task_settings(block: RunBlock, task: str, point: Point) -> dict[str, Any]:
+        """What the block changes in ``task``'s entry: overrides, limit, swept values."""
+        settings = deep_merge(block.overrides.tasks.get(task, {}), nested(point, "tasks"))
+        if block.limit is not None:
+            settings["limit"] = block.limit
+        return settings
+
+    def _add_pair(
+        self,
+        prefix: Loc,
+        model: str,
+        task: str,
+        settings: dict[str, Any],
+        model_entry: ModelEntry,
+        task_entry: TaskEntry,
+    ) -> None:
+        task_key = stable_hash(_dump(task_entry))
+        key = stable_hash({"model": _dump(model_entry), "task": task_key})
+        pair = RunPair(
+            model, task, key_path(prefix), settings, model_entry, task_entry, task_key, key
+        )
+        seen = self.pairs.setdefault((model, task), pair)
+        if seen.key != pair.key:
+            message = (
+                f"({model}, {task}) is in {_label(seen.block)} and in {_label(pair.block)} with "
+                f"different settings: {seen.settings} vs {pair.settings}; list the pair once, or "
+                "give both blocks the same settings"
+            )
+            self.problems.append(Problem(self.file, (), message))

@@ -322,13 +322,26 @@ class RunOverrides(StrictTypes):
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+#: A setting's path in a model or task entry, as a sweep names it: ``models.engine_args.psm``.
+SweepPath = Annotated[str, Field(pattern=r"^(models|tasks)(\.[A-Za-z_][A-Za-z0-9_]*)+$")]
+#: A value's label in a variant's name (``short`` for a long prompt): safe in paths and wildcards.
+LABEL_PATTERN = r"^[A-Za-z0-9_.+-]{1,40}$"
+Label = Annotated[str, Field(pattern=LABEL_PATTERN)]
+SweepValues = (
+    Annotated[list[Any], Field(min_length=1)] | Annotated[dict[Label, Any], Field(min_length=1)]
+)
+
+
 class RunBlock(StrictTypes):
-    """``models × tasks``, optionally with the block's own overrides and a sample limit."""
+    """``models × tasks``, optionally with the block's own overrides, a sample limit, and a
+    ``sweep``: setting path -> values (or ``label: value``), run as the grid of its variants
+    (:mod:`vlmhyperbench.config.variants`)."""
 
     models: list[Name] = Field(min_length=1)
     tasks: list[Name] = Field(min_length=1)
     overrides: RunOverrides = Field(default_factory=RunOverrides)
     limit: int | None = Field(default=None, ge=1)
+    sweep: dict[SweepPath, SweepValues] = Field(default_factory=dict)
 
 
 class ExperimentConfig(StrictTypes):

@@ -13,6 +13,7 @@ from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.inference.runner import PredictRun, RunStats, predict, write_predictions
 from vlmhyperbench.inference.server import wait_for_server
+from vlmhyperbench.pipeline.backend_specs import per_request_body
 from vlmhyperbench.pipeline.fingerprints import predict_fingerprint
 from vlmhyperbench.pipeline.selection import select_samples
 
@@ -82,6 +83,7 @@ def run_predict_job(
         settings=experiment.config.inference,
         served_model=model.name,
         requests=digest.requests,
+        extra_body=per_request_body(model),  # e.g. a vLLM variant's processor arguments
     )
     if not run.pending():  # e.g. only answers changed: no server needed
         log.info("%s/%s: every sample is answered in the journal", model_name, task_name)
@@ -97,5 +99,7 @@ def run_predict_job(
     if server_path is None:
         raise ValueError(f"{model_name} has no endpoint and no server status file")
     status = wait_for_server(server_path, model_name)
+    # A server shared by variants serves under the name of the entry it started with.
+    run.served_model = status.get("model") or model.name
     log.info("using the shared server of %s at %s", model_name, status["base_url"])
     return predict(run, status["base_url"])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from vlmhyperbench.config.schema import (
     BackendName,
@@ -23,7 +23,13 @@ from vlmhyperbench.config.schema import (
     TaskKind,
 )
 
-__all__ = ["BACKENDS", "BackendSpec", "preflight_problems", "tesseract_problem"]
+__all__ = [
+    "BACKENDS",
+    "BackendSpec",
+    "per_request_body",
+    "preflight_problems",
+    "tesseract_problem",
+]
 
 ALL_KINDS: frozenset[str] = frozenset(get_args(TaskKind))
 
@@ -32,6 +38,10 @@ ALL_KINDS: frozenset[str] = frozenset(get_args(TaskKind))
 class BackendSpec:
     #: The task kinds the backend can answer: an OCR engine reads pages, it answers no question.
     task_kinds: frozenset[str] = ALL_KINDS
+    #: The model entry's settings (dotted paths) the backend takes with each request, not at
+    #: start-up: variants of a model that differ only in these share one server. A task's
+    #: prompts and settings are always sent per request.
+    per_request: frozenset[str] = frozenset({"generation"})
     #: ``problem(model) -> message | None``: what the machine lacks to serve this model (run
     #: before any job, on local runs; a message says what to install).
     preflight: Callable[[ModelEntry], str | None] | None = field(default=None, compare=False)
@@ -73,7 +83,8 @@ def tesseract_problem(model: ModelEntry) -> str | None:
 
 BACKENDS: dict[str, BackendSpec] = {
     "hf": BackendSpec(),
-    "vllm": BackendSpec(),
+    # vLLM's chat completions take the multimodal processor's arguments per request.
+    "vllm": BackendSpec(per_request=frozenset({"generation", "engine_args.mm_processor_kwargs"})),
     "sglang": BackendSpec(),
     "openai": BackendSpec(),
     "tesseract": BackendSpec(task_kinds=frozenset({"ocr"}), preflight=tesseract_problem),
@@ -90,3 +101,15 @@ def preflight_problems(models: list[ModelEntry]) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
+
+
+def per_request_body(model: ModelEntry) -> dict[str, Any]:
+    """The engine arguments a request carries for ``model`` (those its backend takes per
+    request and the entry sets), as the request body's fields."""
+    body = {}
+    for path in sorted(BACKENDS[model.backend].per_request):
+        kind, _, name = path.partition(".")
+        value = getattr(model.engine_args, name, None) if kind == "engine_args" else None
+        if value is not None:
+            body[name] = value
+    return body

@@ -24,6 +24,7 @@ from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.metrics.score_job import score_spec
 from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
+from vlmhyperbench.runtime.io import stable_hash
 from vlmhyperbench.runtime.s3 import is_s3
 
 DATA_DIR = "data"
@@ -44,7 +45,9 @@ def alternation(names: list[str]) -> str:
 @dataclass
 class Plan:
     experiment: Experiment
-    prompts: dict[str, TaskPrompts] = field(init=False)
+    #: each task's compiled prompts, by the prompt settings they come from (a sweep's variants
+    #: may send the same task with other prompts)
+    _prompts: dict[tuple[str, str], TaskPrompts] = field(init=False, default_factory=dict)
     # Fingerprints once per what they depend on, per process: Snakemake evaluates a job's
     # params several times while planning, and a paper-sized run has 10,000 score jobs.
     _predict_fingerprints: dict[tuple[str, str, str | None], str] = field(
@@ -58,17 +61,22 @@ class Plan:
     def __post_init__(self) -> None:
         # Read prompt files and compile every template now: a bad one stops the workflow
         # before any job.
-        self.prompts = {name: self.task_prompts(name) for name in self.experiment.tasks}
-        for name, prompts in self.prompts.items():
-            manifest = Path(self.manifest(name))
+        for pair in self.experiment.pairs:
+            prompts = self.prompts(pair.model, pair.task)
+            manifest = Path(self.manifest(pair.task))
             if prompts.collection is not None and manifest.is_file():
                 # Datasets made by the workflow itself are checked again when predicting.
-                dataset = self.experiment.registry.tasks[name].dataset
+                dataset = pair.task_entry.dataset
                 prompts.collection.check_doc_classes(doc_classes(manifest), dataset)
 
-    def task_prompts(self, task: str) -> TaskPrompts:
-        registry = self.experiment.registry
-        return TaskPrompts.load(registry.tasks[task], registry.path_of("tasks", task))
+    def prompts(self, model: str, task: str) -> TaskPrompts:
+        """The pair's compiled prompts (the task's, with its run block's and sweep's changes)."""
+        entry = self.experiment.pair(model, task).task_entry
+        key = (task, stable_hash(entry.prompt.model_dump(mode="json")))
+        if key not in self._prompts:
+            path = self.experiment.registry.path_of("tasks", task)
+            self._prompts[key] = TaskPrompts.load(entry, path)
+        return self._prompts[key]
 
     # ------------------------------------------------------------------ datasets
     @property
@@ -119,8 +127,8 @@ class Plan:
         }
         uris |= {
             model.source.uri
-            for model in self.experiment.models.values()
-            if isinstance(model.source, S3ModelSource) and model.endpoint is None
+            for model in self.experiment.servers.values()
+            if isinstance(model.source, S3ModelSource)
         }
         return sorted(uris)
 
@@ -130,36 +138,40 @@ class Plan:
     # ------------------------------------------------------------------ models
     @property
     def tiny_models(self) -> list[str]:
-        return [
-            n
-            for n, m in self.experiment.models.items()
-            if isinstance(m.source, TinySource) and m.endpoint is None
-        ]
+        """Servers of tiny models: each builds its model (its source may be swept)."""
+        return [n for n, m in self.experiment.servers.items() if isinstance(m.source, TinySource)]
 
     @property
-    def served_models(self) -> list[str]:
-        """Models the run serves itself (one ``serve_<model>`` job each); the others are
-        reached at their endpoint."""
-        return [n for n, m in self.experiment.models.items() if m.endpoint is None]
+    def servers(self) -> list[str]:
+        """The servers the run starts (one ``serve_<server>`` job each): one per model, or per
+        set of a model's variants that differ only in what is sent per request. Models with an
+        endpoint are reached there."""
+        return list(self.experiment.servers)
 
-    def server(self, model: str) -> str:
-        """The serve job's status file (its service output): where the model's server is."""
-        return f"{SERVERS_DIR}/{model}.json"
+    def server(self, server: str) -> str:
+        """The serve job's status file (its service output): where the server is."""
+        return f"{SERVERS_DIR}/{server}.json"
 
-    def media_roots(self, model: str) -> list[str]:
-        """Local dataset folders of the model's tasks: the server may read their images."""
+    def media_roots(self, server: str) -> list[str]:
+        """Local dataset folders of its models' tasks: the server may read their images."""
         tasks = self.experiment.registry.tasks
-        datasets = {tasks[task].dataset for task in self.experiment.tasks_of(model)}
+        datasets = {
+            tasks[task].dataset
+            for model in self.experiment.models_of(server)
+            for task in self.experiment.tasks_of(model)
+        }
         folders = {self.dataset_dir(dataset) for dataset in datasets}
         return sorted(folder for folder in folders if not is_s3(folder))
 
-    def model_inputs(self, model: str) -> dict[str, str]:
-        """Files the serve job needs for the model (a locally built model's folder, unless the
-        model is served by an external endpoint)."""
-        entry = self.experiment.registry.models[model]
-        if model in self.tiny_models and entry.endpoint is None:
-            return {"model": tiny_model_dir(model)}
-        if isinstance(entry.source, S3ModelSource) and entry.endpoint is None:
+    def model_inputs(self, server: str | None) -> dict[str, str]:
+        """Files a server needs (a locally built model's folder, an ``s3://`` model); none
+        for a model reached at its endpoint (``server`` None)."""
+        if server is None:
+            return {}
+        entry = self.experiment.servers[server]
+        if isinstance(entry.source, TinySource):
+            return {"model": tiny_model_dir(server)}
+        if isinstance(entry.source, S3ModelSource):
             return {"model": entry.source.uri.rstrip("/")}
         return {}
 
@@ -183,7 +195,7 @@ class Plan:
                 registry.models[model],
                 task_entry,
                 registry.datasets[task_entry.dataset],
-                self.prompts[task].fingerprint(),
+                self.prompts(model, task).fingerprint(),
                 content=content,
             )
         return self._predict_fingerprints[key]
@@ -193,12 +205,12 @@ class Plan:
         return f"{RESULTS_DIR}/scores/{model}/{task}/{metric}.{ext}"
 
     def score_fingerprint(self, metric: str, task: str, model: str | None = None) -> str:
-        """The same for every model of a run block: the task entry a pair scores with is the
-        registry's with its block's overrides (``RunPair.block`` names the block)."""
+        """The same for every pair whose task entry is the same (``RunPair.task_key``): the
+        registry's, with its run block's overrides and its sweep's settings."""
         digest = dataset_digest(self.manifest(task))  # cached per manifest version
         manifest = digest.manifest if digest else None
-        block = None if model is None else self.experiment.pair(model, task).block
-        key = (metric, task, block, manifest)
+        task_key = None if model is None else self.experiment.pair(model, task).task_key
+        key = (metric, task, task_key, manifest)
         if key not in self._score_fingerprints:
             experiment = self.experiment if model is None else self.experiment.for_pair(model, task)
             registry = experiment.registry
@@ -208,11 +220,11 @@ class Plan:
         return self._score_fingerprints[key]
 
     def score_spec(self, metric: str, task: str, model: str) -> str:
-        """The score job's ``params.spec``: the same for every model of a run block."""
+        """The score job's ``params.spec``: the same for every pair with the same task entry."""
         pair = self.experiment.pair(model, task)
         if metric not in pair.task_entry.metrics:
             raise ValueError(f"{metric!r} is not a metric of the task {task!r}")
-        key = (metric, task, pair.block)
+        key = (metric, task, pair.task_key)
         if key not in self._score_specs:
             self._score_specs[key] = score_spec(
                 self.experiment.registry.metrics[metric],
@@ -233,6 +245,7 @@ class Plan:
         return [self.predictions(pair.model, pair.task) for pair in self.experiment.pairs]
 
     # ------------------------------------------------------------------ final
+    variants_json = f"{RESULTS_DIR}/variants.json"
     summary_parquet = f"{RESULTS_DIR}/summary.parquet"
     summary_csv = f"{RESULTS_DIR}/summary.csv"
     report_dir = f"{RESULTS_DIR}/report"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_workdir, write_yaml
+from tests.helpers import make_workdir, read_yaml, write_yaml
 from vlmhyperbench.config import ConfigError, load_experiment
 
 
@@ -60,3 +60,189 @@ def test_a_variant_is_validated_like_any_entry(workdir: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load(workdir)
     assert f"{path}: engine_args.psm: must be <= 13, got 99" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- sweeps
+def run_blocks(workdir: Path, *blocks: dict) -> Path:
+    path = workdir / "config" / "config.yaml"
+    config = read_yaml(path)
+    config.pop("models", None), config.pop("tasks", None)
+    config["runs"] = list(blocks)
+    write_yaml(path, config)
+    return path
+
+
+TESS = {"models": ["tesseract-rus"], "tasks": ["demo_ocr"]}
+
+
+def test_a_sweep_is_the_grid_named_after_what_differs_from_the_entry(workdir: Path) -> None:
+    sweep = {
+        "models.engine_args.psm": [3, 4, 6],
+        "models.engine_args.languages": ["rus", "rus+eng"],
+    }
+    run_blocks(workdir, {**TESS, "sweep": sweep})
+    experiment = load(workdir)
+    assert sorted(experiment.models) == [
+        "tesseract-rus",  # psm 3, rus+eng: the registry entry itself
+        "tesseract-rus@languages=rus",
+        "tesseract-rus@languages=rus,psm=4",
+        "tesseract-rus@languages=rus,psm=6",
+        "tesseract-rus@psm=4",
+        "tesseract-rus@psm=6",
+    ]
+    variant = experiment.models["tesseract-rus@languages=rus,psm=6"]
+    assert (variant.engine_args.psm, variant.engine_args.languages) == (6, "rus")
+    assert variant.name == "tesseract-rus"  # the entry it runs: the wrapper serves that name
+    # engine settings: a server each
+    assert sorted(experiment.servers) == sorted(experiment.models)
+    document = experiment.variants_document()
+    assert document["variants"]["tesseract-rus@psm=4"] == {
+        "base": "tesseract-rus",
+        "group": "tesseract-rus",
+        "server": "tesseract-rus@psm=4",
+        "settings": {"models.engine_args.psm": 4},
+        "swept": {"models.engine_args.psm": "4", "models.engine_args.languages": "rus+eng"},
+    }
+    assert document["variants"]["tesseract-rus"]["swept"]["models.engine_args.psm"] == "3"
+    assert document["sweeps"] == [
+        {
+            "block": "runs[0]",
+            "base": "tesseract-rus",
+            "tasks": ["demo_ocr"],
+            "axes": {
+                "models.engine_args.psm": ["3", "4", "6"],
+                "models.engine_args.languages": ["rus", "rus+eng"],
+            },
+        }
+    ]
+
+
+def test_per_request_settings_share_a_server_and_a_registry_variant_shares_its_bases(
+    workdir: Path,
+) -> None:
+    write_yaml(
+        workdir / "config" / "models" / "llava-long.yaml",
+        {"base": "tiny-llava", "generation": {"max_tokens": 32}},
+    )
+    prompts = {"short": "Коротко.", "long": "Ответь значением поля, без пояснений."}
+    run_blocks(
+        workdir,
+        {"models": ["tiny-llava", "llava-long"], "tasks": ["demo_field_vqa"]},
+        {
+            "models": ["tiny-llava"],
+            "tasks": ["demo_field_vqa"],
+            "sweep": {"tasks.prompt.system": prompts},
+        },
+    )
+    experiment = load(workdir)
+    assert list(experiment.servers) == ["tiny-llava"]
+    assert {experiment.server_of(m) for m in experiment.models} == {"tiny-llava"}
+    document = experiment.variants_document()["variants"]
+    assert document["llava-long"]["base"] == "tiny-llava"
+    assert document["llava-long"]["group"] == "tiny-llava"
+    assert document["llava-long"]["settings"] == {"models.generation.max_tokens": 32}
+    system = experiment.pair("tiny-llava@system=short", "demo_field_vqa").task_entry.prompt.system
+    assert system == "Коротко."
+
+
+def test_the_same_settings_under_other_labels_are_one_variant(workdir: Path) -> None:
+    run_blocks(
+        workdir,
+        {**TESS, "sweep": {"models.engine_args.psm": {"sparse": 11, "block": 6}}},
+        {**TESS, "sweep": {"models.engine_args.psm": [6, 11]}},
+    )
+    assert sorted(load(workdir).models) == ["tesseract-rus@psm=block", "tesseract-rus@psm=sparse"]
+
+
+def test_one_label_for_two_settings_is_refused(workdir: Path) -> None:
+    path = run_blocks(
+        workdir,
+        {**TESS, "sweep": {"models.engine_args.psm": {"x": 11}}},
+        {**TESS, "sweep": {"models.engine_args.psm": {"x": 6}}},
+    )
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    assert (
+        f"{path}: runs[1].sweep: the variant 'tesseract-rus@psm=x' stands for other settings "
+        "in runs[0]"
+    ) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "expected"),
+    [
+        (
+            {"models.engine_args.pms": [1]},
+            "runs[0].sweep.models.engine_args.pms: no model entry has it: unknown setting "
+            "'engine_args.pms'; known keys at engine_args:",
+        ),
+        (
+            {"models.engine_args.psm": [3, "four"]},
+            "runs[0].sweep.models.engine_args.psm[1]: tesseract-rus: expected int, got 'four'",
+        ),
+        (
+            {"tasks.generation.max_tokens": {"few": 8, "none": 0}},
+            "runs[0].sweep.tasks.generation.max_tokens.none: demo_ocr: must be > 0, got 0",
+        ),
+        (
+            {"tasks.dataset": ["demo_docs_vqa"]},
+            "runs[0].sweep.tasks.dataset: a sweep cannot change task entries' dataset",
+        ),
+        (
+            {"tasks.prompt.system": ["Перепиши текст."]},
+            'runs[0].sweep.tasks.prompt.system[0]: "Перепиши текст." cannot be part of a '
+            "variant's name; give the values labels",
+        ),
+        (
+            {"models.generation.max_tokens": [8, 16]},
+            "runs[0].sweep.models.generation.max_tokens: changes nothing: the block's tasks set "
+            "generation.max_tokens themselves (demo_ocr)",
+        ),
+        ({"models": [1]}, "runs[0].sweep.models: 'models' does not match ^(models|tasks)"),
+    ],
+)
+def test_a_bad_sweep_is_refused_naming_block_and_key(
+    workdir: Path, sweep: dict, expected: str
+) -> None:
+    path = run_blocks(workdir, {**TESS, "sweep": sweep})
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    assert f"{path}: {expected}" in str(err.value)
+
+
+def test_a_block_still_cannot_override_an_engine_setting_and_says_to_sweep_it(
+    workdir: Path,
+) -> None:
+    override = {"models": {"tesseract-rus": {"engine_args": {"psm": 6}}}}
+    path = run_blocks(workdir, {**TESS, "overrides": override})
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    message = str(err.value)
+    assert f"{path}: runs[0].overrides.models.tesseract-rus.engine_args: a run block" in message
+    assert "sweep it to run a variant" in message
+
+
+def test_validate_prints_the_variants_their_servers_and_the_sweeps(workdir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vlmhyperbench.cli.main import app
+
+    prompts = {"short": "Коротко.", "long": "Ответь значением поля."}
+    path = run_blocks(
+        workdir,
+        {
+            "models": ["tiny-llava"],
+            "tasks": ["demo_field_vqa"],
+            "sweep": {"tasks.prompt.system": prompts},
+        },
+        {**TESS, "sweep": {"models.engine_args.psm": [4, 6]}},
+    )
+    result = CliRunner().invoke(
+        app, ["validate", "--config", str(path)], env={"COLUMNS": "250"}, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "run matrix: 4 (model, task) pairs" in result.output
+    assert "tiny-llava@system=short (hf, server tiny-llava)" in result.output
+    assert "tesseract-rus@psm=6 (tesseract)" in result.output
+    assert "runs[0]: tiny-llava swept over tasks.prompt.system (2)" in result.output
+    assert "3 server(s): tiny-llava, tesseract-rus@psm=4, tesseract-rus@psm=6" in result.output

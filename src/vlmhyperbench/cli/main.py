@@ -41,15 +41,21 @@ def validate(
         table.add_row(name, task.kind, task.dataset, ", ".join(task.metrics))
     console.print(table)
     console.print(matrix_table(experiment))
-    for problem in preflight_problems(list(experiment.models.values())):
+    for sweep in experiment.sweeps:
+        axes = " × ".join(f"{path} ({len(labels)})" for path, labels in sweep["axes"].items())
+        console.print(f"{sweep['block']}: {sweep['base']} swept over {escape(axes)}")
+    servers = experiment.servers
+    console.print(f"{len(servers)} server(s): {escape(', '.join(servers))}", soft_wrap=True)
+    for problem in preflight_problems(list(servers.values())):
         console.print(
             f"[yellow]this machine cannot run it yet[/yellow]: {escape(problem)}", soft_wrap=True
         )
 
 
 def matrix_table(experiment: Experiment) -> Table:
-    """Models (rows) × tasks (columns): ✓ where the pair runs (with its limit, and the block
-    that listed it when there are several), · where it does not."""
+    """Models and their sweeps' variants (rows) × tasks (columns): ✓ where the pair runs (with
+    its limit, and the block that listed it when there are several), · where it does not; a
+    variant served by another's server names it."""
     blocks = {pair.block for pair in experiment.pairs}
     table = Table(title=f"run matrix: {len(experiment.pairs)} (model, task) pairs")
     table.add_column("model (backend)")
@@ -69,7 +75,9 @@ def matrix_table(experiment: Experiment) -> Table:
             if len(blocks) > 1:
                 cell += f" {pair.block.rstrip('.') or 'models×tasks'}"
             cells.append(cell)
-        table.add_row(f"{name} ({model.backend})", *cells)
+        server = experiment.server_of(name)
+        shared = f", server {server}" if server not in (None, name) else ""
+        table.add_row(escape(f"{name} ({model.backend}{shared})"), *cells)
     return table
 
 

@@ -99,7 +99,9 @@ def validated(model: type[ModelT], data: Any, file: Path | str, prefix: Loc = ()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+            loc = tuple(
+                p for p in error["loc"] if not str(p).startswith("function-") and p != "[key]"
+            )
             problems.append(Problem(str(file), (*prefix, *loc), _expected(model, loc, error)))
         raise ConfigError(problems) from exc
 
@@ -131,6 +133,8 @@ def _expected(model: type[BaseModel], loc: Loc, error: dict) -> str:
     kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
     if kind in _SIMPLE:
         return f"{_SIMPLE[kind]}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{got!r} does not match {ctx.get('pattern')}"
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":

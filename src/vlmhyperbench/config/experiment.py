@@ -307,6 +307,7 @@ class _Matrix:
         axes = axes_of(self.file, prefix, block.sweep, self.problems)
         tasks = {name: self._task(prefix, block, name) for name in block.tasks}
         models = {name: self._model_override(prefix, block, name) for name in block.models}
+        self._check_shadowed(prefix, axes, tasks)
         if len(self.problems) > before:
             return
         for name in block.models:
@@ -323,6 +324,28 @@ class _Matrix:
                 )
             for point in grid(axes):
                 self._add_point(prefix, block, name, models[name], point, tasks)
+
+    def _check_shadowed(
+        self, prefix: Loc, axes: list[Axis], tasks: dict[str, TaskEntry | None]
+    ) -> None:
+        """A model's generation setting that every task of the block sets itself would change
+        nothing (a task's generation wins)."""
+        for axis in axes:
+            if axis.kind != "models" or axis.parts[0] != "generation" or len(axis.parts) != 2:
+                continue
+            key = axis.parts[1]
+            setting = [
+                name
+                for name, task in tasks.items()
+                if task and task.generation and key in task.generation.model_fields_set
+            ]
+            if setting and len(setting) == len(tasks):
+                message = (
+                    f"changes nothing: the block's tasks set generation.{key} themselves "
+                    f"({', '.join(setting)}), and a task's generation wins; sweep "
+                    f"tasks.generation.{key}"
+                )
+                self.problems.append(Problem(self.file, (*prefix, "sweep", axis.path), message))
 
     def _model_override(self, prefix: Loc, block: RunBlock, model: str) -> dict[str, Any]:
         override = block.overrides.models.get(model, {})

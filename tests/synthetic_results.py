@@ -87,12 +87,7 @@ def write_synthetic_results(
                         },
                     }
                 )
-            path = root / "predictions" / model / f"{task}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions),
-                encoding="utf-8",
-            )
+            _write_predictions(root, model, task, predictions)
             for j in range(metrics):
                 metric = f"metric_{j:02d}"
                 higher = j % 5 != 4
@@ -120,47 +115,237 @@ def write_synthetic_results(
                         "question": ["Какая фамилия указана?"] * samples,
                     }
                 )
-                base = root / "scores" / model / task / metric
-                base.parent.mkdir(parents=True, exist_ok=True)
-                write_score_parquet(frame, base.with_suffix(".parquet"))
-                n_err = int(errors.sum())
-                groups = {}
-                for column, keys in (("subset", subset), ("doc_class", doc_class)):
-                    keys = np.array(keys)
-                    groups[column] = {
-                        g: _entry(values[keys == g], int(errors[keys == g].sum()))
-                        for g in sorted(set(keys.tolist()))
-                    }
-                score = {
-                    "metric": metric,
-                    "model": model,
-                    "task": task,
-                    "higher_is_better": higher,
-                    "n": samples,
-                    "n_errors": n_err,
-                    "error_rate": n_err / samples,
-                    "overall": _entry(values, n_err),
-                    "groups": groups,
-                }
-                atomic_write_json(base.with_suffix(".json"), score)
-                json_paths.append(base.with_suffix(".json"))
-            if provenance:
-                atomic_write_json(
-                    provenance_path(root, model, task),
-                    {
-                        "schema_version": 1,
-                        "code": {"revision": "0" * 40, "dirty": False},
-                        "model": {"name": model, "backend": "hf", "hub_id": f"org/{model}"},
-                        "dataset": {"name": f"{task}_data", "version": "1"},
-                        "task": {"name": task, "prompt_fingerprint": "abc"},
-                        "environment": {"python": "3.11.7", "packages": {"numpy": "2"}, "gpus": []},
-                        "generation": {"max_tokens": 64, "temperature": 0.0, "seed": 0},
-                        "seeds": {"generation": 0, "scoring_bootstrap": 0},
-                        "started": "2026-01-02T03:04:05Z",
-                        "ended": "2026-01-02T03:14:05Z",
-                        "wall_s": 600.0,
-                    },
+                json_paths.append(
+                    _write_score(
+                        root,
+                        model,
+                        task,
+                        metric,
+                        higher,
+                        frame,
+                        errors,
+                        {"subset": subset, "doc_class": doc_class},
+                    )
                 )
+            if provenance:
+                _write_provenance(root, model, task)
     summary = build_summary(json_paths)
     write_summary(summary, root / "summary.parquet", root / "summary.csv")
+    return root
+
+
+def _write_predictions(root: Path, model: str, task: str, predictions: list[dict]) -> None:
+    path = root / "predictions" / model / f"{task}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions),
+        encoding="utf-8",
+    )
+
+
+def _write_score(
+    root: Path,
+    model: str,
+    task: str,
+    metric: str,
+    higher: bool,
+    frame: pd.DataFrame,
+    errors: np.ndarray,
+    group_columns: dict[str, list[str]],
+) -> Path:
+    """The score parquet (``frame``: per-sample rows) and JSON; returns the JSON's path."""
+    values = frame["value"].to_numpy(dtype=float)
+    samples = len(values)
+    base = root / "scores" / model / task / metric
+    base.parent.mkdir(parents=True, exist_ok=True)
+    write_score_parquet(frame, base.with_suffix(".parquet"))
+    n_err = int(errors.sum())
+    groups = {}
+    for column, keys in group_columns.items():
+        keys = np.array(keys)
+        groups[column] = {
+            g: _entry(values[keys == g], int(errors[keys == g].sum()))
+            for g in sorted(set(keys.tolist()))
+        }
+    score = {
+        "metric": metric,
+        "model": model,
+        "task": task,
+        "higher_is_better": higher,
+        "n": samples,
+        "n_errors": n_err,
+        "error_rate": n_err / samples,
+        "overall": _entry(values, n_err),
+        "groups": groups,
+    }
+    atomic_write_json(base.with_suffix(".json"), score)
+    return base.with_suffix(".json")
+
+
+def _write_provenance(root: Path, model: str, task: str) -> None:
+    atomic_write_json(
+        provenance_path(root, model, task),
+        {
+            "schema_version": 1,
+            "code": {"revision": "0" * 40, "dirty": False},
+            "model": {"name": model, "backend": "hf", "hub_id": f"org/{model}"},
+            "dataset": {"name": f"{task}_data", "version": "1"},
+            "task": {"name": task, "prompt_fingerprint": "abc"},
+            "environment": {"python": "3.11.7", "packages": {"numpy": "2"}, "gpus": []},
+            "generation": {"max_tokens": 64, "temperature": 0.0, "seed": 0},
+            "seeds": {"generation": 0, "scoring_bootstrap": 0},
+            "started": "2026-01-02T03:04:05Z",
+            "ended": "2026-01-02T03:14:05Z",
+            "wall_s": 600.0,
+        },
+    )
+
+
+# --- a run with a sweep ------------------------------------------------------------------------
+
+SWEEP_TASK = "demo_ocr"
+SWEEP_GROUP = "tess"
+PLAIN_MODEL = "plain-vlm"
+LANGUAGES = "models.engine_args.languages"
+PSM = "models.engine_args.psm"
+
+
+def sweep_name(languages: str, psm: str, base: tuple[str, str]) -> str:
+    """A grid point's model name: the group's plain name at its base point, else ``tess@…``
+    with the settings that differ from the base, by key."""
+    differ = [
+        (k, v) for k, v, b in (("languages", languages, base[0]), ("psm", psm, base[1])) if v != b
+    ]
+    return SWEEP_GROUP + ("@" + ",".join(f"{k}={v}" for k, v in differ) if differ else "")
+
+
+def _sweep_frame(
+    ids: list[str], values: np.ndarray, page: list[str], right: np.ndarray
+) -> pd.DataFrame:
+    n = len(ids)
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "value": values,
+            "error": [None] * n,
+            "prediction": ["ok" if r else "Иванов" for r in right],
+            "reference": ["ok"] * n,
+            "doc_class": ["passport" if k % 2 == 0 else "invoice" for k in range(n)],
+            "question_type": ["text"] * n,
+            "subset": ["clean"] * n,
+            "field": [None] * n,
+            "doc_id": page,
+            "origin": [None] * n,
+            "severity": [0.0] * n,
+            "question": ["Прочитайте текст"] * n,
+        }
+    )
+
+
+def _sweep_model(
+    root: Path, model: str, ids: list[str], page: list[str], quality: tuple, latency_ms: np.ndarray
+) -> list[Path]:
+    """One model's predictions, its two score files (cer ↓ main, exact_match ↑) and provenance."""
+    right, cer = quality
+    _write_predictions(
+        root,
+        model,
+        SWEEP_TASK,
+        [
+            {
+                "id": i,
+                "prediction": "ok" if r else "Иванов",
+                "error": None,
+                "performance": {
+                    "latency_ms": float(t),
+                    "ttft_ms": float(t),
+                    "completion_tokens": 20,
+                },
+            }
+            for i, r, t in zip(ids, right, latency_ms, strict=True)
+        ],
+    )
+    errors = np.zeros(len(ids), dtype=bool)
+    doc_class = {"doc_class": ["passport" if k % 2 == 0 else "invoice" for k in range(len(ids))]}
+    paths = [
+        _write_score(
+            root,
+            model,
+            SWEEP_TASK,
+            metric,
+            higher,
+            _sweep_frame(ids, values, page, right),
+            errors,
+            doc_class,
+        )
+        for metric, higher, values in (("cer", False, cer), ("exact_match", True, right * 1.0))
+    ]
+    _write_provenance(root, model, SWEEP_TASK)
+    return paths
+
+
+def write_sweep_results(
+    root: str | Path,
+    *,
+    languages: tuple[str, ...] = ("rus", "rus+eng"),
+    psm: tuple[str, ...] = ("4", "6"),
+    samples: int = 60,
+    seed: int = 0,
+    plain: bool = True,
+) -> Path:
+    """A run with a sweep, like Tesseract's: ``tess`` over languages × psm (its base point is
+    the last value of each) plus a plain model, on one task (``cer`` ↓ main, ``exact_match``),
+    and ``variants.json``. psm decides quality (the first value best by far); languages only
+    latency (``rus`` faster): variants that differ in languages alone answer exactly alike."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    ids = [f"ocr-{k:04d}" for k in range(samples)]
+    page = [f"page-{k // QUESTIONS_PER_PAGE:04d}" for k in range(samples)]
+    pages = rng.normal(0.0, 0.6, size=samples // QUESTIONS_PER_PAGE + 1)
+    difficulty = (
+        rng.normal(0.0, 0.4, size=samples) + pages[np.arange(samples) // QUESTIONS_PER_PAGE]
+    )
+    base = (languages[-1], psm[-1])
+    paths, entries = [], {}
+    for k, psm_value in enumerate(psm):
+        skill = 2.0 - 3.0 * k / max(1, len(psm) - 1)
+        p_right = 1.0 / (1.0 + np.exp(-(skill - difficulty)))
+        right = rng.random(samples) < p_right
+        cer = np.clip(0.6 * (1.0 - p_right) + rng.normal(0.0, 0.03, size=samples), 0.0, 1.0)
+        for j, language in enumerate(languages):
+            model = sweep_name(language, psm_value, base)
+            latency = 150.0 + 100.0 * j + 10.0 * k + rng.gamma(2.0, 10.0, size=samples)
+            paths += _sweep_model(root, model, ids, page, (right, cer), latency)
+            settings = {
+                path: (int(v) if v.isdigit() else v)
+                for path, v, b in ((LANGUAGES, language, base[0]), (PSM, psm_value, base[1]))
+                if v != b
+            }
+            entries[model] = {
+                "base": SWEEP_GROUP if settings else None,
+                "group": SWEEP_GROUP,
+                "server": model,
+                "settings": settings,
+                "swept": {PSM: psm_value, LANGUAGES: language},
+            }
+    if plain:
+        p_right = 1.0 / (1.0 + np.exp(-(0.5 - difficulty)))
+        right = rng.random(samples) < p_right
+        cer = np.clip(0.6 * (1.0 - p_right) + rng.normal(0.0, 0.03, size=samples), 0.0, 1.0)
+        paths += _sweep_model(root, PLAIN_MODEL, ids, page, (right, cer), np.full(samples, 400.0))
+        entries[PLAIN_MODEL] = {
+            "base": None,
+            "group": PLAIN_MODEL,
+            "server": PLAIN_MODEL,
+            "settings": {},
+            "swept": {},
+        }
+    sweep = {
+        "block": "runs[0]",
+        "base": SWEEP_GROUP,
+        "tasks": [SWEEP_TASK],
+        "axes": {LANGUAGES: list(languages), PSM: list(psm)},
+    }
+    atomic_write_json(root / "variants.json", {"variants": entries, "sweeps": [sweep]})
+    write_summary(build_summary(paths), root / "summary.parquet", root / "summary.csv")
     return root

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.synthetic_results import write_synthetic_results
+from tests.synthetic_results import write_sweep_results, write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
 
 websocket = pytest.importorskip("websocket")  # websocket-client
@@ -58,6 +58,13 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     results = write_synthetic_results(root / "results", models=3, tasks=2, metrics=3, samples=40)
     build_report(results, root / "report", n_boot=200)
+    return root / "report" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def sweep_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    build_report(write_sweep_results(root / "results"), root / "report", n_boot=200)
     return root / "report" / "index.html"
 
 
@@ -182,3 +189,31 @@ def test_the_check_sees_errors_and_outside_requests(
     seen = inspect(chromium, spoiled)
     assert seen["outside"] == ["https://cdn.example.com/x.png"]
     assert seen["errors"]
+
+
+def test_the_settings_section_of_a_sweep_renders(sweep_page: Path, chromium: DevTools) -> None:
+    """A run with a 2×2 sweep: the Settings section is laid out, with its figures decoded and
+    the variants grouped under their base model in the leaderboard."""
+    seen = inspect(chromium, sweep_page)
+    assert seen["errors"] == [] and seen["outside"] == []
+    loaded, total = seen["images"]
+    assert loaded == total
+    facts = chromium.send(
+        "Runtime.evaluate",
+        returnByValue=True,
+        expression="""(() => {
+            const section = document.querySelector('section.settings');
+            const images = Array.from(section.querySelectorAll('img'));
+            return {
+                heading: document.getElementById('settings-demo_ocr').innerText,
+                height: section.getBoundingClientRect().height,
+                figures: images.filter(i => i.complete && i.naturalWidth > 0).length,
+                sentences: section.querySelectorAll('ul.verdicts li.sig').length,
+                groups: Array.from(document.querySelectorAll('tr.group th')).map(t => t.innerText),
+            };
+        })()""",
+    )["result"]["value"]
+    assert facts["heading"] == "Settings" and facts["height"] > 300
+    assert facts["figures"] == 3  # psm, languages, Pareto
+    assert facts["sentences"] >= 2
+    assert "tess 4 variants" in facts["groups"]

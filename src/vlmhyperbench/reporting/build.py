@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 
 from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS
-from vlmhyperbench.pipeline.provenance import UNKNOWN
-from vlmhyperbench.reporting import figures, tables
+from vlmhyperbench.reporting import figures, settings, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
+from vlmhyperbench.reporting.provenance import provenance_document, provenance_rows
 from vlmhyperbench.reporting.results import Results, load_results
 from vlmhyperbench.reporting.robustness import by_severity, robustness_table
 from vlmhyperbench.reporting.serving import (
@@ -31,6 +31,15 @@ from vlmhyperbench.reporting.serving import (
     worst_samples,
 )
 from vlmhyperbench.reporting.summary import OVERALL
+from vlmhyperbench.reporting.variants import (
+    Variants,
+    group_order,
+    grouped_rows,
+    load_variants,
+    name_order,
+    run_pairs,
+    unlisted,
+)
 from vlmhyperbench.runtime.io import atomic_write
 
 log = logging.getLogger("vlmhyperbench.report")
@@ -91,7 +100,9 @@ def _rank(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
 # --- sections --------------------------------------------------------------------------------
 
 
-def _leaderboard(results: Results, task: str) -> dict[str, Any]:
+def _leaderboard(results: Results, task: str, variants: Variants | None) -> dict[str, Any]:
+    """A task's leaderboard rows, best first on its main metric; with variants, grouped under
+    their base model (groups by their best member)."""
     overall = results.overall[results.overall["task"] == task]
     metrics = results.metrics(task)
     primary = metrics[0]
@@ -126,9 +137,16 @@ def _leaderboard(results: Results, task: str) -> dict[str, Any]:
                 "cells": cells,
                 "n": int(first.n_samples) if first.n_samples == first.n_samples else None,
                 "error_rate": None if pd.isna(first.error_rate) else float(first.error_rate),
+                "group_head": None,
+                "in_group": False,
             }
         )
-    return {"metrics": metrics, "higher": higher, "rows": rows, "order": order}
+    groups = None
+    if variants is not None and variants.grouped(order):
+        rows = grouped_rows(rows, variants.group)
+        order = [row["model"] for row in rows]
+        groups = group_order(order, variants.group)
+    return {"metrics": metrics, "higher": higher, "rows": rows, "order": order, "groups": groups}
 
 
 def _groups(results: Results, task: str) -> tuple[list[dict[str, Any]], pd.DataFrame, list[str]]:
@@ -176,102 +194,6 @@ def _sentence(row: Any) -> str:
     return f"{row.model_a} vs {row.model_b}: no detectable difference ({row.n} samples)"
 
 
-def _run_dates(results: Results) -> tuple[str, str]:
-    starts = sorted(str(r.get("started")) for r in results.provenance.values() if r.get("started"))
-    ends = sorted(str(r.get("ended")) for r in results.provenance.values() if r.get("ended"))
-    return (starts[0] if starts else UNKNOWN, ends[-1] if ends else UNKNOWN)
-
-
-def _get(record: dict[str, Any] | None, *path: str) -> Any:
-    value: Any = record
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return UNKNOWN
-        value = value[key]
-    return UNKNOWN if value is None or value == "" else value
-
-
-def _provenance_rows(results: Results) -> list[dict[str, Any]]:
-    rows = []
-    pairs = sorted({(r.model, r.task) for r in results.overall.itertuples()})
-    for model, task in pairs:
-        record = results.provenance.get((model, task))
-        gpus = _get(record, "environment", "gpus")
-        gpu_text = (
-            ", ".join(
-                f"{g.get('name')} (driver {g.get('driver')}, CUDA {g.get('cuda')})" for g in gpus
-            )
-            if isinstance(gpus, list) and gpus
-            else ("none" if isinstance(gpus, list) else UNKNOWN)
-        )
-        model_id = _get(record, "model", "hub_id")
-        if model_id == UNKNOWN:
-            model_id = _get(record, "model", "path")
-        rows.append(
-            {
-                "model": model,
-                "task": task,
-                "recorded": record is not None,
-                "fields": [
-                    ("git revision", _get(record, "code", "revision")),
-                    ("work tree dirty", _get(record, "code", "dirty")),
-                    ("python", _get(record, "environment", "python")),
-                    ("packages", _packages(_get(record, "environment", "packages"))),
-                    ("platform", _get(record, "environment", "platform")),
-                    ("cpu", _get(record, "environment", "cpu")),
-                    ("gpus", gpu_text),
-                    ("backend", _get(record, "model", "backend")),
-                    ("engine args", _compact(_get(record, "model", "engine_args"))),
-                    ("model", model_id),
-                    ("model revision", _get(record, "model", "revision")),
-                    ("model content sha256", _get(record, "model", "content_sha256")),
-                    ("dataset", _get(record, "dataset", "name")),
-                    ("dataset version", _get(record, "dataset", "version")),
-                    ("manifest sha256", _get(record, "dataset", "manifest_sha256")),
-                    ("images sha256", _get(record, "dataset", "images_sha256")),
-                    ("prompt fingerprint", _get(record, "task", "prompt_fingerprint")),
-                    ("generation", _compact(_get(record, "generation"))),
-                    ("seeds", _compact(_get(record, "seeds"))),
-                    ("started", _get(record, "started")),
-                    ("ended", _get(record, "ended")),
-                    ("wall, s", _get(record, "wall_s")),
-                ],
-            }
-        )
-    return rows
-
-
-def _packages(value: Any) -> str:
-    if not isinstance(value, dict):
-        return UNKNOWN
-    return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()) if v not in (None, [], {}))
-    return str(value)
-
-
-def provenance_document(results: Results) -> dict[str, Any]:
-    started, ended = _run_dates(results)
-    pairs = sorted({(r.model, r.task) for r in results.overall.itertuples()})
-    revisions = sorted({str(_get(results.provenance.get(p), "code", "revision")) for p in pairs})
-    return {
-        "run": {
-            "models": results.models(),
-            "tasks": results.tasks(),
-            "started": started,
-            "ended": ended,
-            "git_revisions": revisions,
-        },
-        "jobs": {
-            f"{model}/{task}": results.provenance.get((model, task), UNKNOWN)
-            for model, task in pairs
-        },
-    }
-
-
 # --- the build -------------------------------------------------------------------------------
 
 
@@ -284,6 +206,8 @@ class _RunTables:
     performance: pd.DataFrame
     worst: pd.DataFrame
     error_kinds: pd.DataFrame
+    variants: Variants | None = None  # None: no variants.json, or nothing grouped
+    latency: dict[tuple[str, str], settings.Latency] = field(default_factory=dict)
 
 
 def build_report(
@@ -301,10 +225,14 @@ def build_report(
     clock.done("read results/")
     baseline = load_results(baseline_dir) if baseline_dir is not None else None
     report = Report(out=Path(out_dir), warnings=list(results.warnings))
+    variants = _read_variants(results, report)
     _clean_folder(report.out / "figures", (".svg", ".pdf"))
     _clean_folder(report.out / "tables", (".tex",))
 
-    comparisons = compare_run(results, n_boot=n_boot, seed=seed)
+    primary = {task: results.primary(task) for task in results.tasks()}
+    higher = {task: results.higher_is_better(task, primary[task]) for task in primary}
+    pairs = run_pairs(variants, results.overall, primary, higher)
+    comparisons = compare_run(results, n_boot=n_boot, seed=seed, pairs=pairs)
     clock.done(f"{len(comparisons)} comparisons")
     run = _RunTables(
         comparisons=comparisons,
@@ -312,6 +240,12 @@ def build_report(
         performance=performance_table(results),
         worst=worst_samples(results),
         error_kinds=error_kinds(results),
+        variants=variants,
+        latency=(
+            {}
+            if variants is None
+            else settings.latency_table(results, variants, n_boot=n_boot, seed=seed)
+        ),
     )
     specs: list[figures.Spec] = []
     task_sections = []
@@ -324,10 +258,11 @@ def build_report(
     clock.done(f"{len(rendered)} figures")
     _write_figures(report, rendered, task_sections)
     _write_run_tables(report, results, run)
+    _write_sweep_tables(report, results, task_sections)
     baseline_context = None
     if baseline is not None:
         baseline_context = _baseline_section(report, results, baseline, n_boot=n_boot, seed=seed)
-    _write_markdown_leaderboard(report, results, run.performance)
+    _write_markdown_leaderboard(report, results, run)
     provenance = _write_provenance(report, results)
     context = _page_context(results, run, task_sections, provenance, baseline_context, report)
     report.files.append(_write_text(report.out / "index.html", render_index(context)))
@@ -335,6 +270,17 @@ def build_report(
     for warning in report.warnings:
         log.warning("%s", warning)
     return report
+
+
+def _read_variants(results: Results, report: Report) -> Variants | None:
+    """``results/variants.json``, when it groups some of the run's models (else ``None``: the
+    report is then what it is for a run without variants); its gaps become warnings."""
+    variants, warnings = load_variants(results.root)
+    report.warnings += warnings
+    if variants is None:
+        return None
+    report.warnings += unlisted(variants, results.models())
+    return variants if variants.grouped(results.models()) else None
 
 
 # --- one task's sections of the page -----------------------------------------------------------
@@ -345,18 +291,24 @@ def _task_section(
 ) -> dict[str, Any]:
     """One task's part of the page; its figures go into ``specs`` (metrics, groups, pareto,
     severity), to be rendered with every other task's and put in by :func:`_write_figures`."""
-    board = _leaderboard(results, task)
+    board = _leaderboard(results, task, run.variants)
     primary = board["metrics"][0]
     higher = board["higher"][primary]
     leaderboard = _leaderboard_section(results, task, board, specs)
-    performance = _performance_section(results, task, run.performance, primary, specs)
+    sweeps = settings.settings_sections(
+        results, task, run.variants, run.comparisons, run.latency, specs
+    )
+    performance = _performance_section(
+        results, task, run.performance, primary, specs, grouped=run.variants is not None
+    )
     robustness = _robustness_section(results, task, run.robustness, primary, specs)
     return {
         "name": task,
         "primary": primary,
         "higher": higher,
         **leaderboard,
-        **_comparisons_section(run.comparisons, task, primary),
+        "settings": sweeps,
+        **_comparisons_section(run.comparisons, task, primary, settings.shown_pairs(sweeps)),
         **robustness,
         **performance,
         **_errors_section(run, task),
@@ -385,10 +337,18 @@ def _leaderboard_section(
     }
 
 
-def _comparisons_section(comparisons: pd.DataFrame, task: str, primary: str) -> dict[str, Any]:
-    """The pairs compared on the main metric, each with its sentence; counts over all metrics."""
+def _comparisons_section(
+    comparisons: pd.DataFrame, task: str, primary: str, shown: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """The pairs compared on the main metric, each with its sentence, but those the Settings
+    section phrases (``shown``); counts over all metrics."""
     task_comparisons = comparisons[comparisons["task"] == task]
     main = task_comparisons[task_comparisons["metric"] == primary]
+    if shown:
+        pairs = pd.Series(
+            list(zip(main["model_a"], main["model_b"], strict=True)), index=main.index
+        )
+        main = main[~pairs.isin(shown)]
     return {
         "comparisons": [
             {**row, "sentence": _sentence(r)}
@@ -423,8 +383,10 @@ def _performance_section(
     performance: pd.DataFrame,
     primary: str,
     specs: list[figures.Spec],
+    grouped: bool = False,
 ) -> dict[str, Any]:
-    """Serving figures per model, and quality against p50 latency with its Pareto front."""
+    """Serving figures per model, and quality against p50 latency with its Pareto front (with
+    variants and many points, only the front's points labelled)."""
     overall = results.overall[results.overall["task"] == task]
     higher = results.higher_is_better(task, primary)
     perf = performance[performance["task"] == task]
@@ -442,7 +404,8 @@ def _performance_section(
             higher,
         )
         pareto_fig = f"{task}_pareto"
-        specs.append(("pareto_figure", (pareto_fig, primary, points, mask, higher)))
+        front_only = grouped and len(points) > settings.MAX_LABELLED_POINTS
+        specs.append(("pareto_figure", (pareto_fig, primary, points, mask, higher, front_only)))
         front = points["model"][mask].tolist()
     return {"performance": _records(perf), "fig_pareto": pareto_fig, "pareto_front": front}
 
@@ -486,9 +449,10 @@ def _page_context(
             "n_tasks": len(results.tasks()),
             "n_samples": _n_samples(results),
         },
-        "overview": _overview(results),
+        "overview": _overview(results, run.variants),
+        "variants": run.variants is not None,
         "tasks": task_sections,
-        "provenance": _provenance_rows(results),
+        "provenance": provenance_rows(results),
         "baseline": baseline_context,
         "warnings": report.warnings,
         "n_comparisons": len(comparisons),
@@ -506,7 +470,7 @@ def _write_leaderboard_table(
     overall = results.overall[results.overall["task"] == task]
     return _write_text(
         out / "tables" / f"{task}_leaderboard.tex",
-        tables.leaderboard_table(task, overall, board["metrics"], board["order"]),
+        tables.leaderboard_table(task, overall, board["metrics"], board["order"], board["groups"]),
     )
 
 
@@ -519,6 +483,7 @@ def _write_figures(
     for section in task_sections:
         for key in ("fig_metrics", "fig_groups", "fig_severity", "fig_pareto"):
             section[key] = uris.get(section[key]) if section[key] else None
+        settings.attach_figures(section["settings"], uris)
     for figure in rendered:
         figures.write(figure, figures_dir)
         report.files += [figures_dir / f"{figure.name}.svg", figures_dir / f"{figure.name}.pdf"]
@@ -546,17 +511,33 @@ def _write_run_tables(report: Report, results: Results, run: _RunTables) -> None
     report.files.append(_write_csv(report.out / "comparisons.csv", comparisons))
 
 
-def _write_markdown_leaderboard(
-    report: Report, results: Results, performance: pd.DataFrame
+def _write_sweep_tables(
+    report: Report, results: Results, task_sections: list[dict[str, Any]]
 ) -> None:
+    """``tables/{task}_sweep_{group}.tex``: each grid of swept variants, a row per variant."""
+    for section in task_sections:
+        for grid in section["settings"]:
+            text = tables.sweep_table(
+                section["name"],
+                grid["group"],
+                grid["axis_names"],
+                grid["rows"],
+                section["primary"],
+                section["higher"],
+            )
+            path = report.out / "tables" / f"{section['name']}_sweep_{grid['id']}.tex"
+            report.files.append(_write_text(path, text))
+
+
+def _write_markdown_leaderboard(report: Report, results: Results, run: _RunTables) -> None:
     """``leaderboard.md``, with the performance columns it has always had."""
-    legacy = performance.rename(columns={"tokens_per_s": "tokens_per_s_mean"})
+    legacy = run.performance.rename(columns={"tokens_per_s": "tokens_per_s_mean"})
     legacy = legacy[
         ["model", "task", "n", "n_errors", "latency_p50_ms", "latency_p95_ms", "tokens_per_s_mean"]
     ]
-    report.files.append(
-        _write_text(report.out / "leaderboard.md", render_leaderboard(results.summary, legacy))
-    )
+    group_of = run.variants.group if run.variants is not None else None
+    text = render_leaderboard(results.summary, legacy, group_of)
+    report.files.append(_write_text(report.out / "leaderboard.md", text))
 
 
 def _write_provenance(report: Report, results: Results) -> dict[str, Any]:
@@ -577,7 +558,9 @@ def _n_samples(results: Results) -> int:
     return int(per_task.fillna(0).sum())
 
 
-def _overview(results: Results) -> dict[str, Any]:
+def _overview(results: Results, variants: Variants | None) -> dict[str, Any]:
+    """Models × tasks on each task's main metric; variants by group (by name), as a group head
+    row over the group's models."""
     tasks = results.tasks()
     columns = []
     for task in tasks:
@@ -591,8 +574,11 @@ def _overview(results: Results) -> dict[str, Any]:
         columns.append(
             {"task": task, "metric": primary, "higher": higher, "best": best, "rows": rows}
         )
+    models = results.models()
+    if variants is not None:
+        models = [m for _, members in name_order(models, variants.group) for m in members]
     body = []
-    for model in results.models():
+    for model in models:
         cells = []
         for column in columns:
             match = column["rows"][column["rows"]["model"] == model]
@@ -608,8 +594,8 @@ def _overview(results: Results) -> dict[str, Any]:
                     "best": round(value, 3) == column["best"],
                 }
             )
-        body.append({"model": model, "cells": cells})
+        body.append({"model": model, "cells": cells, "group_head": None, "in_group": False})
     return {
         "columns": [{k: c[k] for k in ("task", "metric", "higher")} for c in columns],
-        "rows": body,
+        "rows": body if variants is None else grouped_rows(body, variants.group),
     }

@@ -4,12 +4,19 @@ Each pair is compared on the samples both have, with the difference's 95% CI fro
 cluster bootstrap, a p-value (McNemar's exact test for 0/1 metrics, the clustered sign-flip
 permutation test otherwise), Holm's correction over every comparison of the task, and the
 minimum detectable difference at 80% power for that many clusters.
+
+Every pair of models is compared, unless the caller names the pairs (a run with variants: see
+:mod:`vlmhyperbench.reporting.variants`); then the permutation test draws as many sign flips
+as Holm over that many comparisons needs (its smallest p-value is 1 / (flips + 1)), where the
+default ``n_boot`` flips would leave every p-value of a large sweep above α after Holm.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,8 +31,14 @@ from vlmhyperbench.reporting.stats import (
     paired_matrix,
     power_multiplier,
 )
-from vlmhyperbench.stats.resampling import Resampling, cluster_labels
+from vlmhyperbench.stats.resampling import Resampling, cluster_labels, sign_flips
 
+# Runs with variants choose their pairs; their permutation tests get enough sign flips for
+# Holm over the task (FLIPS_PER_TEST / α per comparison; at most MAX_FLIPS, and at most
+# MAX_FLIP_CELLS signs in all).
+FLIPS_PER_TEST = 4
+MAX_FLIPS = 100_000
+MAX_FLIP_CELLS = 20_000_000
 COMPARISON_COLUMNS = [
     "task",
     "metric",
@@ -88,25 +101,79 @@ def _aligned(
     return models, matrix, clusters
 
 
-def compare_task(results: Results, task: str, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Every pair of models on every metric of ``task`` (each pair once, the better model as A;
-    ties: the first by name)."""
+def _pair_indices(
+    models: list[str], pairs: Collection[tuple[str, str]] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (i < j, in upper-triangle order) of the pairs to compare: every pair, or
+    those of ``pairs`` (unordered model-name pairs) whose two models both have rows."""
+    if pairs is None:
+        return np.triu_indices(len(models), 1)
+    position = {model: k for k, model in enumerate(models)}
+    chosen = sorted(
+        {
+            (min(position[a], position[b]), max(position[a], position[b]))
+            for a, b in pairs
+            if a in position and b in position and a != b
+        }
+    )
+    if not chosen:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first, second = zip(*chosen, strict=True)
+    return np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
+
+
+def _flips_for(results: Results, task: str, pairs: Collection[tuple[str, str]], n_boot: int) -> int:
+    """Sign flips enough for Holm over the task's chosen comparisons: the smallest permutation
+    p-value, 1 / (flips + 1), must be able to fall well below α / m (m comparisons)."""
+    m = 0
+    for metric in results.metrics(task):
+        models = sorted(results.by_metric(task, metric))
+        m += len(_pair_indices(models, pairs)[0]) if len(models) > 1 else 0
+    return max(n_boot, min(MAX_FLIPS, math.ceil(FLIPS_PER_TEST * m / ALPHA)))
+
+
+def _draw(clusters: np.ndarray, n_boot: int, n_flips: int, seed: int) -> Resampling:
+    """The task's draw; with more sign flips than resamples, the extra ones from their own
+    stream (the first ``n_boot`` are those of :meth:`Resampling.draw`)."""
+    resampling = Resampling.draw(clusters, n_boot, seed)
+    n_flips = min(n_flips, MAX_FLIP_CELLS // max(1, resampling.n_clusters))
+    if n_flips <= n_boot:
+        return resampling
+    rng = np.random.default_rng([seed, 1])
+    extra = sign_flips(resampling.n_clusters, n_flips - n_boot, rng)
+    return dataclasses.replace(resampling, signs=np.vstack([resampling.signs, extra]))
+
+
+def compare_task(
+    results: Results,
+    task: str,
+    *,
+    n_boot: int,
+    seed: int,
+    pairs: Collection[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Pairs of models on every metric of ``task`` (each pair once, the better model as A;
+    ties: the first by name): every pair, or only ``pairs`` (the report chooses them for runs
+    with variants, :func:`vlmhyperbench.reporting.variants.comparison_pairs`)."""
     frames = []
     resampling_cache: dict[bytes, Resampling] = {}
+    n_flips = n_boot if pairs is None else _flips_for(results, task, pairs, n_boot)
     for metric in results.metrics(task):
         entries = results.by_metric(task, metric)
         if len(entries) < 2:
             continue
         models, matrix, clusters = _aligned(entries)
+        i, j = _pair_indices(models, pairs)
+        if not len(i):
+            continue
         key = "\0".join(clusters.tolist()).encode()
         if key not in resampling_cache:
-            resampling_cache[key] = Resampling.draw(clusters, n_boot, task_seed(seed, task))
+            resampling_cache[key] = _draw(clusters, n_boot, n_flips, task_seed(seed, task))
         resampling = resampling_cache[key]
         binary = is_binary(matrix)
-        stats = paired_matrix(matrix, resampling, permutation=not binary)
+        stats = paired_matrix(matrix, resampling, permutation=not binary, pairs=(i, j))
         higher = results.higher_is_better(task, metric)
         means = np.nanmean(matrix, axis=1)
-        i, j = np.triu_indices(len(models), 1)
         score = np.nan_to_num(means if higher else -means, nan=-np.inf)
         # i < j, so models[i] sorts first: it is A when at least as good.
         swap = score[j] > score[i]
@@ -143,8 +210,20 @@ def compare_task(results: Results, task: str, *, n_boot: int, seed: int) -> pd.D
     return frame[COMPARISON_COLUMNS]
 
 
-def compare_run(results: Results, *, n_boot: int, seed: int) -> pd.DataFrame:
-    frames = [compare_task(results, task, n_boot=n_boot, seed=seed) for task in results.tasks()]
+def compare_run(
+    results: Results,
+    *,
+    n_boot: int,
+    seed: int,
+    pairs: Mapping[str, Collection[tuple[str, str]]] | None = None,
+) -> pd.DataFrame:
+    """Every task's comparisons; ``pairs``: per task, the pairs to compare (a task not in it:
+    every pair)."""
+    pairs = pairs or {}
+    frames = [
+        compare_task(results, task, n_boot=n_boot, seed=seed, pairs=pairs.get(task))
+        for task in results.tasks()
+    ]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)

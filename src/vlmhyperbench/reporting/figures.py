@@ -196,9 +196,16 @@ def severity_figure(name: str, metric: str, series: dict[str, dict[float, float]
 
 
 def pareto_figure(
-    name: str, metric: str, points: pd.DataFrame, front: np.ndarray, higher: bool
+    name: str,
+    metric: str,
+    points: pd.DataFrame,
+    front: np.ndarray,
+    higher: bool,
+    front_labels_only: bool = False,
 ) -> Rendered:
-    """Quality (main metric) against p50 latency, one point per model, the Pareto front joined."""
+    """Quality (main metric) against p50 latency, one point per model (``points["model"]``
+    labels it: a model, or a variant's settings), the Pareto front joined; with
+    ``front_labels_only`` (many points) only the front's points are labelled."""
     with _style():
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.2))
         x = points["latency_p50_ms"].to_numpy(dtype=float)
@@ -207,8 +214,8 @@ def pareto_figure(
         ax.scatter(x[front], y[front], s=14, color="#c0392b", label="Pareto front")
         order = np.argsort(x[front], kind="stable")
         ax.plot(x[front][order], y[front][order], color="#c0392b", lw=0.7)
-        for xi, yi, model in zip(x, y, points["model"], strict=True):
-            if xi == xi and yi == yi:
+        for xi, yi, model, on_front in zip(x, y, points["model"], front, strict=True):
+            if xi == xi and yi == yi and (on_front or not front_labels_only):
                 ax.annotate(_label(model, 18), (xi, yi), fontsize=5, xytext=(2, 2),
                             textcoords="offset points")  # fmt: skip
         ax.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
@@ -217,4 +224,56 @@ def pareto_figure(
         ax.grid(lw=0.3, alpha=0.5)
         ax.legend(frameon=False)
         fig.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.18)
+        return _render(name, fig)
+
+
+def settings_figure(
+    name: str,
+    metric: str,
+    higher: bool,
+    axis: str,
+    values: list[str],
+    series: list[str],
+    quality: list[list[tuple[float, float, float]]],
+    latency: list[list[tuple[float, float, float]]],
+) -> Rendered:
+    """The main metric (top) and p50 latency (bottom) against one swept setting's values (in
+    the config's order), a line per combination of the other swept settings (``series``),
+    each point with its 95% CI bar; the lines are spread a little sideways to keep bars apart."""
+    x = np.arange(len(values), dtype=float)
+    spread = min(0.3, 0.08 * (len(series) - 1))
+    with _style():
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH_IN, 3.0), sharex=True)
+        for k, label in enumerate(series):
+            offset = spread * (k / (len(series) - 1) - 0.5) if len(series) > 1 else 0.0
+            color = plt.cm.tab10(k % 10) if len(series) <= 10 else plt.cm.viridis(k / len(series))
+            for ax, data in ((top, quality[k]), (bottom, latency[k])):
+                y, low, high = np.array(data, dtype=float).reshape(-1, 3).T
+                err = np.nan_to_num(np.vstack([y - low, high - y]), nan=0.0).clip(min=0.0)
+                ax.errorbar(
+                    x + offset,
+                    y,
+                    yerr=err,
+                    fmt="-o",
+                    ms=2.5,
+                    lw=0.8,
+                    capsize=1.5,
+                    color=color,
+                    label=_label(label, 30) if label else None,
+                )
+        top.set_ylabel(_label(f"{metric} {'↑' if higher else '↓'}", 24))
+        bottom.set_ylabel("latency p50, ms")
+        rotate = 45 if sum(map(len, values)) + 2 * len(values) > 40 else 0
+        bottom.set_xticks(
+            x, [_label(v, 14) for v in values], rotation=rotate, ha="right" if rotate else "center"
+        )
+        bottom.set_xlabel(_label(axis, 40))
+        bottom.set_xlim(-0.5, len(values) - 0.5)
+        for ax in (top, bottom):
+            ax.grid(axis="y", lw=0.3, alpha=0.5)
+        if series and series[0] and len(series) <= 12:
+            top.legend(loc="best", frameon=False, fontsize=5, ncol=2 if len(series) > 4 else 1)
+        fig.subplots_adjust(
+            left=0.17, right=0.97, top=0.97, bottom=0.2 if rotate else 0.14, hspace=0.12
+        )
         return _render(name, fig)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vlmhyperbench.reporting.summary import OVERALL
+from vlmhyperbench.reporting.variants import group_order, name_order
 from vlmhyperbench.runtime.io import atomic_write
 
 DASH = "—"
@@ -151,7 +152,31 @@ def _rank_models(overall: pd.DataFrame, metric: str, higher_is_better: bool) -> 
     return sorted(overall["model"].unique(), key=key)
 
 
-def _task_section(task: str, overall: pd.DataFrame) -> list[str]:
+def _group_cells(
+    ordered: list[tuple[str, list[str]]] | None, models: list[str]
+) -> list[tuple[str, list[str]]]:
+    """(model, leading cells): the model's name, and before it its group's name on the group's
+    first row (blank below it) when ``ordered`` groups the models."""
+    if ordered is None:
+        return [(model, [_escape(model)]) for model in models]
+    return [
+        (model, [_escape(group) if k == 0 else "", _escape(model)])
+        for group, members in ordered
+        for k, model in enumerate(members)
+    ]
+
+
+def _grouping(
+    models: list[str], group_of: Callable[[str], str] | None, by_name: bool = False
+) -> list[tuple[str, list[str]]] | None:
+    if group_of is None or len({group_of(m) for m in models}) == len(models):
+        return None
+    return name_order(models, group_of) if by_name else group_order(models, group_of)
+
+
+def _task_section(
+    task: str, overall: pd.DataFrame, group_of: Callable[[str], str] | None = None
+) -> list[str]:
     metrics = _ordered(overall["metric"])
     direction = overall.groupby("metric", sort=False)["higher_is_better"].first()
     entries = {(r["model"], r["metric"]): r for r in overall.to_dict("records")}
@@ -159,17 +184,26 @@ def _task_section(task: str, overall: pd.DataFrame) -> list[str]:
     ns = overall.groupby("model")["n_samples"].max()
     best = {m: _best(overall.loc[overall["metric"] == m, "value"], direction[m]) for m in metrics}
     rows = []
-    for model in _rank_models(overall, metrics[0], bool(direction[metrics[0]])):
+    ranked = _rank_models(overall, metrics[0], bool(direction[metrics[0]]))
+    grouping = _grouping(ranked, group_of)
+    for model, lead in _group_cells(grouping, ranked):
         cells = [_cell(entries.get((model, m)), best[m], with_ci=True) for m in metrics]
-        rows.append([_escape(model), *cells, str(int(ns[model]))])
-    headers = ["Model", *[f"{_escape(m)} {_arrow(direction[m])}" for m in metrics], "n"]
+        rows.append([*lead, *cells, str(int(ns[model]))])
+    headers = [
+        *(["Group"] if grouping else []),
+        "Model",
+        *[f"{_escape(m)} {_arrow(direction[m])}" for m in metrics],
+        "n",
+    ]
     return [f"## Task: {_escape(task)}", "", *_table(headers, rows), ""]
 
 
-def _overview(overall: pd.DataFrame) -> list[str]:
+def _overview(overall: pd.DataFrame, group_of: Callable[[str], str] | None = None) -> list[str]:
     tasks = _ordered(overall["task"])
     primary = {t: overall.loc[overall["task"] == t, "metric"].iloc[0] for t in tasks}
-    headers = ["Model"]
+    models = sorted(overall["model"].unique())
+    grouping = _grouping(models, group_of, by_name=True)
+    headers = ["Group", "Model"] if grouping else ["Model"]
     best = {}
     for task in tasks:
         rows = overall[(overall["task"] == task) & (overall["metric"] == primary[task])]
@@ -179,10 +213,10 @@ def _overview(overall: pd.DataFrame) -> list[str]:
     entries = {(r["model"], r["task"], r["metric"]): r for r in overall.to_dict("records")}
     table_rows = [
         [
-            _escape(model),
+            *lead,
             *[_cell(entries.get((model, t, primary[t])), best[t], with_ci=False) for t in tasks],
         ]
-        for model in sorted(overall["model"].unique())
+        for model, lead in _group_cells(grouping, models)
     ]
     note = "Primary metric of each task (its first metric); best value in bold."
     return ["## Overview", "", note, "", *_table(headers, table_rows), ""]
@@ -204,20 +238,27 @@ def _performance_section(performance: pd.DataFrame) -> list[str]:
     return ["## Performance", "", *_table(headers, rows), ""]
 
 
-def render_leaderboard(summary: pd.DataFrame, performance: pd.DataFrame | None = None) -> str:
+def render_leaderboard(
+    summary: pd.DataFrame,
+    performance: pd.DataFrame | None = None,
+    group_of: Callable[[str], str] | None = None,
+) -> str:
     """Markdown: an overview (models × tasks), one table per task, and optionally performance.
 
     Task tables show ``value [ci_low, ci_high]`` per metric with the best value in bold
-    (respecting ``higher_is_better``) and the number of samples ``n``.
+    (respecting ``higher_is_better``) and the number of samples ``n``. With ``group_of`` (a
+    model's group: variants are reported under their base model) a table where a group holds
+    several models gets a Group column: a task's groups in the order of their best model, its
+    models in rank order beneath; the overview's by name.
     """
     overall = summary[summary["group_by"] == OVERALL]
     lines = ["# VLMHyperBench leaderboard", ""]
     if overall.empty:
         lines += ["No scores.", ""]
     else:
-        lines += _overview(overall)
+        lines += _overview(overall, group_of)
         for task in _ordered(overall["task"]):
-            lines += _task_section(task, overall[overall["task"] == task])
+            lines += _task_section(task, overall[overall["task"] == task], group_of)
     if performance is not None and not performance.empty:
         lines += _performance_section(performance)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -92,14 +92,19 @@ def power_multiplier(n_units: int, alpha: float = ALPHA, power: float = POWER) -
 
 
 def paired_matrix(
-    values: np.ndarray, resampling: Resampling, n_boot_ci: float = 0.95, permutation: bool = True
+    values: np.ndarray,
+    resampling: Resampling,
+    n_boot_ci: float = 0.95,
+    permutation: bool = True,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap and sign-flip statistics of every model pair of one (task, metric).
+    """Bootstrap and sign-flip statistics of the model pairs of one (task, metric).
 
     ``values``: (models × samples), NaN where a model has no value for a sample. Pairs whose
-    masks differ are computed on their common samples. Returns arrays indexed [i, j] for the
-    difference ``mean_i − mean_j``: diff, ci_low, ci_high, se, p (permutation; skipped, NaN,
-    with ``permutation=False``), n.
+    masks differ are computed on their common samples. ``pairs``: the (i, j) row indices to
+    compare, i < j (default: every pair); the others stay NaN but ``diff`` and ``n``. Returns
+    arrays indexed [i, j] for the difference ``mean_i − mean_j``: diff, ci_low, ci_high, se,
+    p (permutation; skipped, NaN, with ``permutation=False``), n.
     """
     m = values.shape[0]
     mask = ~np.isnan(values)
@@ -118,7 +123,7 @@ def paired_matrix(
         flips = resampling.signs @ sums.T if permutation else None
         means = sums.sum(axis=1) / total
         # Each unordered pair once (upper triangle); [j, i] mirrors [i, j].
-        first, second = np.triu_indices(m, 1)
+        first, second = np.triu_indices(m, 1) if pairs is None else pairs
         diffs = boot[:, first] - boot[:, second]  # B × pairs
         has_nan = bool(np.isnan(diffs).any())
         quantile = np.nanquantile if has_nan else np.quantile
@@ -140,23 +145,22 @@ def paired_matrix(
         out["p"][first, second] = out["p"][second, first] = p
         out["n"] = np.full((m, m), float(mask[0].sum()))
         return out
-    for i in range(m):
-        for j in range(i + 1, m):
-            both = mask[i] & mask[j]
-            if not both.any():
-                continue
-            d = np.where(both, values[i] - values[j], 0.0)
-            dsum = resampling.cluster_sums(d)[0]
-            w = resampling.cluster_sums(both.astype(float))[0]
-            with np.errstate(invalid="ignore", divide="ignore"):  # resamples of no sample
-                boot = (resampling.counts @ dsum) / (resampling.counts @ w)
-            diff = dsum.sum() / w.sum()
-            null = np.abs(resampling.signs @ dsum)
-            p = _permutation_p(null, abs(dsum.sum()))
-            for a, b, sign in ((i, j, 1.0), (j, i, -1.0)):
-                _fill(out, a, b, sign * diff, sign * boot, alpha)
-                out["p"][a, b] = p
-                out["n"][a, b] = int(both.sum())
+    for i, j in zip(*(np.triu_indices(m, 1) if pairs is None else pairs), strict=True):
+        both = mask[i] & mask[j]
+        if not both.any():
+            continue
+        d = np.where(both, values[i] - values[j], 0.0)
+        dsum = resampling.cluster_sums(d)[0]
+        w = resampling.cluster_sums(both.astype(float))[0]
+        with np.errstate(invalid="ignore", divide="ignore"):  # resamples of no sample
+            boot = (resampling.counts @ dsum) / (resampling.counts @ w)
+        diff = dsum.sum() / w.sum()
+        null = np.abs(resampling.signs @ dsum)
+        p = _permutation_p(null, abs(dsum.sum()))
+        for a, b, sign in ((i, j, 1.0), (j, i, -1.0)):
+            _fill(out, a, b, sign * diff, sign * boot, alpha)
+            out["p"][a, b] = p
+            out["n"][a, b] = int(both.sum())
     return out
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from vlmhyperbench.reporting.variants import label
+
 DIGITS = 3
 PREAMBLE = (
     "% Needs \\usepackage{booktabs}; for Cyrillic text also \\usepackage[T2A]{fontenc},\n"
@@ -86,18 +88,45 @@ def _best(values: pd.Series, higher: bool) -> float | None:
     return max(shown) if higher else min(shown)
 
 
+def _grouped(
+    models: list[str], groups: list[tuple[str, list[str]]] | None, width: int
+) -> list[tuple[str, str | None]]:
+    """(model, its first cell) in table order; a group header row is (group, None). A group of
+    several models is a header (the group in italics) over its members, indented and named
+    by what sets them apart (``psm=6`` under ``tess``)."""
+    if groups is None:
+        return [(model, escape(model)) for model in models]
+    out: list[tuple[str, str | None]] = []
+    for group, members in groups:
+        if len(members) == 1:
+            out.append((members[0], escape(members[0])))
+            continue
+        out.append((rf"\multicolumn{{{width}}}{{l}}{{\textit{{{escape(group)}}}}}", None))
+        for model in members:
+            out.append((model, rf"\quad {escape(label(model, group))}"))
+    return out
+
+
 def leaderboard_table(
-    task: str, overall: pd.DataFrame, metrics: list[str], models: list[str]
+    task: str,
+    overall: pd.DataFrame,
+    metrics: list[str],
+    models: list[str],
+    groups: list[tuple[str, list[str]]] | None = None,
 ) -> str:
-    """Models (rows, in the given order) × metrics with CIs and n; best per column in bold."""
+    """Models (rows, in the given order) × metrics with CIs and n; best per column in bold.
+    With ``groups`` ((group, members) in order), variants sit under their group's name."""
     entries = {(r.model, r.metric): r for r in overall.itertuples()}
     higher = {
         m: bool(overall.loc[overall["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics
     }
     best = {m: _best(overall.loc[overall["metric"] == m, "value"], higher[m]) for m in metrics}
     rows = []
-    for model in models:
-        cells = [escape(model)]
+    for model, first in _grouped(models, groups, len(metrics) + 2):
+        if first is None:
+            rows.append([model])
+            continue
+        cells = [first]
         n = 0
         for metric in metrics:
             entry = entries.get((model, metric))
@@ -151,3 +180,27 @@ def robustness_table(robustness: pd.DataFrame) -> str:
     ]
     header = ["Task", "Model", "Subset", "Main metric", "rPC", "Flip rate"]
     return _tabular("lllrrr", header, rows, "Robustness by distortion subset")
+
+
+def sweep_table(
+    task: str, group: str, axes: list[str], rows: list[dict[str, Any]], metric: str, higher: bool
+) -> str:
+    """One grid of swept variants: a row per variant, a column per swept setting, the main
+    metric with its CI (best in bold) and the p50 latency in ms with its CI."""
+    best = _best(pd.Series([r["value"] for r in rows], dtype=float), higher)
+    body = []
+    for r in rows:
+        bold = best is not None and not _missing(r["value"]) and round(r["value"], DIGITS) == best
+        latency = "--" if _missing(r["latency"]) else f"{r['latency']:.0f}"
+        if latency != "--" and not _missing(r["latency_low"]):
+            latency += rf" {{\scriptsize[{r['latency_low']:.0f}, {r['latency_high']:.0f}]}}"
+        body.append(
+            [
+                *[escape(label) for label in r["labels"]],
+                with_ci(r["value"], r["ci_low"], r["ci_high"], bold),
+                latency,
+            ]
+        )
+    header = [*[escape(a) for a in axes], f"{escape(metric)} {_arrow(higher)}", "p50 latency, ms"]
+    caption = f"Sweep of {group} on {task}"
+    return _tabular("l" * len(axes) + "rr", header, body, caption)

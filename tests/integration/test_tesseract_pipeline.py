@@ -10,7 +10,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.helpers import job_counts, make_workdir, read_yaml, score_jobs, snakemake, write_yaml
+from tests.helpers import (
+    REPO,
+    job_counts,
+    make_workdir,
+    read_yaml,
+    score_jobs,
+    snakemake,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +84,11 @@ def test_missing_tesseract_data_stops_before_any_job(tmp_path: Path) -> None:
 )
 def test_tesseract_cer_by_distortion_subset(tmp_path: Path) -> None:
     pytest.importorskip("tesserocr")
+    # The demo's OCR pages, 2 documents per class instead of 7: every subset, a third the time.
     workdir = workdir_with(
-        tmp_path / "wd", runs=[{"models": ["tesseract-rus"], "tasks": ["demo_ocr"]}]
+        tmp_path / "wd",
+        runs=[{"models": ["tesseract-rus"], "tasks": ["demo_ocr"]}],
+        datasets={"demo_docs_ocr": {"source": {"params": {"per_class": 2}}}},
     )
     snakemake(workdir)
     summary = pd.read_csv(workdir / "results" / "summary.csv")
@@ -87,7 +98,8 @@ def test_tesseract_cer_by_distortion_subset(tmp_path: Path) -> None:
         & (summary.metric == "cer")
         & (summary.group_by == "subset")
     ].set_index("group")["value"]
-    assert set(cer.index) == {"clean", "blur"}
+    params = read_yaml(REPO / "config" / "datasets" / "demo_docs_ocr.yaml")["source"]["params"]
+    assert set(cer.index) == set(params["subsets"]) == {"clean", "blur", "rotated"}
     assert cer["clean"] < 0.2
     assert cer.drop("clean").max() > cer["clean"]
     predictions = pd.read_json(

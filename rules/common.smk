@@ -207,10 +207,10 @@ def get_serve_spec(server):
     return spec
 
 
-def get_predict_inputs(model):
+def get_predict_inputs(group):
     """The task's data, the model's files, and its server's status file (none for a model
-    reached at its endpoint)."""
-    server = EXPERIMENT.server_of(model)
+    reached at its endpoint). ``group``: a predict rule's server, or endpoint model."""
+    server = group if group in EXPERIMENT.servers else None
 
     def inputs(wildcards):
         files = {"manifest": stored(PLAN.manifest(wildcards.task))}
@@ -227,8 +227,8 @@ def get_predict_inputs(model):
     return inputs
 
 
-def get_predict_fingerprint(model):
-    return lambda wildcards: PLAN.predict_fingerprint(model, wildcards.task)
+def get_predict_fingerprint(wildcards):
+    return PLAN.predict_fingerprint(wildcards.model, wildcards.task)
 
 
 def get_variants_document(wildcards):

@@ -35,33 +35,36 @@ for server_name, server_entry in EXPERIMENT.servers.items():
             " --wrapper-log {log.wrapper:q}"
 
 
-# Predict jobs only send requests (to their model's serve job, or to its endpoint): no threads
-# and little memory, since a group's resources are the sum of its jobs'.
-for model_name, model_entry in EXPERIMENT.models.items():
+# Per server (or model behind its own endpoint): one predict rule, a job per (model or variant,
+# task) it serves. Predict jobs only send requests: no threads and little memory, since a
+# group's resources are the sum of its jobs'.
+for group_name, group_models in PLAN.predict_groups().items():
+    group_entry = EXPERIMENT.models[group_models[0]]
 
     rule:
         name:
-            f"predict_{model_name}"
+            f"predict_{group_name}"
         input:
-            unpack(get_predict_inputs(model_name)),
+            unpack(get_predict_inputs(group_name)),
         output:
-            predictions=PLAN.predictions(model_name, "{task}"),
+            predictions=PLAN.predictions("{model}", "{task}"),
         log:
-            f"logs/predict/{model_name}/{{task}}.log",
+            "logs/predict/{model}/{task}.log",
         wildcard_constraints:
-            # only the tasks the run matrix pairs with this model
-            task=alternation(EXPERIMENT.tasks_of(model_name)),
+            model=alternation(group_models),
+            # the tasks the run matrix pairs with these models
+            task=alternation(PLAN.tasks_of_group(group_models)),
         conda:
-            containers.model_env_file(model_entry)
+            containers.model_env_file(group_entry)
         container:
-            containers.model_image(model_entry, EXPERIMENT.config.containers)
+            containers.model_image(group_entry, EXPERIMENT.config.containers)
         threads: 0
         resources:
-            **containers.client_resources(model_entry),
+            **containers.client_resources(group_entry),
         params:
-            model=model_name,
-            image=containers.model_image(model_entry, EXPERIMENT.config.containers),
-            fingerprint=get_predict_fingerprint(model_name),
-            journal=PLAN.journal(model_name, "{task}"),
+            model=lambda wildcards: wildcards.model,
+            image=containers.model_image(group_entry, EXPERIMENT.config.containers),
+            fingerprint=get_predict_fingerprint,
+            journal=PLAN.journal("{model}", "{task}"),
         script:
             "../scripts/predict.py"

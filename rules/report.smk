@@ -6,7 +6,6 @@ rule variants:
         variants=PLAN.variants_json,
     log:
         "logs/variants.log",
-    localrule: True
     conda:
         "../envs/evaluation.yaml"
     container:

@@ -114,18 +114,23 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def score_jobs(output: str) -> dict[str, int]:
-    """Score jobs per metric in a snakemake run's or dry run's job listing: the ``metric``
-    wildcard of each ``rule score:`` block (one rule scores every metric)."""
+def jobs_by_wildcard(output: str, rule_prefix: str, wildcard: str) -> dict[str, int]:
+    """Jobs per value of ``wildcard`` among the rules whose name starts with ``rule_prefix``, in
+    a snakemake run's or dry run's job listing (e.g. predict jobs per model)."""
     counts: dict[str, int] = {}
-    in_score = False
+    in_rule = False
     for line in output.splitlines():
         line = line.strip()
         if line.endswith(":") and line.split()[0] in ("rule", "localrule"):
-            in_score = line in ("rule score:", "localrule score:")
-        elif in_score and line.startswith("wildcards:"):
+            in_rule = line.split()[1].rstrip(":").startswith(rule_prefix)
+        elif in_rule and line.startswith("wildcards:"):
             pairs = line.removeprefix("wildcards:").strip().split(", ")
-            metric = dict(pair.split("=", 1) for pair in pairs)["metric"]
-            counts[metric] = counts.get(metric, 0) + 1
-            in_score = False
+            value = dict(pair.split("=", 1) for pair in pairs)[wildcard]
+            counts[value] = counts.get(value, 0) + 1
+            in_rule = False
     return counts
+
+
+def score_jobs(output: str) -> dict[str, int]:
+    """Score jobs per metric (one rule scores every metric)."""
+    return jobs_by_wildcard(output, "score", "metric")

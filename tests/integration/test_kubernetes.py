@@ -133,22 +133,23 @@ def planned_pods(output: str) -> list[list[str]]:
 def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
     """The demo on Kubernetes: one pod per model (its serve job and all its predict jobs), the
     score jobs ten to a pod, summarize and report one each; besides those, one pod per dataset
-    and per tiny model to build: 3 + 4 + 2 + 5 + 2 = 16 pods for 59 jobs (with `all`)."""
+    and per tiny model to build, and the variants file: 6 + 5 + 2 + 5 + 2 + 1 = 21 pods."""
     env = {**cluster["env"], "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": cluster["s3"].endpoint}
     result = snakemake_cli(repo, env, "--profile", "profiles/k8s", "-n")
     assert result.returncode == 0, result.stderr[-4000:]
     counts = job_counts(result.stdout + result.stderr)
     experiment = load_experiment(config_path=REPO / "config" / "config.yaml", workdir=REPO)
-    for model in experiment.models:
-        assert counts[f"predict_{model}"] == len(experiment.tasks_of(model))
+    for server in experiment.servers:  # a predict rule per server: a job per (model, task)
+        pairs = sum(len(experiment.tasks_of(m)) for m in experiment.models_of(server))
+        assert counts[f"predict_{server}"] == pairs
     assert counts["summarize"] == 1 and counts["report"] == 1
     assert "s3://vlmhb-bucket/vlmhb/runs/demo/results/summary.csv" in result.stdout
 
     pods = planned_pods(result.stdout)
-    for model in experiment.models:
-        (pod,) = (p for p in pods if f"serve_{model}" in p)
+    for server in experiment.servers:
+        (pod,) = (p for p in pods if f"serve_{server}" in p)
         assert sorted(pod) == sorted(
-            [f"serve_{model}"] + [f"predict_{model}"] * counts[f"predict_{model}"]
+            [f"serve_{server}"] + [f"predict_{server}"] * counts[f"predict_{server}"]
         )
     score_jobs = counts["score"]
     score_pods = [p for p in pods if set(p) == {"score"}]
@@ -157,7 +158,10 @@ def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
     assert sorted(map(sorted, pods)).count(["report"]) == 1
     assert sorted(map(sorted, pods)).count(["summarize"]) == 1
     builds = counts["generate_dataset"] + counts["build_tiny_model"]
-    assert len(pods) == len(experiment.models) + math.ceil(score_jobs / 10) + 2 + builds == 16
+    # the demo's 6 servers (2 tiny VLMs, 4 Tesseract variants), its score pods, summarize,
+    # report, variants.json and the builds
+    expected = len(experiment.servers) + math.ceil(score_jobs / 10) + 3 + builds
+    assert len(pods) == expected == 21, pods
 
 
 @pytest.fixture(scope="module")
@@ -274,18 +278,22 @@ def test_the_run_finishes_with_results_in_the_bucket(run: dict) -> None:
 def test_one_pod_per_model_and_grouped_score_pods(run: dict) -> None:
     """The model's server and all its predict jobs share one pod; the score jobs share one
     (up to the profile's `group-components: {score: 10}` each); summarize and report have one
-    each. Pods = served models + (datasets + tiny models built + ceil(score jobs / 10) + 2):
-    here 1 + 5 pods for 10 jobs."""
+    each, and so does the variants file. Pods = servers + (datasets + tiny models built +
+    ceil(score jobs / 10) + 3): here 1 + 6 pods for 11 jobs."""
     pods = pods_by_kind(run["api"])
     model_pod = f"predict_{MODEL}+serve_{MODEL}"
     assert {kind: len(jobs) for kind, jobs in pods.items()} == {
         "generate_dataset": 1, "build_tiny_model": 1, model_pod: 1,
-        "score": 1, "summarize": 1, "report": 1,
+        "score": 1, "summarize": 1, "report": 1, "variants": 1,
     }  # fmt: skip
-    assert sum(len(jobs) for jobs in pods.values()) == 1 + 5
+    assert sum(len(jobs) for jobs in pods.values()) == 1 + 6
     (model_job,) = pods[model_pod]
     assert target_jobs(model_job) == sorted(
-        [f"serve_{MODEL}:", f"predict_{MODEL}:task={TASK}", f"predict_{MODEL}:task={TASK2}"]
+        [
+            f"serve_{MODEL}:",
+            f"predict_{MODEL}:model={MODEL},task={TASK}",
+            f"predict_{MODEL}:model={MODEL},task={TASK2}",
+        ]
     )
     (score_job,) = pods["score"]
     metrics = [spec.rpartition("metric=")[2].split(",")[0] for spec in target_jobs(score_job)]

@@ -64,7 +64,7 @@ def test_dry_run_and_lint_of_a_fresh_demo_write_only_the_server_placeholders(
     repo = fresh_copy(tmp_path / "clone")
     before = files_outside_snakemake_dir(repo)
     plan = Plan(load_experiment(config_path=repo / "config" / "config.yaml", workdir=repo))
-    placeholders = {plan.server(model) for model in plan.served_models}
+    placeholders = {plan.server(server) for server in plan.servers}
     assert placeholders and not placeholders & before.keys()
 
     for args in (["--lint"], ["-n"]):

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import job_counts, make_workdir, read_yaml, snakemake, write_yaml
+from tests.helpers import (
+    job_counts,
+    jobs_by_wildcard,
+    make_workdir,
+    read_yaml,
+    snakemake,
+    write_yaml,
+)
 from tests.integration.test_shared_server import loads_under
 
 pytestmark = pytest.mark.slow
@@ -32,11 +39,8 @@ def sweep_config(workdir: Path, runs: list[dict]) -> Path:
 
 
 def predict_jobs(output: str) -> dict[str, int]:
-    return {
-        job.removeprefix("predict_"): count
-        for job, count in job_counts(output).items()
-        if job.startswith("predict_")
-    }
+    """Predict jobs per model (variant) in a dry run's listing."""
+    return jobs_by_wildcard(output, "predict_", "model")
 
 
 def test_nine_variants_plan_once_each_and_an_edit_replans_only_what_it_changes(
@@ -57,7 +61,9 @@ def test_nine_variants_plan_once_each_and_an_edit_replans_only_what_it_changes(
     planned = predict_jobs(dry.stdout)
     assert len(planned) == 9 and set(planned.values()) == {1}, planned
     assert "tiny-llava@max_tokens=4,system=polite" in planned
-    assert job_counts(dry.stdout)["serve_tiny-llava"] == 1  # all are sent per request
+    # all are sent per request: one server, and one predict rule with a job per variant
+    counts = job_counts(dry.stdout)
+    assert (counts["serve_tiny-llava"], counts["predict_tiny-llava"]) == (1, 9)
 
     # the predict jobs alone: no scores are needed to show what an edit re-runs
     snakemake(workdir, *(f"results/predictions/{name}/{TASK}.jsonl" for name in planned))

@@ -82,6 +82,7 @@ def run_predict_job(
         output_path=output_path,
         settings=experiment.config.inference,
         served_model=model.name,
+        variant=model_name if model_name != model.name else "",
         requests=digest.requests,
         extra_body=per_request_body(model),  # e.g. a vLLM variant's processor arguments
     )

@@ -56,6 +56,8 @@ class PredictRun:
     output_path: Path
     settings: InferenceSettings
     served_model: str
+    #: the model's name in the run matrix where it is a sweep's variant (for messages)
+    variant: str = ""
     api_key: str = "EMPTY"
     #: sample id -> hash of what it sends (:func:`vlmhyperbench.datasets.digest.request_hash`).
     requests: dict[str, str] = field(default_factory=dict)
@@ -63,6 +65,11 @@ class PredictRun:
     #: ``extra_body``), e.g. ``{"mm_processor_kwargs": {"max_pixels": 401408}}``: settings the
     #: backend takes per request, so variants differing only in them share one server.
     extra_body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``model/task`` as the run names them."""
+        return f"{self.variant or self.model.name}/{self.task.name}"
 
     def pending(self) -> list[Sample]:
         """The samples the journal has no answer for, for what they send now."""
@@ -198,7 +205,7 @@ class Sender:
 
     @property
     def label(self) -> str:
-        return f"{self.run.model.name}/{self.run.task.name}"
+        return self.run.label
 
     async def send_all(self) -> None:
         """Send every pending sample; returns when all are journaled or the run has stopped."""
@@ -352,9 +359,8 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
         total=len(run.samples), already_done=len(run.samples) - len(pending), sent=0, errors=0
     )
     log.info(
-        "%s/%s: %d samples, %d already answered (journal %s), %d to send",
-        run.model.name,
-        run.task.name,
+        "%s: %d samples, %d already answered (journal %s), %d to send",
+        run.label,
         stats.total,
         stats.already_done,
         run.journal.path,
@@ -376,8 +382,7 @@ def write_predictions(run: PredictRun) -> None:
             record = run.journal.answer(sample.id, run.requests[sample.id])
             if record is None:
                 raise PredictionAborted(
-                    f"{run.model.name}/{run.task.name}: no answer recorded for sample "
-                    f"{sample.id}; re-run to send it"
+                    f"{run.label}: no answer recorded for sample {sample.id}; re-run to send it"
                 )
             line = {key: record.get(key) for key in ("id", "prediction", "error", "performance")}
             for key in ("finish_reason", "usage", "prompt"):

@@ -148,6 +148,19 @@ class Plan:
         endpoint are reached there."""
         return list(self.experiment.servers)
 
+    def predict_groups(self) -> dict[str, list[str]]:
+        """The models by the server they are sent to (a model behind its own endpoint alone):
+        one predict rule each."""
+        groups: dict[str, list[str]] = {}
+        for model in self.experiment.models:
+            groups.setdefault(self.experiment.server_of(model) or model, []).append(model)
+        return groups
+
+    def tasks_of_group(self, models: list[str]) -> list[str]:
+        """The tasks any of ``models`` runs (a pair outside the matrix is refused by
+        :meth:`predict_fingerprint`, naming it)."""
+        return list(dict.fromkeys(t for model in models for t in self.experiment.tasks_of(model)))
+
     def server(self, server: str) -> str:
         """The serve job's status file (its service output): where the server is."""
         return f"{SERVERS_DIR}/{server}.json"

@@ -106,3 +106,17 @@ def test_dataset_record_hashes_the_manifest(tmp_path: Path) -> None:
     assert len(record["manifest_sha256"]) == 64
     assert record["images_sha256"] == UNKNOWN  # no dataset.json beside it
     assert dataset_record(experiment, task, tmp_path / "none.jsonl")["manifest_sha256"] == UNKNOWN
+
+
+def test_a_sentence_states_the_gain_and_its_ci_in_the_better_direction() -> None:
+    from types import SimpleNamespace
+
+    from vlmhyperbench.reporting.build import _sentence
+
+    row = SimpleNamespace(
+        significant=True, higher_is_better=False, model_a="a", model_b="b",
+        diff=-0.145, ci_low=-0.167, ci_high=-0.123, p_holm=0.0004, mdd=0.01, n=60, n_clusters=20,
+    )  # fmt: skip
+    assert _sentence(row).startswith("a beats b by 0.145 [0.123, 0.167] (lower is better)")
+    row.higher_is_better, row.diff, row.ci_low, row.ci_high = True, 0.2, 0.1, 0.3
+    assert "by 0.200 [0.100, 0.300] (higher is better)" in _sentence(row)

@@ -181,9 +181,11 @@ def _groups(results: Results, task: str) -> tuple[list[dict[str, Any]], pd.DataF
 def _sentence(row: Any) -> str:
     if row.significant:
         better = "higher" if row.higher_is_better else "lower"
+        # the gain and its CI in the better direction (a lower error: a negative difference)
+        low, high = (row.ci_low, row.ci_high) if row.diff >= 0 else (-row.ci_high, -row.ci_low)
         return (
             f"{row.model_a} beats {row.model_b} by {abs(row.diff):.3f} "
-            f"[{row.ci_low:.3f}, {row.ci_high:.3f}] ({better} is better), "
+            f"[{low:.3f}, {high:.3f}] ({better} is better), "
             f"Holm-adjusted p = {'< 0.001' if row.p_holm < 0.001 else f'{row.p_holm:.3f}'}"
         )
     if row.mdd == row.mdd and row.mdd > 0:

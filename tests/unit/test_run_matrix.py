@@ -48,13 +48,21 @@ def test_repo_demo_runs_vlms_on_every_task_and_tesseract_on_ocr_only() -> None:
     experiment = load_experiment(config_path=REPO / "config" / "config.yaml", workdir=REPO)
     tasks = list(experiment.tasks)
     assert len(tasks) == 5
+    # Tesseract as a sweep of psm × languages: 4 variants, the registry entry among them
+    variants = {
+        "tesseract-rus",
+        "tesseract-rus@languages=rus",
+        "tesseract-rus@psm=6",
+        "tesseract-rus@languages=rus,psm=6",
+    }
     assert pairs(experiment) == {(m, t) for m in VLMS for t in tasks} | {
-        ("tesseract-rus", "demo_ocr")
+        (v, "demo_ocr") for v in variants
     }
     assert experiment.tasks_of("tesseract-rus") == ["demo_ocr"]
     tesseract = experiment.models["tesseract-rus"]
     assert tesseract.backend == "tesseract"
     assert tesseract.engine_args.languages == "rus+eng"
+    assert set(experiment.servers) == {*VLMS, *variants}  # an engine setting: a server each
 
 
 def test_runs_are_a_union_and_plan_exactly_the_listed_pairs(workdir: Path) -> None:

@@ -31,6 +31,9 @@ DATASET_URI = "s3://datasets/demo-vqa/v1"
 RESULTS = "s3://results/run1"
 MODEL = "tiny-llava"
 TASK = "demo_field_vqa"
+# A sweep's variant: its name (``@``, ``=``, ``,``) is part of every key it writes.
+SWEEP = {"tasks.prompt.system": {"terse": "Только значение."}, "tasks.limit": [2]}
+VARIANT = f"{MODEL}@limit=2,system=terse"
 STORAGE_ARGS = (
     "--default-storage-provider",
     "s3",
@@ -65,6 +68,9 @@ def run(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
             "models": {MODEL: {"packages": ["jitdemo-probe==0.1.0"]}},
         },
     )
+    config = read_yaml(workdir / "config" / "config.yaml")
+    config["runs"] = [{"models": [MODEL], "tasks": [TASK], "sweep": SWEEP}]
+    write_yaml(workdir / "config" / "config.yaml", config)
     write_yaml(
         workdir / "config" / "datasets" / "demo_s3.yaml",
         {"description": "demo VQA pages in S3", "source": {"type": "s3", "uri": DATASET_URI}},
@@ -110,11 +116,14 @@ def test_results_land_in_the_bucket(run: dict) -> None:
         f"run1/logs/predict/{MODEL}/{TASK}.log",
         f"run1/logs/serve/{MODEL}.log",
         f"run1/models/tiny/{MODEL}/config.json",
+        f"run1/results/predictions/{VARIANT}/{TASK}.jsonl",
+        f"run1/results/scores/{VARIANT}/{TASK}/exact_match.json",
+        "run1/results/variants.json",
     ):
         assert expected in keys
     summary = pd.read_csv(io.BytesIO(read_object(s3, f"{RESULTS}/results/summary.csv")))
-    overall = summary[summary["group_by"] == "overall"]
-    assert set(overall["model"]) == {MODEL} and set(overall["n"]) == {3}
+    overall = summary[summary["group_by"] == "overall"].set_index("model")
+    assert overall["n"].to_dict() == {MODEL: 3, VARIANT: 2}
     predictions = read_object(s3, f"{RESULTS}/results/predictions/{MODEL}/{TASK}.jsonl")
     lines = [json.loads(x) for x in predictions.decode().splitlines()]
     assert len(lines) == 3 and all(line["error"] is None for line in lines)
@@ -134,7 +143,8 @@ def test_second_run_fetches_nothing_and_reuses_the_overlay(run: dict) -> None:
     workdir, env, s3 = run["workdir"], run["env"], run["s3"]
     config_path = workdir / "config" / "config.yaml"
     config = read_yaml(config_path)
-    # One more sample: re-runs predict (the server starts for it), score, summary, report.
+    # One more sample: re-runs predict (the server starts for it), score, summary, report; the
+    # variant keeps its swept limit, so nothing of it re-runs.
     config["overrides"]["tasks"][TASK]["limit"] = 4
     write_yaml(config_path, config)
     second = snakemake(workdir, *STORAGE_ARGS, env=env)
@@ -144,7 +154,8 @@ def test_second_run_fetches_nothing_and_reuses_the_overlay(run: dict) -> None:
     log = read_object(s3, f"{RESULTS}/logs/serve/{MODEL}.log").decode()
     assert "reusing package overlay" in log
     summary = pd.read_csv(io.BytesIO(read_object(s3, f"{RESULTS}/results/summary.csv")))
-    assert set(summary.loc[summary["group_by"] == "overall", "n"]) == {4}
+    overall = summary[summary["group_by"] == "overall"].set_index("model")
+    assert overall["n"].to_dict() == {MODEL: 4, VARIANT: 2}
 
 
 def test_missing_bucket_is_a_clear_error(run: dict) -> None:

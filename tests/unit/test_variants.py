@@ -246,3 +246,26 @@ def test_validate_prints_the_variants_their_servers_and_the_sweeps(workdir: Path
     assert "tesseract-rus@psm=6 (tesseract)" in result.output
     assert "runs[0]: tiny-llava swept over tasks.prompt.system (2)" in result.output
     assert "3 server(s): tiny-llava, tesseract-rus@psm=4, tesseract-rus@psm=6" in result.output
+
+
+def test_processor_arguments_get_a_server_each_unless_the_backend_takes_them_per_request(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vlmhyperbench.pipeline import backend_specs
+    from vlmhyperbench.pipeline.backend_specs import BackendSpec, per_request_body
+
+    model = "qwen2.5-vl-3b-instruct"
+    sweep = {"models.engine_args.mm_processor_kwargs.max_pixels": [401408, 1003520]}
+    run_blocks(workdir, {"models": [model], "tasks": ["demo_field_vqa"], "sweep": sweep})
+    # vLLM sizes its encoder cache from the start-up arguments: a server per value
+    assert sorted(load(workdir).servers) == [model, f"{model}@max_pixels=401408"]
+
+    # a backend that takes them per request: one server, started without them, and each
+    # request carries its variant's
+    per_request = frozenset({"generation", "engine_args.mm_processor_kwargs"})
+    monkeypatch.setitem(backend_specs.BACKENDS, "vllm", BackendSpec(per_request=per_request))
+    experiment = load(workdir)
+    assert list(experiment.servers) == [model]
+    assert experiment.servers[model].engine_args.mm_processor_kwargs is None
+    small = experiment.models[f"{model}@max_pixels=401408"]
+    assert per_request_body(small) == {"mm_processor_kwargs": {"max_pixels": 401408}}

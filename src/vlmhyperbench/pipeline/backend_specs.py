@@ -83,8 +83,11 @@ def tesseract_problem(model: ModelEntry) -> str | None:
 
 BACKENDS: dict[str, BackendSpec] = {
     "hf": BackendSpec(),
-    # vLLM's chat completions take the multimodal processor's arguments per request.
-    "vllm": BackendSpec(per_request=frozenset({"generation", "engine_args.mm_processor_kwargs"})),
+    # vLLM's chat completions take mm_processor_kwargs per request (the wrapper forwards them),
+    # but vLLM sizes its encoder cache at start-up from the engine's own, and refuses a request
+    # whose image needs more (a larger max_pixels than the server started with; vllm#33110):
+    # here they stay a start-up setting, a server per value.
+    "vllm": BackendSpec(),
     "sglang": BackendSpec(),
     "openai": BackendSpec(),
     "tesseract": BackendSpec(task_kinds=frozenset({"ocr"}), preflight=tesseract_problem),

@@ -24,10 +24,9 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from vlmhyperbench.metrics.base import ColumnSums, ValuesStatistic, extras_of
 from vlmhyperbench.runtime.io import stable_hash
@@ -40,9 +39,12 @@ from vlmhyperbench.stats.resampling import (
     row_resamples,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
+
 # The score files' (and the summary's) groupings, in the order the report shows them.
 GROUP_COLUMNS: tuple[str, ...] = ("doc_class", "question_type", "field", "subset")
-ValueFn = Callable[[pd.DataFrame], float]
+ValueFn = Callable[["pd.DataFrame"], float]
 
 
 def accepted(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,7 +255,11 @@ def aggregate(
     for column in group_columns:
         if column not in frame or frame[column].isna().all():
             continue
-        keys = np.array([None if pd.isna(k) else str(k) for k in frame[column]], dtype=object)
+        missing = frame[column].isna()
+        keys = np.array(
+            [None if gone else str(k) for k, gone in zip(frame[column], missing, strict=True)],
+            dtype=object,
+        )
         per_group = {}
         for key in sorted({k for k in keys if k is not None}):
             rows = frame[keys == key]

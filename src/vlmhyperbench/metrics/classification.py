@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from vlmhyperbench.metrics.base import ColumnSums, ValuesStatistic, metric
 from vlmhyperbench.metrics.normalize import normalize_text
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
 
 Synonyms = Mapping[str, Sequence[str]]
 
@@ -134,12 +136,10 @@ def _frame_labels(
 ) -> tuple[list[str | None], list[str | None]]:
     if PRED_LABEL in frame and TRUE_LABEL in frame:
         return frame[PRED_LABEL].tolist(), frame[TRUE_LABEL].tolist()
-    errors = (
-        frame["error"] if "error" in frame else pd.Series([None] * len(frame), index=frame.index)
-    )
+    failed = frame["error"].notna() if "error" in frame else [False] * len(frame)
     predicted = [
-        None if err is not None and not pd.isna(err) else normalize_label(pred, labels, synonyms)
-        for pred, err in zip(frame["prediction"], errors, strict=True)
+        None if error else normalize_label(pred, labels, synonyms)
+        for pred, error in zip(frame["prediction"], failed, strict=True)
     ]
     truth = [normalize_label(ref, labels, synonyms) for ref in frame["reference"]]
     return predicted, truth

@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
 from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
 from vlmhyperbench.metrics.normalize import normalize_text
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
 
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
 _DECODER = json.JSONDecoder()

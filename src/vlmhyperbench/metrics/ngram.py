@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from sacrebleu.metrics import BLEU, CHRF
 
 from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
 
 STATS_COLUMN = "ngram_stats"
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from vlmhyperbench.metrics.base import ValuesStatistic, metric
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
 
 
 def _number(value: Any) -> float:

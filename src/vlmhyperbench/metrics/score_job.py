@@ -20,7 +20,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.metrics.scoring import score_predictions
 from vlmhyperbench.pipeline.selection import select
 
 if TYPE_CHECKING:
@@ -60,6 +59,9 @@ def run_score_job(
 ) -> dict[str, Any]:
     """Score the task's selection of the manifest (filters, limit) and write both outputs;
     return the aggregate JSON's dict."""
+    # here, not at the top: planning imports this module for score_spec, without pandas
+    from vlmhyperbench.metrics.scoring import score_predictions
+
     metric, task, scoring = spec["metric"], spec["task"], spec["scoring"]
     return score_predictions(
         predictions,

@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
 from vlmhyperbench.metrics.base import ColumnSums, metric, require_references
 from vlmhyperbench.metrics.normalize import normalize_text, words
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: the rows arrive as a DataFrame
 
 # --- exact match -----------------------------------------------------------------------------
 

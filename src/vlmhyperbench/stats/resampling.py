@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 # Upper bound on the unit indices (resamples × units) drawn at once.
 MAX_CELLS = 4_000_000
@@ -31,6 +30,8 @@ def cluster_labels(sample_ids: np.ndarray, doc_ids: np.ndarray | None = None) ->
     samples = np.char.add("s:", np.asarray(sample_ids).astype(str))
     if doc_ids is None:
         return samples
+    import pandas as pd  # the rows' doc ids come from a DataFrame: pandas is loaded already
+
     docs = np.asarray(doc_ids, dtype=object)
     has_doc = ~pd.isna(docs) & (docs != "")
     return np.where(has_doc, np.char.add("d:", docs.astype(str)), samples)

@@ -13,6 +13,12 @@ like vLLM's ``/v1/chat/completions`` from the outside, with the timing of contin
   come as one ``chat.completion`` JSON; ``max_tokens``/``max_completion_tokens`` and
   ``ignore_eos`` are honoured (without ``ignore_eos`` an answer ends after 3/4 of its tokens).
 
+With ``--step-ms 0 --prefill-ms 0`` it is a zero-latency server (every token at once, no decode
+loop), to measure a load generator's own ceiling. Per streamed request it records when it
+received the request and when it sent the first and the last token (``perf_counter`` seconds,
+comparable with a client's on the same machine): ``GET /standin/records`` returns them by
+response id (``DELETE`` clears them), for ``perf_accuracy.py``.
+
 The tokens are the words ``t0 t1 …`` (one token each). ``prompt_tokens`` counts the words of
 the text parts plus ``--image-tokens`` per image. Nothing is computed, so the CPU this process
 uses is the HTTP serving alone, as in vLLM's API server process.
@@ -60,10 +66,17 @@ class Engine:
 
     def add(self, max_tokens: int) -> Sequence:
         sequence = Sequence(max_tokens, time.perf_counter() + self.prefill_s)
+        if self.step_s <= 0 and self.prefill_s <= 0:  # zero latency: every token at once
+            for token in range(max_tokens):
+                sequence.tokens.put_nowait(token)
+            sequence.tokens.put_nowait(None)
+            return sequence
         self.waiting.append(sequence)
         return sequence
 
     async def run(self) -> None:
+        if self.step_s <= 0 and self.prefill_s <= 0:
+            return
         next_step = time.perf_counter()
         while True:
             next_step += self.step_s
@@ -119,6 +132,20 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def stamping_protocol() -> type:
+    """uvicorn's httptools protocol, stamping ``scope["state"]["received"]`` when a request's
+    first bytes are parsed - before the app's task for it runs, so the record counts the time
+    the request waited for the server's event loop (as a client sees it)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Stamping(HttpToolsProtocol):
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope["state"]["received"] = time.perf_counter()
+
+    return Stamping
+
+
 def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -127,6 +154,17 @@ def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> Fast
         task.cancel()
 
     app = FastAPI(lifespan=lifespan)
+    records: dict[str, dict[str, float | int]] = {}
+
+    @app.get("/standin/records")
+    async def get_records() -> dict[str, dict[str, float | int]]:
+        return records
+
+    @app.delete("/standin/records")
+    async def clear_records() -> dict[str, int]:
+        count = len(records)
+        records.clear()
+        return {"cleared": count}
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -139,6 +177,7 @@ def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> Fast
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
+        received = request.scope.get("state", {}).get("received", time.perf_counter())
         body = await request.json()
         if body.get("model") != served_model_name:
             return _error(404, f"The model `{body.get('model')}` does not exist.")
@@ -164,8 +203,10 @@ def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> Fast
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
             return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        record: dict[str, float | int] = {"received": received}
+        records[head["id"]] = record
         return StreamingResponse(
-            _sse(sequence, head, reason, prompt_tokens, include_usage),
+            _sse(sequence, head, reason, prompt_tokens, include_usage, record),
             media_type="text/event-stream",
         )
 
@@ -173,7 +214,12 @@ def build_app(engine: Engine, served_model_name: str, image_tokens: int) -> Fast
 
 
 async def _sse(
-    sequence: Sequence, head: dict[str, Any], reason: str, prompt_tokens: int, usage: bool
+    sequence: Sequence,
+    head: dict[str, Any],
+    reason: str,
+    prompt_tokens: int,
+    usage: bool,
+    record: dict[str, float | int],
 ) -> AsyncIterator[str]:
     head = {**head, "object": "chat.completion.chunk"}
 
@@ -186,7 +232,10 @@ async def _sse(
     count = 0
     while (token := await sequence.tokens.get()) is not None:
         yield chunk({"content": f"t{token}" if count == 0 else f" t{token}"})
+        record["last_token"] = time.perf_counter()  # the chunk is handed to the server
+        record.setdefault("first_token", record["last_token"])
         count += 1
+    record["tokens"] = count
     yield chunk({}, reason)
     if usage:
         data = {**head, "choices": [], "usage": _usage(prompt_tokens, count)}
@@ -206,7 +255,10 @@ def main() -> None:
     args = parser.parse_args()
     engine = Engine(args.step_ms / 1000, args.prefill_ms / 1000, args.max_num_seqs)
     app = build_app(engine, args.served_model_name, args.image_tokens)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False,
+        http=stamping_protocol(),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

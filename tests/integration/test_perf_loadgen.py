@@ -1,0 +1,98 @@
+"""The load generator against real servers on loopback: the GPU-engine stand-in with known
+timing (closed and open loop), and a server answering 500 or breaking its stream."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vlmhyperbench.inference.launcher import running_wrapper
+from vlmhyperbench.perf import closed_loop, level_stats, open_loop, poisson_gaps
+
+STANDIN = Path(__file__).resolve().parents[2] / "benchmarks" / "engine_standin.py"
+BODY = {"messages": [{"role": "user", "content": "a b c"}], "max_tokens": 6, "ignore_eos": True}
+
+
+def _standin(tmp_path: Path, step_ms: float, prefill_ms: float):
+    def command(port: int) -> list[str]:
+        return [sys.executable, str(STANDIN), "--port", str(port),
+                "--step-ms", str(step_ms), "--prefill-ms", str(prefill_ms)]  # fmt: skip
+
+    return running_wrapper(command, tmp_path / "standin.log", startup_timeout_s=60)
+
+
+def test_closed_and_open_loop_against_the_engine_standin(tmp_path: Path) -> None:
+    with _standin(tmp_path, step_ms=10, prefill_ms=20) as url:
+        records = asyncio.run(closed_loop(url, [BODY], 4, 24, warmup=4))
+        measured = [r for r in records if r.phase == "measured"]
+        assert len(measured) == 24 and all(r.ok for r in measured)
+        assert [r.phase for r in records[:4]] == ["warmup"] * 4
+        stats = level_stats(records, 4)
+        assert all(r.output_tokens == 6 and len(r.chunk_times) == 6 for r in measured)
+        assert 20 <= stats.ttft_ms.p50 <= 60  # prefill 20 ms + up to a step, + HTTP
+        assert 8 <= stats.tpot_ms.mean <= 14  # one token a 10 ms step
+        assert 8 <= stats.itl_ms.p50 <= 14
+        little = 4 / (stats.e2e_ms.mean / 1000)
+        assert abs(stats.request_throughput / little - 1) < 0.15
+
+        records = asyncio.run(open_loop(url, [BODY], 40.0, 40, warmup=5, seed=3))
+        measured = [r for r in records if r.phase == "measured"]
+        assert len(measured) == 40 and all(r.ok for r in measured)
+        assert max(r.index for r in records) >= 44  # warm-up 5 + 40 measured (+ cool-down)
+        ordered = sorted(records, key=lambda r: r.index)  # cancelled cool-down ones absent
+        index = np.array([r.index for r in ordered])
+        starts = np.array([r.start for r in ordered])
+        gaps = poisson_gaps(40.0, int(index.max()) + 1, np.random.default_rng(3))
+        planned = np.cumsum(gaps)[index]
+        drift = (starts - starts[0]) - (planned - planned[0])  # sent at the seeded times
+        assert np.median(np.abs(drift)) < 0.003 and np.abs(drift).max() < 0.02
+
+
+class _Failing:
+    """A raw ASGI app: 500 on every other request, a stream cut short on the rest."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        self.count += 1
+        if self.count % 2:
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b'{"error": "boom"}'})
+            return
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        chunk = b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"t0"}}]}\n\n'
+        await send({"type": "http.response.body", "body": chunk, "more_body": False})
+
+
+def test_http_errors_and_broken_streams_are_error_records() -> None:
+    import threading
+    import time
+
+    import uvicorn
+
+    from vlmhyperbench.inference.launcher import free_port
+
+    port = free_port("127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(_Failing(), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        records = asyncio.run(closed_loop(f"http://127.0.0.1:{port}/v1", [BODY], 2, 10))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    measured = [r for r in records if r.phase == "measured"]
+    assert len(measured) == 10 and not any(r.ok for r in measured)
+    errors = {r.error.split(":")[0] for r in measured}  # type: ignore[union-attr]
+    assert errors == {"HTTP 500", "stream ended without [DONE]"}
+    stats = level_stats(records, 2)
+    assert stats.error_rate == 1.0 and stats.completed == 0 and stats.e2e_ms is None

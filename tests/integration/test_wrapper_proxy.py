@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -362,6 +363,23 @@ def _engine_pid(record: Path) -> int:
     return _records(record)[-1]["pid"]
 
 
+def _wait_engine_in_flight(record: Path, count: int, timeout_s: float = 30) -> None:
+    """Until the engine itself serves ``count`` requests at once (its own /metrics): a request
+    that has not reached it when it dies meets a wrapper that knows it is gone."""
+    entry = _records(record)[-1]
+    argv = entry["argv"]
+    url = f"http://{argv[argv.index('--host') + 1]}:{argv[argv.index('--port') + 1]}/metrics"
+    key = entry.get("vllm_api_key")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = httpx.get(url, headers=headers).text
+        if re.search(rf"^vlmhb_requests_in_flight {count}(\.0)?$", text, re.MULTILINE):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the engine never served {count} requests at once:\n{text[-2000:]}")
+
+
 def _fail_mid_stream(stream: Any, act: Callable[[], None]) -> tuple[Any, float]:
     """Read ``stream`` to its third content chunk, run ``act`` and read on: the stream must end
     with an error. Returns the error and the seconds from ``act`` to it."""
@@ -405,7 +423,7 @@ def test_engine_death_mid_stream_is_503_with_its_last_log_lines(
 
         def kill_during_two_requests() -> None:
             other.start()
-            time.sleep(0.3)  # let the second request reach the engine
+            _wait_engine_in_flight(record, 2)  # the second request is in the engine too
             os.kill(pid, signal.SIGKILL)
 
         err, elapsed = _fail_mid_stream(stream, kill_during_two_requests)

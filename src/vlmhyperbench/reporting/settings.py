@@ -30,6 +30,7 @@ from vlmhyperbench.reporting.variants import (
     slug,
     sweep_grids,
 )
+from vlmhyperbench.stats.resampling import bootstrap_statistic
 
 Latency = tuple[float, float, float]  # p50, 95% CI low, high (ms)
 NO_LATENCY: Latency = (math.nan, math.nan, math.nan)
@@ -46,14 +47,8 @@ def latency_p50(latency_ms: np.ndarray, n_boot: int, seed: int) -> Latency:
     if values.size < 2 or n_boot < 2:
         return p50, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    step = max(1, 2_000_000 // values.size)
-    medians = [
-        np.median(
-            values[rng.integers(0, values.size, size=(min(step, n_boot - k), values.size))], axis=1
-        )
-        for k in range(0, n_boot, step)
-    ]
-    low, high = np.quantile(np.concatenate(medians), [0.025, 0.975])
+    medians = bootstrap_statistic(values, lambda drawn: np.median(drawn, axis=1), n_boot, rng)
+    low, high = np.quantile(medians, [0.025, 0.975])
     return p50, float(low), float(high)
 
 

@@ -443,16 +443,23 @@ class _Matrix:
         """The point's variant: named after the swept settings that differ from the registry
         entries (the model's, or for a task setting, any of the block's tasks')."""
         registry = self.registry
-        differing: list[tuple[Axis, str, Any]] = []
-        for axis, label, value in point:
-            if axis.kind == "models":
-                pairs = [(entry, registry.models[model])]
-            else:
-                pairs = [(task, registry.tasks[name]) for name, task in tasks.items()]
+        entries = {
+            "models": [(entry, registry.models[model])],
+            "tasks": [(task, registry.tasks[name]) for name, task in tasks.items()],
+        }
+        # each entry dumped once per point: (swept, registry) per entry of a swept kind
+        dumps = {
+            kind: [(_dump(swept), _dump(base)) for swept, base in entries[kind]]
+            for kind in {axis.kind for axis, _, _ in point}
+        }
+        differing: list[tuple[Axis, str, Any]] = [
+            (axis, label, value)
+            for axis, label, value in point
             if any(
-                value_at(_dump(a), axis.parts) != value_at(_dump(b), axis.parts) for a, b in pairs
-            ):
-                differing.append((axis, label, value))
+                value_at(swept, axis.parts) != value_at(base, axis.parts)
+                for swept, base in dumps[axis.kind]
+            )
+        ]
         meaning = (
             model,
             frozenset((a.path, json.dumps(v, sort_keys=True)) for a, _, v in differing),

@@ -65,6 +65,17 @@ def read_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def write_runs(workdir: Path, *blocks: dict[str, Any]) -> Path:
+    """The workdir's config with these run blocks as its whole run matrix (no top-level
+    models/tasks); returns the config's path."""
+    path = workdir / "config" / "config.yaml"
+    config = read_yaml(path)
+    config.pop("models", None), config.pop("tasks", None)
+    config["runs"] = list(blocks)
+    write_yaml(path, config)
+    return path
+
+
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
     """The snakemake CLI on the repo's workflow in ``workdir``, 2 cores."""
     return [

@@ -9,14 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
-    job_counts,
-    jobs_by_wildcard,
-    make_workdir,
-    read_yaml,
-    snakemake,
-    write_yaml,
-)
+from tests.helpers import job_counts, jobs_by_wildcard, make_workdir, snakemake, write_runs
 from tests.integration.test_shared_server import loads_under
 
 pytestmark = pytest.mark.slow
@@ -27,15 +20,6 @@ PROMPTS = {
     "polite": "Пожалуйста, прочитай поле документа и ответь его значением.",
     "english": "Answer with the field's value only.",
 }
-
-
-def sweep_config(workdir: Path, runs: list[dict]) -> Path:
-    path = workdir / "config" / "config.yaml"
-    config = read_yaml(path)
-    config.pop("models", None), config.pop("tasks", None)
-    config["runs"] = runs
-    write_yaml(path, config)
-    return path
 
 
 def predict_jobs(output: str) -> dict[str, int]:
@@ -56,7 +40,7 @@ def test_nine_variants_plan_once_each_and_an_edit_replans_only_what_it_changes(
             "tasks.generation.max_tokens": [3, 4, 5],
         },
     }
-    sweep_config(workdir, [block])
+    write_runs(workdir, block)
     dry = snakemake(workdir, "-n")
     planned = predict_jobs(dry.stdout)
     assert len(planned) == 9 and set(planned.values()) == {1}, planned
@@ -68,7 +52,7 @@ def test_nine_variants_plan_once_each_and_an_edit_replans_only_what_it_changes(
     # the predict jobs alone: no scores are needed to show what an edit re-runs
     snakemake(workdir, *(f"results/predictions/{name}/{TASK}.jsonl" for name in planned))
     block["sweep"]["tasks.generation.max_tokens"] = [3, 4, 6]
-    sweep_config(workdir, [block])
+    write_runs(workdir, block)
     replanned = predict_jobs(snakemake(workdir, "-n").stdout)
     assert sorted(replanned) == sorted(
         f"tiny-llava@max_tokens=6,system={label}" for label in PROMPTS
@@ -79,22 +63,20 @@ def test_prompt_variants_share_one_server_and_an_engine_setting_gets_one_per_val
     tmp_path: Path,
 ) -> None:
     workdir = make_workdir(tmp_path / "wd", models=["tiny-llava"], tasks=[TASK])
-    sweep_config(
+    write_runs(
         workdir,
-        [
-            {
-                "models": ["tiny-llava"],
-                "tasks": [TASK],
-                "limit": 2,
-                "sweep": {"tasks.prompt.system": PROMPTS},
-            },
-            {
-                "models": ["tiny-idefics3"],
-                "tasks": [TASK],
-                "limit": 2,
-                "sweep": {"models.engine_args.torch_threads": [1, 2, 3]},
-            },
-        ],
+        {
+            "models": ["tiny-llava"],
+            "tasks": [TASK],
+            "limit": 2,
+            "sweep": {"tasks.prompt.system": PROMPTS},
+        },
+        {
+            "models": ["tiny-idefics3"],
+            "tasks": [TASK],
+            "limit": 2,
+            "sweep": {"models.engine_args.torch_threads": [1, 2, 3]},
+        },
     )
     result = snakemake(workdir)
     counts = job_counts(result.stdout + result.stderr)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_workdir, read_yaml, write_yaml
+from tests.helpers import make_workdir, write_runs, write_yaml
 from vlmhyperbench.config import ConfigError, load_experiment
 
 
@@ -63,15 +63,6 @@ def test_a_variant_is_validated_like_any_entry(workdir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- sweeps
-def run_blocks(workdir: Path, *blocks: dict) -> Path:
-    path = workdir / "config" / "config.yaml"
-    config = read_yaml(path)
-    config.pop("models", None), config.pop("tasks", None)
-    config["runs"] = list(blocks)
-    write_yaml(path, config)
-    return path
-
-
 TESS = {"models": ["tesseract-rus"], "tasks": ["demo_ocr"]}
 
 
@@ -80,7 +71,7 @@ def test_a_sweep_is_the_grid_named_after_what_differs_from_the_entry(workdir: Pa
         "models.engine_args.psm": [3, 4, 6],
         "models.engine_args.languages": ["rus", "rus+eng"],
     }
-    run_blocks(workdir, {**TESS, "sweep": sweep})
+    write_runs(workdir, {**TESS, "sweep": sweep})
     experiment = load(workdir)
     assert sorted(experiment.models) == [
         "tesseract-rus",  # psm 3, rus+eng: the registry entry itself
@@ -125,7 +116,7 @@ def test_per_request_settings_share_a_server_and_a_registry_variant_shares_its_b
         {"base": "tiny-llava", "generation": {"max_tokens": 32}},
     )
     prompts = {"short": "Коротко.", "long": "Ответь значением поля, без пояснений."}
-    run_blocks(
+    write_runs(
         workdir,
         {"models": ["tiny-llava", "llava-long"], "tasks": ["demo_field_vqa"]},
         {
@@ -146,7 +137,7 @@ def test_per_request_settings_share_a_server_and_a_registry_variant_shares_its_b
 
 
 def test_the_same_settings_under_other_labels_are_one_variant(workdir: Path) -> None:
-    run_blocks(
+    write_runs(
         workdir,
         {**TESS, "sweep": {"models.engine_args.psm": {"sparse": 11, "block": 6}}},
         {**TESS, "sweep": {"models.engine_args.psm": [6, 11]}},
@@ -155,7 +146,7 @@ def test_the_same_settings_under_other_labels_are_one_variant(workdir: Path) -> 
 
 
 def test_one_label_for_two_settings_is_refused(workdir: Path) -> None:
-    path = run_blocks(
+    path = write_runs(
         workdir,
         {**TESS, "sweep": {"models.engine_args.psm": {"x": 11}}},
         {**TESS, "sweep": {"models.engine_args.psm": {"x": 6}}},
@@ -204,7 +195,7 @@ def test_one_label_for_two_settings_is_refused(workdir: Path) -> None:
 def test_a_bad_sweep_is_refused_naming_block_and_key(
     workdir: Path, sweep: dict, expected: str
 ) -> None:
-    path = run_blocks(workdir, {**TESS, "sweep": sweep})
+    path = write_runs(workdir, {**TESS, "sweep": sweep})
     with pytest.raises(ConfigError) as err:
         load(workdir)
     assert f"{path}: {expected}" in str(err.value)
@@ -214,7 +205,7 @@ def test_a_block_still_cannot_override_an_engine_setting_and_says_to_sweep_it(
     workdir: Path,
 ) -> None:
     override = {"models": {"tesseract-rus": {"engine_args": {"psm": 6}}}}
-    path = run_blocks(workdir, {**TESS, "overrides": override})
+    path = write_runs(workdir, {**TESS, "overrides": override})
     with pytest.raises(ConfigError) as err:
         load(workdir)
     message = str(err.value)
@@ -228,7 +219,7 @@ def test_validate_prints_the_variants_their_servers_and_the_sweeps(workdir: Path
     from vlmhyperbench.cli.main import app
 
     prompts = {"short": "Коротко.", "long": "Ответь значением поля."}
-    path = run_blocks(
+    path = write_runs(
         workdir,
         {
             "models": ["tiny-llava"],
@@ -256,7 +247,7 @@ def test_processor_arguments_get_a_server_each_unless_the_backend_takes_them_per
 
     model = "qwen2.5-vl-3b-instruct"
     sweep = {"models.engine_args.mm_processor_kwargs.max_pixels": [401408, 1003520]}
-    run_blocks(workdir, {"models": [model], "tasks": ["demo_field_vqa"], "sweep": sweep})
+    write_runs(workdir, {"models": [model], "tasks": ["demo_field_vqa"], "sweep": sweep})
     # vLLM sizes its encoder cache from the start-up arguments: a server per value
     assert sorted(load(workdir).servers) == [model, f"{model}@max_pixels=401408"]
 

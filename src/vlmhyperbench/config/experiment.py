@@ -210,6 +210,9 @@ class Experiment:
                 "server": self.server_of(name),
                 "settings": settings,
                 "swept": dict(variant.swept),
+                # the price it runs at (None: not known); self-hosted or behind an API
+                "cost": variant.entry.cost.model_dump() if variant.entry.cost else None,
+                "endpoint": variant.entry.endpoint is not None,
             }
         return {"variants": variants, "sweeps": list(self.sweeps)}
 

@@ -171,6 +171,20 @@ class Resources(Strict):
     runtime_min: int = Field(default=120, gt=0)
 
 
+class SelfHostedCost(StrictTypes):
+    """What the node or GPU the model's server occupies costs: cost per 1,000 samples is taken
+    at the highest throughput that meets the SLO (``perf:``)."""
+
+    usd_per_hour: float = Field(gt=0)
+
+
+class ApiCost(StrictTypes):
+    """An API's prices: cost per 1,000 samples is taken from the tokens the run used."""
+
+    usd_per_1m_input_tokens: float = Field(ge=0)
+    usd_per_1m_output_tokens: float = Field(ge=0)
+
+
 class ModelEntry(Strict):
     name: Name
     base: Base
@@ -184,6 +198,8 @@ class ModelEntry(Strict):
     resources: Resources = Field(default_factory=Resources)
     packages: list[str] = Field(default_factory=list)
     container: str | None = None
+    #: the price it runs at (``None``: not known, shown as "—", never 0); changes no answer
+    cost: SelfHostedCost | ApiCost | None = None
 
     @model_validator(mode="after")
     def _openai_needs_endpoint(self) -> ModelEntry:
@@ -314,6 +330,41 @@ class ContainerSettings(StrictTypes):
     tag: str = Field(default="0.1.0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+# --------------------------------------------------------------------------- serving performance
+class SLO(StrictTypes):
+    """Service-level objectives in ms; ``None`` = not checked."""
+
+    ttft_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0)
+    e2e_ms: float | None = Field(default=None, gt=0)
+
+
+class PerfSettings(StrictTypes):
+    """The load stage (``perf:``, :mod:`vlmhyperbench.perf`): a closed-loop ``concurrency``
+    ladder and/or an open-loop Poisson ``rates`` ladder (requests/s) on the model's own server
+    with the task's own samples; ``requests`` measured per level after ``warmup`` uncounted ones
+    (default: the level's concurrency, or its rate × 2 s, at least 2). The highest load whose
+    ``percentile`` of each ``slo`` figure is within it (and error rate within
+    ``max_error_rate``) is found by the ladder, then bisection; the ladder stops once requests/s
+    grow by less than ``saturation``."""
+
+    concurrency: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    rates: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
+    requests: int = Field(default=20, ge=1)
+    warmup: int | None = Field(default=None, ge=0)
+    slo: SLO = Field(default_factory=SLO)
+    percentile: Literal[50, 90, 95, 99] = 95
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    saturation: float = Field(default=0.03, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _some_ladder(self) -> PerfSettings:
+        if not self.concurrency and not self.rates:
+            raise ValueError("give a concurrency ladder, a rates ladder, or both")
+        return self
+
+
 class RunOverrides(StrictTypes):
     """A run block's own partial entries, for its (model, task) pairs only. Datasets and
     metrics are shared by every block: override those at the top level."""
@@ -342,6 +393,8 @@ class RunBlock(StrictTypes):
     overrides: RunOverrides = Field(default_factory=RunOverrides)
     limit: int | None = Field(default=None, ge=1)
     sweep: dict[SweepPath, SweepValues] = Field(default_factory=dict)
+    #: load-test the block's served pairs (``False``: not even with a top-level ``perf``)
+    perf: PerfSettings | Literal[False] | None = None
 
 
 class ExperimentConfig(StrictTypes):
@@ -357,6 +410,8 @@ class ExperimentConfig(StrictTypes):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     containers: ContainerSettings = Field(default_factory=ContainerSettings)
+    #: load-test every served pair of the run (a block's own ``perf`` takes its place)
+    perf: PerfSettings | None = None
 
     @model_validator(mode="after")
     def _some_run(self) -> ExperimentConfig:

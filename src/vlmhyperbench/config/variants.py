@@ -181,7 +181,7 @@ def entry_differences(entry: BaseModel, base: BaseModel, kind: str) -> dict[str,
 
 def server_key(entry: ModelEntry, per_request: frozenset[str]) -> str:
     """What decides a model's server: its entry but for what is sent per request."""
-    data = entry.model_dump(mode="json", exclude={"name", "description", "family", "base"})
+    data = entry.model_dump(mode="json", exclude={"name", "description", "family", "base", "cost"})
     for path in per_request:
         *parents, last = path.split(".")
         node = value_at(data, tuple(parents))

@@ -38,17 +38,10 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from vlmhyperbench.config.schema import SLO
 from vlmhyperbench.perf.loadgen import RequestRecord
 
 PERCENTILES = (50, 90, 95, 99)
-
-
-class SLO(BaseModel):
-    """Service-level objectives in ms; ``None`` = not checked."""
-
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    e2e_ms: float | None = None
 
 
 class Summary(BaseModel):

@@ -37,7 +37,9 @@ def predict_fingerprint(
     keyed on what each sample sends)."""
     setup = stable_hash(
         {
-            "model": model.model_dump(mode="json", exclude={"resources", "description", "base"}),
+            "model": model.model_dump(
+                mode="json", exclude={"resources", "description", "base", "cost"}
+            ),
             "prompts": prompts_fingerprint,
             "kind": task.kind,
             "structured_output": task.structured_output,

@@ -93,6 +93,8 @@ def test_a_sweep_is_the_grid_named_after_what_differs_from_the_entry(workdir: Pa
         "server": "tesseract-rus@psm=4",
         "settings": {"models.engine_args.psm": 4},
         "swept": {"models.engine_args.psm": "4", "models.engine_args.languages": "rus+eng"},
+        "cost": None,
+        "endpoint": False,
     }
     assert document["variants"]["tesseract-rus"]["swept"]["models.engine_args.psm"] == "3"
     assert document["sweeps"] == [

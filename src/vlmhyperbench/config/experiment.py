@@ -31,6 +31,7 @@ from vlmhyperbench.config.schema import (
     ExperimentConfig,
     MetricEntry,
     ModelEntry,
+    PerfSettings,
     RunBlock,
     TaskEntry,
 )
@@ -89,6 +90,8 @@ class Experiment:
     variants: dict[str, Variant] = field(default_factory=dict)
     #: each sweep of a block over one model: block, base, tasks, axes (path -> labels)
     sweeps: tuple[dict[str, Any], ...] = ()
+    #: the load stage's settings of each (model, task) a block (or the top level) load-tests
+    perf: dict[tuple[str, str], PerfSettings] = field(default_factory=dict)
 
     @property
     def models(self) -> dict[str, ModelEntry]:
@@ -193,6 +196,11 @@ class Experiment:
         return narrowed
 
     # ------------------------------------------------------------------ variants.json
+    def perf_pairs(self) -> list[tuple[str, str]]:
+        """The (model, task) pairs the load stage measures: those with ``perf`` settings whose
+        model has a server of the run's own (an API behind an endpoint is not load-tested)."""
+        return [pair for pair in self.perf if self.server_of(pair[0]) is not None]
+
     def variants_document(self) -> dict[str, Any]:
         """``results/variants.json``: each model of the run with its base entry, the model it
         is reported under, its server and settings; and the sweeps' axes."""
@@ -214,7 +222,8 @@ class Experiment:
                 "cost": variant.entry.cost.model_dump() if variant.entry.cost else None,
                 "endpoint": variant.entry.endpoint is not None,
             }
-        return {"variants": variants, "sweeps": list(self.sweeps)}
+        perf = [{"model": model, "task": task} for model, task in self.perf_pairs()]
+        return {"variants": variants, "sweeps": list(self.sweeps), "perf": perf}
 
     def _root(self, model: str) -> str:
         seen = {model}
@@ -252,7 +261,8 @@ def load_experiment(
         raise ConfigError(problems)
     matrix = _Matrix(str(config_path), registry)
     for prefix, block in blocks:
-        matrix.add_block(prefix, block)
+        perf = experiment.perf if block.perf is None else block.perf
+        matrix.add_block(prefix, block, perf or None)
     if matrix.problems:
         raise ConfigError(list(dict.fromkeys(matrix.problems)))
     return Experiment(
@@ -262,6 +272,7 @@ def load_experiment(
         pairs=tuple(matrix.pairs.values()),
         variants=matrix.variants,
         sweeps=tuple(matrix.sweeps),
+        perf=matrix.perf,
     )
 
 
@@ -304,9 +315,12 @@ class _Matrix:
         self.sweeps: list[dict[str, Any]] = []
         self._names: dict[tuple[str, frozenset[tuple[str, str]]], str] = {}  # settings -> name
         self._meanings: dict[str, tuple[Any, str]] = {}  # name -> (settings, block)
+        self.perf: dict[tuple[str, str], PerfSettings] = {}
+        self._block_perf: PerfSettings | None = None  # the block being added's
 
-    def add_block(self, prefix: Loc, block: RunBlock) -> None:
+    def add_block(self, prefix: Loc, block: RunBlock, perf: PerfSettings | None) -> None:
         before = len(self.problems)
+        self._block_perf = perf
         axes = axes_of(self.file, prefix, block.sweep, self.problems)
         tasks = {name: self._task(prefix, block, name) for name in block.tasks}
         models = {name: self._model_override(prefix, block, name) for name in block.models}
@@ -538,3 +552,14 @@ class _Matrix:
                 "give both blocks the same settings"
             )
             self.problems.append(Problem(self.file, (), message))
+        if self._block_perf is not None:
+            self._add_perf(prefix, model, task, self._block_perf)
+
+    def _add_perf(self, prefix: Loc, model: str, task: str, perf: PerfSettings) -> None:
+        seen = self.perf.setdefault((model, task), perf)
+        if seen != perf:
+            message = (
+                f"({model}, {task}) is load-tested by two blocks with different perf settings; "
+                "give it one perf block"
+            )
+            self.problems.append(Problem(self.file, (*prefix, "perf"), message))

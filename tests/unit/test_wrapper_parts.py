@@ -416,6 +416,36 @@ def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing()
     loop.close()
 
 
+def test_batcher_waits_again_when_every_row_of_a_filling_batch_is_cancelled() -> None:
+    """The only row of a batch that is waiting to fill is cancelled (its client left, as a load
+    test's cool-down requests do): the batcher waits for new rows, and the generation thread
+    lives on (it used to die on an empty selection, and the server then hung)."""
+    torch = pytest.importorskip("torch")
+    from vlmhb_wrapper.backends.hf.batcher import Batcher
+
+    loop = asyncio.new_event_loop()
+
+    def row() -> Any:
+        r = _row(loop)
+        r.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
+        return r
+
+    batcher = Batcher(max_batch=4, wait_s=0.2)
+    gone, fresh = row(), row()
+    batcher.submit(gone)
+
+    def cancel_then_submit() -> None:
+        gone.cancelled = True  # as the event loop marks a row whose client disconnected
+        time.sleep(0.3)  # past the batch's wait: the batcher finds only a cancelled row
+        batcher.submit(fresh)
+
+    threading.Timer(0.05, cancel_then_submit).start()
+    batch, _ = batcher.next_batch()
+    assert batch == [fresh] and len(batcher) == 0
+    batcher.close()
+    loop.close()
+
+
 # ------------------------------------------------------------------------ telemetry, metrics
 
 

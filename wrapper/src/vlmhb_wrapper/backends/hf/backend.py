@@ -220,12 +220,15 @@ class HFBackend(Backend):
             loaded.set_exception(exc)
             return
         loaded.set_result(None)
-        while True:
-            picked = self._batcher.next_batch()
-            if picked is None:
-                return
-            self._run_batch(*picked)
-            self._batcher.batch_done()
+        try:
+            while (picked := self._batcher.next_batch()) is not None:
+                self._run_batch(*picked)
+                self._batcher.batch_done()
+        except Exception as exc:  # a bug: fail loudly (/health 503), never hang the clients
+            logger.exception("the generation thread failed")
+            self.mark_failed(f"the generation thread failed: {exc!r}")
+            for row in self._batcher.close():
+                dispatch([(row, "err", ServiceUnavailableError(self.error or "failed"), 0.0)])
 
     def _run_batch(self, rows: list[Row], plan: CollatePlan) -> None:
         started = time.perf_counter()

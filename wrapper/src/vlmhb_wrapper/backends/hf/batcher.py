@@ -72,30 +72,42 @@ class Batcher:
             self._last_batch_end = time.perf_counter()
 
     def next_batch(self) -> tuple[list[Row], CollatePlan] | None:
+        """The next batch to generate, ``None`` once closed. A batch that is not full waits a
+        little for more rows; if every row it had is cancelled meanwhile (their clients left),
+        it waits for new ones."""
         with self._cv:
             while True:
                 while self._queue and self._queue[0].cancelled:
                     self._queue.popleft()
-                if self._queue or self._closed:
-                    break
-                self._cv.wait()
-            if self._closed:
+                if self._closed:
+                    return None
+                if not self._queue:
+                    self._cv.wait()
+                    continue
+                picked = self._fill()
+                if picked is not None:
+                    chosen = set(map(id, picked[0]))
+                    self._queue = deque(
+                        r for r in self._queue if id(r) not in chosen and not r.cancelled
+                    )
+                    return picked
+
+    def _fill(self) -> tuple[list[Row], CollatePlan] | None:
+        """Wait (the lock held by the caller) until the batch is full or its time is up."""
+        start = max(self._queue[0].enqueued, self._last_batch_end)
+        deadline = start + self.wait_s
+        fill_deadline = start + self.wait_s * FILL_WAIT_FACTOR
+        while True:
+            if all(row.cancelled for row in self._queue):
                 return None
-            start = max(self._queue[0].enqueued, self._last_batch_end)
-            deadline = start + self.wait_s
-            fill_deadline = start + self.wait_s * FILL_WAIT_FACTOR
-            while True:
-                batch, plan = self._select()
-                if len(batch) >= self.max_batch or self.max_batch == 1 or self.wait_s <= 0:
-                    break
-                now = time.perf_counter()
-                until = fill_deadline if self._preprocessing > 0 else deadline
-                if now >= until or self._closed:
-                    break
-                self._cv.wait(until - now)
-            chosen = set(map(id, batch))
-            self._queue = deque(r for r in self._queue if id(r) not in chosen and not r.cancelled)
-            return batch, plan
+            batch, plan = self._select()
+            if len(batch) >= self.max_batch or self.max_batch == 1 or self.wait_s <= 0:
+                return batch, plan
+            now = time.perf_counter()
+            until = fill_deadline if self._preprocessing > 0 else deadline
+            if now >= until or self._closed:
+                return batch, plan
+            self._cv.wait(until - now)
 
     def _select(self) -> tuple[list[Row], CollatePlan]:
         rows = [r for r in self._queue if not r.cancelled]

@@ -26,6 +26,9 @@ from vlmhyperbench.stats.resampling import cluster_labels
 VALUE_COLUMNS = ("id", "value", "doc_id", "origin", "severity", "subset")
 TEXT_COLUMNS = ("question", "reference", "prediction", "error")
 PERFORMANCE_FIELDS = ("latency_ms", "ttft_ms", "tpot_ms", "completion_tokens", "peak_memory_mb")
+#: the tokens a sample was billed for: column → its field in the line's ``usage`` (the OpenAI
+#: response's), else in its ``performance``
+USAGE_FIELDS = {"input_tokens": "prompt_tokens", "output_tokens": "completion_tokens"}
 
 
 class NotAResultsFolder(ValueError):
@@ -199,8 +202,19 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _usage(record: dict[str, Any], performance: dict[str, Any]) -> dict[str, float]:
+    usage = record.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    out = {}
+    for column, name in USAGE_FIELDS.items():
+        value = _number(usage.get(name))
+        out[column] = value if value == value else _number(performance.get(name))
+    return out
+
+
 def read_predictions(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Per-sample error and performance fields of one prediction file, plus warnings."""
+    """Per-sample error, performance fields and token usage of one prediction file, plus
+    warnings."""
     rows, warnings, no_performance = [], [], 0
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -222,6 +236,7 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, list[str]]:
                 "id": str(record.get("id")),
                 "error": None if error is None else str(error),
                 **{name: _number(performance.get(name)) for name in PERFORMANCE_FIELDS},
+                **_usage(record, performance),
             }
         )
     if no_performance:
@@ -229,7 +244,8 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, list[str]]:
             f"{path}: {no_performance} answered sample(s) without a 'performance' object; "
             "their latency and throughput are left out"
         )
-    return pd.DataFrame(rows, columns=["id", "error", *PERFORMANCE_FIELDS]), warnings
+    columns = ["id", "error", *PERFORMANCE_FIELDS, *USAGE_FIELDS]
+    return pd.DataFrame(rows, columns=columns), warnings
 
 
 def _score_path(root: Path, model: str, task: str, metric: str) -> Path:

@@ -349,3 +349,91 @@ def write_sweep_results(
     atomic_write_json(root / "variants.json", {"variants": entries, "sweeps": [sweep]})
     write_summary(build_summary(paths), root / "summary.parquet", root / "summary.csv")
     return root
+
+
+# --- a run with serving performance and cost ------------------------------------------------------
+
+PERF_SELF_HOSTED = "model-00"  # $2.00/h, load-tested on task_00
+PERF_API = "model-01"  # behind an endpoint: $1 / $2 per 1M input / output tokens, no perf file
+PERF_NO_COST = "model-02"  # load-tested, no cost
+PERF_UNTRUSTED = "evil<script>alert(1)"  # a perf result only (its benchmark run left nothing)
+PERF_HARDWARE = "1× NVIDIA H100 80GB HBM3"
+
+
+def perf_level(level: float, rps: float, e2e_p95: float, meets: bool) -> dict:
+    """One measured level (as ``LevelResult`` dumps it): latencies scale with ``e2e_p95``."""
+
+    def summary(p95: float) -> dict:
+        return {"mean": p95 * 0.7, "p50": p95 * 0.6, "p90": p95 * 0.9, "p95": p95, "p99": p95 * 1.1}
+
+    return {
+        "level": level, "requests": 20, "completed": 20, "errors": 0, "error_rate": 0.0,
+        "window_s": 20 / rps, "request_throughput": rps, "output_throughput": rps * 8,
+        "goodput": rps if meets else rps * 0.5, "ttft_ms": summary(e2e_p95 * 0.3),
+        "tpot_ms": summary(e2e_p95 * 0.05), "itl_ms": summary(e2e_p95 * 0.05),
+        "e2e_ms": summary(e2e_p95), "meets_slo": meets,
+    }  # fmt: skip
+
+
+def perf_document(model: str, task: str, ladders: list[dict], label: str = PERF_HARDWARE) -> dict:
+    """A ``PerfResult`` as its JSON holds it (validated by the report)."""
+    return {
+        "model": model, "task": task, "served_model": model, "backend": "vllm", "samples": 40,
+        "hardware": {"cpu": "AMD EPYC 7B13", "cpu_count": 16, "memory_gib": 128.0,
+                     "gpus": ["NVIDIA H100 80GB HBM3"], "label": label},
+        "settings": {"concurrency": [1, 2, 4, 8], "rates": [1.0, 2.0], "requests": 20,
+                     "slo": {"ttft_ms": 500.0, "e2e_ms": 2000.0}, "percentile": 95},
+        "ladders": ladders, "fingerprint": "f" * 16,
+        "started_at": "2026-01-02T03:04:05+00:00", "finished_at": "2026-01-02T03:24:05+00:00",
+    }  # fmt: skip
+
+
+# model-00's concurrency ladder: 1, 2, 4 meet the SLO, 8 does not (more requests/s, 4.4);
+# bisection: 6 meets (4.1 requests/s), 7 does not. The rate ladder tops out at 1.9 requests/s.
+SELF_HOSTED_LADDERS = [
+    {"kind": "concurrency", "best": 6.0, "reason": "bisected", "best_throughput": 4.1,
+     "levels": [perf_level(1, 1.0, 400, True), perf_level(2, 1.9, 600, True),
+                perf_level(4, 3.5, 1200, True), perf_level(8, 4.4, 3000, False),
+                perf_level(6, 4.1, 1900, True), perf_level(7, 4.3, 2300, False)]},
+    {"kind": "rate", "best": 2.0, "reason": "ladder_top", "best_throughput": 1.9,
+     "levels": [perf_level(1.0, 1.0, 380, True), perf_level(2.0, 1.9, 700, True)]},
+]  # fmt: skip
+NO_COST_LADDERS = [
+    {"kind": "concurrency", "best": None, "reason": "first_level_fails", "best_throughput": None,
+     "levels": [perf_level(1, 0.5, 2500, False)]},
+]  # fmt: skip
+
+
+def add_perf_results(root: str | Path, task: str = "task_00") -> Path:
+    """Onto a :func:`write_synthetic_results` folder: ``variants.json`` with each model's cost
+    and the perf pairs, the perf JSONs, and token usage in the API model's predictions (prompt
+    tokens 1000 + k on its k-th line, 50 completion tokens)."""
+    root = Path(root)
+    costs = {
+        PERF_SELF_HOSTED: {"usd_per_hour": 2.0},
+        PERF_API: {"usd_per_1m_input_tokens": 1.0, "usd_per_1m_output_tokens": 2.0},
+    }
+    models = [*sorted(p.name for p in (root / "predictions").iterdir()), PERF_UNTRUSTED]
+    variants = {
+        m: {"base": None, "group": m, "server": None if m == PERF_API else m, "settings": {},
+            "swept": {}, "cost": costs.get(m), "endpoint": m == PERF_API}
+        for m in models
+    }  # fmt: skip
+    pairs = [(PERF_SELF_HOSTED, task), (PERF_NO_COST, task), (PERF_UNTRUSTED, task)]
+    pairs.append((PERF_NO_COST, "task_01"))  # listed, but its job left no file: a gap
+    perf = [{"model": m, "task": t} for m, t in pairs]
+    atomic_write_json(root / "variants.json", {"variants": variants, "sweeps": [], "perf": perf})
+    documents = {
+        PERF_SELF_HOSTED: perf_document(PERF_SELF_HOSTED, task, SELF_HOSTED_LADDERS),
+        PERF_NO_COST: perf_document(PERF_NO_COST, task, NO_COST_LADDERS),
+        PERF_UNTRUSTED: perf_document(PERF_UNTRUSTED, task, NO_COST_LADDERS, "<b>" + PERF_HARDWARE),
+    }
+    for model, document in documents.items():
+        atomic_write_json(root / "perf" / model / f"{task}.json", document)
+    atomic_write_json(root / "perf" / "model-01" / "task_01.json", {"not": "listed"})  # ignored
+    path = root / "predictions" / PERF_API / f"{task}.jsonl"
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for k, line in enumerate(lines):
+        line["usage"] = {"prompt_tokens": 1000 + k, "completion_tokens": 50, "total_tokens": 0}
+    _write_predictions(root, PERF_API, task, lines)
+    return root

@@ -18,7 +18,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.synthetic_results import write_sweep_results, write_synthetic_results
+from tests.synthetic_results import (
+    add_perf_results,
+    write_sweep_results,
+    write_synthetic_results,
+)
 from vlmhyperbench.reporting.build import build_report
 
 websocket = pytest.importorskip("websocket")  # websocket-client
@@ -65,6 +69,14 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sweep_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     build_report(write_sweep_results(root / "results"), root / "report", n_boot=200)
+    return root / "report" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def perf_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("perf")
+    results = write_synthetic_results(root / "results", models=3, tasks=2, metrics=2, samples=40)
+    build_report(add_perf_results(results), root / "report", n_boot=100)
     return root / "report" / "index.html"
 
 
@@ -217,3 +229,37 @@ def test_the_settings_section_of_a_sweep_renders(sweep_page: Path, chromium: Dev
     assert facts["figures"] == 3  # psm, languages, Pareto
     assert facts["sentences"] >= 2
     assert "tess 4 variants" in facts["groups"]
+
+
+def test_the_serving_section_renders_with_escaped_names(
+    perf_page: Path, chromium: DevTools
+) -> None:
+    """Perf results and costs: the section is laid out with its figures decoded, the untrusted
+    model name and hardware label are text (no element from them), and no cost reads "—"."""
+    seen = inspect(chromium, perf_page)
+    assert seen["errors"] == [] and seen["outside"] == []
+    loaded, total = seen["images"]
+    assert loaded == total
+    facts = chromium.send(
+        "Runtime.evaluate",
+        returnByValue=True,
+        expression="""(() => {
+            const section = document.getElementById('perf');
+            const images = Array.from(section.querySelectorAll('img'));
+            const costRows = Array.from(section.querySelectorAll('table.cost tbody tr'));
+            return {
+                heading: section.querySelector('h2').innerText,
+                height: section.getBoundingClientRect().height,
+                figures: images.filter(i => i.complete && i.naturalWidth > 0).length,
+                scripts: document.querySelectorAll('script').length,
+                bold: Array.from(section.querySelectorAll('b b')).length,
+                noCost: costRows.filter(r => r.cells[0].innerText === 'model-02')
+                    .map(r => r.cells[2].innerText),
+                untrusted: costRows.some(r => r.cells[0].innerText === 'evil<script>alert(1)'),
+            };
+        })()""",
+    )["result"]["value"]
+    assert facts["heading"] == "Serving performance and cost" and facts["height"] > 500
+    assert facts["figures"] == 3  # task_00: throughput-latency and cost Pareto; task_01: Pareto
+    assert facts["scripts"] == 0 and facts["bold"] == 0 and facts["untrusted"]
+    assert facts["noCost"] == ["—", "—"]  # task_00 and task_01

@@ -1,5 +1,6 @@
 """The report from small synthetic results folders: what it writes, that the LaTeX compiles with
-Debian's texlive, byte-identical rebuilds under another TZ/LANG, bad input, and --baseline."""
+Debian's texlive, byte-identical rebuilds under another TZ/LANG, bad input, and --baseline. The
+folder has serving performance and cost (perf JSONs, costs in variants.json) for task_00."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.synthetic_results import write_synthetic_results
+from tests.synthetic_results import add_perf_results, write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
 from vlmhyperbench.reporting.tables import leaderboard_table
 
@@ -23,7 +24,8 @@ SMALL = {"models": 3, "tasks": 2, "metrics": 3, "samples": 120}
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_results(tmp_path_factory.mktemp("synthetic") / "results", **SMALL)
+    root = write_synthetic_results(tmp_path_factory.mktemp("synthetic") / "results", **SMALL)
+    return add_perf_results(root)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,13 @@ def test_the_report_holds_every_deliverable(report: Path) -> None:
     assert "tables/robustness.tex" in names
     for kind in ("metrics", "groups", "severity", "pareto"):
         assert f"figures/task_00_{kind}.svg" in names and f"figures/task_00_{kind}.pdf" in names
+    assert {
+        "tables/perf_task_00.tex",
+        "tables/cost_task_00.tex",
+        "tables/cost_task_01.tex",
+    } <= names
+    for figure in ("perf_task_00", "cost_pareto_task_00"):
+        assert f"figures/{figure}.svg" in names and f"figures/{figure}.pdf" in names
     comparisons = pd.read_csv(report / "comparisons.csv")
     # 3 models → 3 pairs, per metric and task.
     assert len(comparisons) == 3 * SMALL["metrics"] * SMALL["tasks"]

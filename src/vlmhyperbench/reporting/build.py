@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS
-from vlmhyperbench.reporting import figures, settings, tables
+from vlmhyperbench.reporting import figures, perf, settings, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
@@ -255,11 +255,14 @@ def build_report(
         section = _task_section(results, task, run, specs)
         task_sections.append(section)
         report.files.append(_write_leaderboard_table(report.out, results, task, section))
+    perf_sections, perf_warnings = perf.perf_sections(results, specs)
+    report.warnings += perf_warnings
     clock.done("tables and sections")
     rendered = figures.render_all(specs, workers=workers)
     clock.done(f"{len(rendered)} figures")
-    _write_figures(report, rendered, task_sections)
+    _write_figures(report, rendered, task_sections, perf_sections)
     _write_run_tables(report, results, run)
+    _write_perf_tables(report, perf_sections)
     _write_sweep_tables(report, results, task_sections)
     baseline_context = None
     if baseline is not None:
@@ -267,6 +270,7 @@ def build_report(
     _write_markdown_leaderboard(report, results, run)
     provenance = _write_provenance(report, results)
     context = _page_context(results, run, task_sections, provenance, baseline_context, report)
+    context["perf"] = perf_sections
     report.files.append(_write_text(report.out / "index.html", render_index(context)))
     clock.done("index.html")
     for warning in report.warnings:
@@ -477,7 +481,10 @@ def _write_leaderboard_table(
 
 
 def _write_figures(
-    report: Report, rendered: list[figures.Rendered], task_sections: list[dict[str, Any]]
+    report: Report,
+    rendered: list[figures.Rendered],
+    task_sections: list[dict[str, Any]],
+    perf_sections: list[dict[str, Any]],
 ) -> None:
     """Each figure as SVG and PDF under ``figures/``, and inline in its section's page part."""
     figures_dir = report.out / "figures"
@@ -486,6 +493,7 @@ def _write_figures(
         for key in ("fig_metrics", "fig_groups", "fig_severity", "fig_pareto"):
             section[key] = uris.get(section[key]) if section[key] else None
         settings.attach_figures(section["settings"], uris)
+    perf.attach_figures(perf_sections, uris)
     for figure in rendered:
         figures.write(figure, figures_dir)
         report.files += [figures_dir / f"{figure.name}.svg", figures_dir / f"{figure.name}.pdf"]
@@ -511,6 +519,18 @@ def _write_run_tables(report: Report, results: Results, run: _RunTables) -> None
             _write_text(tables_dir / "robustness.tex", tables.robustness_table(run.robustness))
         )
     report.files.append(_write_csv(report.out / "comparisons.csv", comparisons))
+
+
+def _write_perf_tables(report: Report, perf_sections: list[dict[str, Any]]) -> None:
+    """``tables/perf_{task}.tex`` (the goodput table, with perf results) and
+    ``tables/cost_{task}.tex`` (cost per 1,000 samples) per task of the perf section."""
+    for section in perf_sections:
+        task = section["name"]
+        if section["goodput"]:
+            text = tables.perf_table(task, section["goodput"])
+            report.files.append(_write_text(report.out / "tables" / f"perf_{task}.tex", text))
+        text = tables.cost_table(task, section["costs"], section["metric"], section["higher"])
+        report.files.append(_write_text(report.out / "tables" / f"cost_{task}.tex", text))
 
 
 def _write_sweep_tables(

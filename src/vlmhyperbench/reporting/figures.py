@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 STYLE = {
@@ -276,4 +277,104 @@ def settings_figure(
         fig.subplots_adjust(
             left=0.17, right=0.97, top=0.97, bottom=0.2 if rotate else 0.14, hspace=0.12
         )
+        return _render(name, fig)
+
+
+_LADDER_MARKERS = {"concurrency": "o", "rate": "s"}
+
+
+def _latency_panel(ax, curves: list[dict[str, Any]], figure: str, colors: dict[str, Any]) -> None:
+    """One latency figure (``e2e``, ``ttft``) against requests/s: per curve its p50 (solid) and
+    p95 (dashed), points that met the SLO filled, the others hollow."""
+    for curve in curves:
+        color = colors[curve["model"]]
+        points = curve["points"]
+        x = np.array([p["requests_per_s"] for p in points], dtype=float)
+        met = np.array([p["meets_slo"] for p in points], dtype=bool)
+        marker = _LADDER_MARKERS.get(curve["ladder"], "o")
+        for percentile, style in ((50, "-"), (95, "--")):
+            y = np.array([p[f"{figure}_p{percentile}_ms"] for p in points], dtype=float)
+            ax.plot(x, y, style, color=color, lw=0.8)
+            ax.scatter(x[met], y[met], s=9, marker=marker, color=color, zorder=3)
+            ax.scatter(x[~met], y[~met], s=9, marker=marker, facecolors="white",
+                       edgecolors=color, linewidths=0.6, zorder=3)  # fmt: skip
+    values = [p[f"{figure}_p{q}_ms"] for c in curves for p in c["points"] for q in (50, 95)]
+    finite = [v for v in values if v == v and v > 0]
+    if finite and max(finite) > 50 * min(finite):
+        ax.set_yscale("log")
+    ax.grid(lw=0.3, alpha=0.5)
+
+
+def _perf_legend(ax, colors: dict[str, Any], kinds: list[str]) -> None:
+    """A line per model (the first 12), the p50/p95 styles, the SLO mark and, with both
+    ladders, their markers."""
+    grey = "#555555"
+    handles = [Line2D([], [], color=c, lw=0.8, label=_label(m, 24)) for m, c in colors.items()]
+    del handles[12:]
+    handles.append(Line2D([], [], color=grey, ls="-", lw=0.8, label="p50"))
+    handles.append(Line2D([], [], color=grey, ls="--", lw=0.8, label="p95"))
+    handles.append(Line2D([], [], color=grey, ls="", marker="o", ms=3, label="met the SLO"))
+    for kind in kinds if len(kinds) > 1 else []:
+        marker = _LADDER_MARKERS.get(kind, "o")
+        handles.append(
+            Line2D([], [], color=grey, ls="", marker=marker, ms=3, mfc="white", label=kind)
+        )
+    ax.legend(handles=handles, frameon=False, fontsize=5, ncol=2, loc="best")
+
+
+def perf_figure(name: str, curves: list[dict[str, Any]], hardware: list[str]) -> Rendered:
+    """Serving performance: e2e latency (top) and TTFT (bottom) in ms against requests/s, a
+    colour per model, a line per ladder (○ concurrency, □ rate); p50 solid, p95 dashed; points
+    that met the SLO filled. ``hardware``: the machines the curves came from (a footnote)."""
+    models = sorted({c["model"] for c in curves})
+    colors = {m: plt.cm.tab10(k % 10) for k, m in enumerate(models)}
+    with _style():
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH_IN, 3.4), sharex=True)
+        _latency_panel(top, curves, "e2e", colors)
+        _latency_panel(bottom, curves, "ttft", colors)
+        top.set_ylabel("e2e latency, ms")
+        bottom.set_ylabel("TTFT, ms")
+        bottom.set_xlabel("throughput, requests/s")
+        _perf_legend(top, colors, sorted({c["ladder"] for c in curves}))
+        note = "; ".join(_label(label, 48) for label in hardware[:3])
+        fig.text(0.01, 0.005, _label(f"hardware: {note}", 90), fontsize=5, color="#555555")
+        fig.subplots_adjust(left=0.16, right=0.97, top=0.97, bottom=0.14, hspace=0.1)
+        return _render(name, fig)
+
+
+def cost_pareto_figure(
+    name: str, metric: str, higher: bool, points: list[dict[str, Any]], left_out: int
+) -> Rendered:
+    """Quality (main metric, 95% CI bars) against cost per 1,000 samples (USD), a point per
+    model with a cost, the Pareto front joined; ``left_out`` models without a cost noted."""
+    x = np.array([p["usd_per_1k_samples"] for p in points], dtype=float)
+    y = np.array([p["value"] for p in points], dtype=float)
+    low = np.array([p["ci_low"] for p in points], dtype=float)
+    high = np.array([p["ci_high"] for p in points], dtype=float)
+    front = np.array([p["front"] for p in points], dtype=bool)
+    err = np.nan_to_num(np.vstack([y - low, high - y]), nan=0.0).clip(min=0.0)
+    with _style():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3))
+        for mask, color, label in ((~front, "#999999", "dominated"),
+                                   (front, "#c0392b", "Pareto front")):  # fmt: skip
+            if mask.any():
+                ax.errorbar(x[mask], y[mask], yerr=err[:, mask], fmt="o", ms=3, capsize=1.5,
+                            lw=0.7, color=color, label=label)  # fmt: skip
+        order = np.argsort(x[front], kind="stable")
+        ax.plot(x[front][order], y[front][order], color="#c0392b", lw=0.7)
+        for xi, yi, point in zip(x, y, points, strict=True):
+            ax.annotate(_label(point["model"], 18), (xi, yi), fontsize=5, xytext=(2, 2),
+                        textcoords="offset points")  # fmt: skip
+        positive = x[x > 0]
+        if positive.size and positive.max() > 100 * positive.min() and positive.size == x.size:
+            ax.set_xscale("log")
+        ax.margins(x=0.2, y=0.15)
+        ax.set_xlabel("cost per 1,000 samples, USD")
+        ax.set_ylabel(_label(f"{metric} {'↑' if higher else '↓'}", 30))
+        ax.grid(lw=0.3, alpha=0.5)
+        ax.legend(frameon=False)
+        if left_out:
+            fig.text(0.01, 0.005, f"{left_out} model(s) without a cost left out",
+                     fontsize=5, color="#555555")  # fmt: skip
+        fig.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.2)
         return _render(name, fig)

@@ -33,6 +33,10 @@ _SPECIAL = {
     "…": r"\ldots{}",
     "—": "---",
     "–": "--",
+    "×": r"$\times$",
+    "÷": r"$\div$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
 }
 
 
@@ -204,3 +208,47 @@ def sweep_table(
     header = [*[escape(a) for a in axes], f"{escape(metric)} {_arrow(higher)}", "p50 latency, ms"]
     caption = f"Sweep of {group} on {task}"
     return _tabular("l" * len(axes) + "rr", header, body, caption)
+
+
+def perf_table(task: str, rows: list[dict[str, Any]]) -> str:
+    """The goodput table of a task's perf results: per model and ladder the highest load that
+    met the SLO, its requests/s and goodput, TTFT/TPOT/e2e at the SLO's percentile there (ms),
+    the SLO, the search's reason and the hardware."""
+    body = [
+        [
+            escape(r["model"]),
+            escape(r["ladder"]),
+            escape(r["best_text"]),
+            number(r["requests_per_s"], 2),
+            number(r["goodput"], 2),
+            *[number(r[key], 0) for key in ("ttft_ms", "tpot_ms", "e2e_ms")],
+            escape(r["slo"]),
+            escape(r["reason"].replace("_", " ")),
+            escape(r["hardware"]),
+        ]
+        for r in rows
+    ]
+    header = [
+        "Model", "Ladder", "Best load", "req/s", "Goodput", "TTFT, ms", "TPOT, ms", "e2e, ms",
+        "SLO", "Stop", "Hardware",
+    ]  # fmt: skip
+    caption = f"Serving performance at the SLO: {task} (figures at the SLO's percentile)"
+    return _tabular("lllrrrrrlll", header, body, caption)
+
+
+def cost_table(task: str, rows: list[dict[str, Any]], metric: str | None, higher: bool) -> str:
+    """Cost per 1,000 samples per model with its price and formula (a model without a price:
+    ---, never 0), and the task's main metric with its CI."""
+    body = [
+        [
+            escape(r["model"]),
+            escape(r["pricing"]),
+            escape(r["usd_text"]),
+            escape(r["formula"]),
+            with_ci(r["value"], r["ci_low"], r["ci_high"]),
+        ]
+        for r in rows
+    ]
+    quality = "Quality" if metric is None else f"{escape(metric)} {_arrow(higher)}"
+    header = ["Model", "Price", "USD / 1,000 samples", "Formula", quality]
+    return _tabular("lllll", header, body, f"Cost per 1,000 samples: {task}")

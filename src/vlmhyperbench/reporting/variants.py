@@ -3,7 +3,9 @@
 A variant (``tess@psm=6``, or a registry entry with ``base:``) is a model of its own in
 ``results/``; ``variants.json``, written by the planning step, says which model it is reported
 under (its ``group``: the root of its base chain), the settings that differ from its base and,
-for a grid point of a sweep, the label of each swept setting. No file, an unreadable one, or one
+for a grid point of a sweep, the label of each swept setting; also its ``cost`` and whether it is
+behind an ``endpoint``, and the (model, task) pairs with a ``perf`` result (read by
+:mod:`~vlmhyperbench.reporting.perf`). No file, an unreadable one, or one
 where no group holds two of the run's models means no grouping: the report is then byte for byte
 what it was before variants existed.
 
@@ -52,6 +54,8 @@ class Variant:
     base: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     swept: Mapping[str, str] = field(default_factory=dict)  # setting path → label
+    cost: Mapping[str, Any] | None = None  # the entry's ``cost:`` as written (None: not known)
+    endpoint: bool = False  # behind an API endpoint (no server of the run's own)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Sweep:
 class Variants:
     models: dict[str, Variant]
     sweeps: list[Sweep]
+    perf: list[tuple[str, str]] = field(default_factory=list)  # (model, task) load-tested
 
     def group(self, model: str) -> str:
         entry = self.models.get(model)
@@ -98,14 +103,22 @@ def _variant(name: str, entry: Any) -> Variant:
     settings, swept = entry.get("settings") or {}, entry.get("swept") or {}
     if not isinstance(settings, dict) or not isinstance(swept, dict):
         raise ValueError(f"entry {name!r}: settings and swept must be objects")
-    base = entry.get("base")
+    base, cost = entry.get("base"), entry.get("cost")
     return Variant(
         name=name,
         group=str(entry.get("group") or name),
         base=None if base is None else str(base),
         settings=dict(settings),
         swept={str(k): str(v) for k, v in swept.items()},
+        cost=dict(cost) if isinstance(cost, dict) else None,
+        endpoint=bool(entry.get("endpoint")),
     )
+
+
+def _perf_pairs(entries: Any) -> list[tuple[str, str]]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError("'perf' is not a list of {model, task} objects")
+    return [(str(e.get("model")), str(e.get("task"))) for e in entries]
 
 
 def _sweep(entry: Any) -> Sweep:
@@ -131,9 +144,10 @@ def load_variants(root: str | Path) -> tuple[Variants | None, list[str]]:
             raise ValueError("'variants' is not an object")
         models = {str(name): _variant(str(name), entry) for name, entry in entries.items()}
         sweeps = [_sweep(entry) for entry in document.get("sweeps") or []]
+        perf = _perf_pairs(document.get("perf") or [])
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         return None, [f"{VARIANTS_FILE}: unreadable ({exc}); variants not grouped"]
-    return Variants(models=models, sweeps=sweeps), []
+    return Variants(models=models, sweeps=sweeps, perf=perf), []
 
 
 def unlisted(variants: Variants, models: Iterable[str]) -> list[str]:

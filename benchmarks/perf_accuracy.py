@@ -8,7 +8,8 @@ per request when it received it and sent its first and last token:
    means are printed too), at concurrency 1 and 16: each within 5% or 2 ms, whichever is larger;
 2. closed-loop requests/s vs Little's law (concurrency / mean e2e latency): within 5%;
 3. against a zero-latency stand-in (``--step-ms 0 --prefill-ms 0``), the generator's
-   requests/s at concurrency 32: at least 300.
+   requests/s at concurrency 32: at least 300, and at least 3 times the highest requests/s the
+   demo's ladders reached (``results/perf/``, after ``make demo``).
 
 Prints each error and rate; exits non-zero when one check fails.
 
@@ -31,6 +32,7 @@ import httpx
 
 from vlmhyperbench.inference.launcher import running_wrapper
 from vlmhyperbench.perf import closed_loop, level_stats
+from vlmhyperbench.perf.result import PerfResult
 from vlmhyperbench.perf.stats import tpot_s, ttft_s
 
 SCRIPT = str(Path(__file__).with_name("engine_standin.py"))
@@ -102,6 +104,27 @@ def accuracy(url: str, concurrency: int, n: int, max_tokens: int, failures: list
         )
 
 
+def demo_headroom(results: Path, generator_rate: float, failures: list[str]) -> None:
+    """The generator's rate against the highest requests/s any level of the demo's ladders
+    reached (``make demo`` first): at least 3 times it, or the generator bounds the ladders."""
+    files = sorted(results.glob("*/*.json"))
+    if not files:
+        print(f"(no perf results under {results}: run make demo for the headroom check)")
+        return
+    highest = max(
+        level.request_throughput
+        for path in files
+        for ladder in PerfResult.model_validate_json(path.read_text(encoding="utf-8")).ladders
+        for level in ladder.levels
+    )
+    text = (
+        f"{generator_rate:.0f} requests/s vs the demo's highest {highest:.2f} "
+        f"({generator_rate / highest:.0f}x, bound >= 3x; {len(files)} results)"
+    )
+    check("load generator headroom over the demo's ladders", generator_rate >= 3 * highest,
+          text, failures)  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step-ms", type=float, default=15.0)
@@ -109,6 +132,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--requests", type=int, default=160, help="measured, per level")
     parser.add_argument("--rate-requests", type=int, default=3000)
+    parser.add_argument("--results", default="results/perf", help="the demo's perf results")
     parser.add_argument("--no-pin", action="store_true", help="share the CPUs with the stand-in")
     args = parser.parse_args()
     if not args.no_pin and (os.cpu_count() or 1) > 1:  # the generator off the stand-in's CPU
@@ -132,6 +156,7 @@ def main() -> int:
                   f"{stats.request_throughput:.0f} requests/s (bound >= 300), {stats.errors} "
                   f"errors; generator CPU {cpu / len(records) * 1000:.2f} ms a request "
                   f"({cpu:.1f} s CPU in {wall:.1f} s)", failures)  # fmt: skip
+        demo_headroom(Path(args.results), stats.request_throughput, failures)
     print("all checks passed" if not failures else f"{len(failures)} failed: {failures}")
     return 1 if failures else 0
 

@@ -254,3 +254,25 @@ def get_import_source(wildcards):
 def get_dataset_params(wildcards):
     entry = EXPERIMENT.registry.datasets[wildcards.dataset]
     return entry.model_dump(mode="json")
+
+
+def get_perf_inputs(server):
+    """A predict job's inputs, less the model's files: the task's data and the server's status
+    file. Not the predictions: the jobs of a serve job's group start together, and a perf job
+    waits for the server's lock instead (``inference.server.server_lock``)."""
+
+    def inputs(wildcards):
+        files = {
+            "manifest": stored(PLAN.manifest(wildcards.task)),
+            "server": ancient(server_status(server)),
+        }
+        images = PLAN.dataset_images(wildcards.task)
+        if images is not None:
+            files["images"] = stored(images)
+        return files
+
+    return inputs
+
+
+def get_perf_fingerprint(wildcards):
+    return PLAN.perf_fingerprint(wildcards.model, wildcards.task)

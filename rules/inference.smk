@@ -68,3 +68,40 @@ for group_name, group_models in PLAN.predict_groups().items():
             journal=PLAN.journal("{model}", "{task}"),
         script:
             "../scripts/predict.py"
+
+
+# Per server with load-tested pairs (`perf:`): one perf rule, a job per (model or variant, task).
+# Its jobs join the serve job's group (they consume its status file): the load is measured on the
+# model's own server, which each perf job holds alone while it measures (predict jobs wait, or it
+# waits for them: see docs/perf.md).
+for server_name in PLAN.perf_servers():
+    server_entry = EXPERIMENT.servers[server_name]
+    perf_pairs = PLAN.perf_pairs_of(server_name)
+
+    rule:
+        name:
+            f"perf_{server_name}"
+        input:
+            unpack(get_perf_inputs(server_name)),
+        output:
+            result=PLAN.perf_json("{model}", "{task}"),
+            records=PLAN.perf_records("{model}", "{task}"),
+        log:
+            "logs/perf/{model}/{task}.log",
+        wildcard_constraints:
+            model=alternation(list(dict.fromkeys(model for model, _ in perf_pairs))),
+            task=alternation(list(dict.fromkeys(task for _, task in perf_pairs))),
+        conda:
+            containers.model_env_file(server_entry)
+        container:
+            containers.model_image(server_entry, EXPERIMENT.config.containers)
+        threads: 0
+        # perf_load: the default profile allows 1, so a local run measures one server at a
+        # time (its CPUs are shared); a cluster profile leaves it unlimited (a node each).
+        resources:
+            **containers.client_resources(server_entry),
+            perf_load=1,
+        params:
+            fingerprint=get_perf_fingerprint,
+        script:
+            "../scripts/perf.py"

@@ -42,6 +42,7 @@ rule report:
         variants=PLAN.variants_json,
         scores=PLAN.all_scores("parquet"),
         predictions=PLAN.all_predictions(),
+        perf=PLAN.all_perf(),
     output:
         index=report(
             PLAN.report_index,

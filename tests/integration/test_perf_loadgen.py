@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vlmhyperbench.config.schema import PerfSettings
 from vlmhyperbench.inference.launcher import running_wrapper
 from vlmhyperbench.perf import closed_loop, level_stats, open_loop, poisson_gaps
+from vlmhyperbench.perf.job import LadderRun
 
 STANDIN = Path(__file__).resolve().parents[2] / "benchmarks" / "engine_standin.py"
 BODY = {"messages": [{"role": "user", "content": "a b c"}], "max_tokens": 6, "ignore_eos": True}
@@ -96,3 +98,28 @@ def test_http_errors_and_broken_streams_are_error_records() -> None:
     assert errors == {"HTTP 500", "stream ended without [DONE]"}
     stats = level_stats(records, 2)
     assert stats.error_rate == 1.0 and stats.completed == 0 and stats.e2e_ms is None
+
+
+def test_the_sla_search_finds_the_knee_of_a_standin_that_batches_four(tmp_path: Path) -> None:
+    """The stand-in runs 4 sequences at once (``--max-num-seqs 4``): up to concurrency 4 a
+    request takes prefill + 10 steps (~220 ms at every percentile); beyond, requests queue for
+    a slot (measured: p95 ~375 ms at 5, ~360 at 6, ~400 at 8). With a p95 e2e SLO of 300 ms the
+    highest concurrency meeting it is 4: the ladder 1, 2, 8 fails at 8, and bisection finds 4
+    (5 fails, 3 and 4 meet it)."""
+    settings = PerfSettings(concurrency=[1, 2, 8], requests=24, slo={"e2e_ms": 300})
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, str(STANDIN), "--port", str(port), "--step-ms", "20",
+                "--prefill-ms", "20", "--max-num-seqs", "4"]  # fmt: skip
+
+    body = {**BODY, "max_tokens": 10}
+    with running_wrapper(command, tmp_path / "standin.log", startup_timeout_s=60) as url:
+        ladder = LadderRun(url, [body], ["s0"], settings, "concurrency", "standin")
+        result = ladder.search(settings.concurrency)
+    measured = [level.level for level in result.levels]
+    assert result.best == 4 and result.reason == "bisected", measured
+    assert measured == [1, 2, 8, 5, 3, 4]
+    assert [level.meets_slo for level in result.levels] == [True, True, False, False, True, True]
+    # every request of every level, warm-up included, is a row of the per-request records
+    assert len(ladder.rows) >= sum(level.requests for level in result.levels)
+    assert {row["sample_id"] for row in ladder.rows} == {"s0"}

@@ -93,7 +93,7 @@ def test_a_sweep_is_the_grid_named_after_what_differs_from_the_entry(workdir: Pa
         "server": "tesseract-rus@psm=4",
         "settings": {"models.engine_args.psm": 4},
         "swept": {"models.engine_args.psm": "4", "models.engine_args.languages": "rus+eng"},
-        "cost": None,
+        "cost": {"usd_per_hour": 0.1},  # the registry entry's example price
         "endpoint": False,
     }
     assert document["variants"]["tesseract-rus"]["swept"]["models.engine_args.psm"] == "3"

@@ -12,7 +12,7 @@ from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.inference.runner import PredictRun, RunStats, predict, write_predictions
-from vlmhyperbench.inference.server import wait_for_server
+from vlmhyperbench.inference.server import server_lock, wait_for_server
 from vlmhyperbench.pipeline.backend_specs import per_request_body
 from vlmhyperbench.pipeline.fingerprints import predict_fingerprint
 from vlmhyperbench.pipeline.selection import select_samples
@@ -103,4 +103,5 @@ def run_predict_job(
     # A server shared by variants serves under the name of the entry it started with.
     run.served_model = status.get("model") or model.name
     log.info("using the shared server of %s at %s", model_name, status["base_url"])
-    return predict(run, status["base_url"])
+    with server_lock(server_path, exclusive=False, who=run.label):
+        return predict(run, status["base_url"])

@@ -31,7 +31,7 @@ from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.launcher import health
 from vlmhyperbench.inference.messages import SampleInputError, build_messages
-from vlmhyperbench.inference.prompts import TaskPrompts
+from vlmhyperbench.inference.prompts import RenderedPrompt, TaskPrompts
 from vlmhyperbench.pipeline.fingerprints import effective_generation
 from vlmhyperbench.runtime.io import atomic_write
 
@@ -85,23 +85,41 @@ class RunStats:
     retries: int = 0
 
 
+def request_body(
+    task: TaskEntry,
+    prompts: TaskPrompts,
+    dataset_dir: Path,
+    sample: Sample,
+    generation: dict[str, Any],
+    served_model: str,
+) -> tuple[dict[str, Any], RenderedPrompt]:
+    """The sample's ``/v1/chat/completions`` body (OpenAI's own fields; a backend's extra ones
+    are added by the caller) and the prompt it rendered. The predict and perf stages send it."""
+    prompt = prompts.render(sample)
+    body: dict[str, Any] = {
+        "model": served_model,
+        "messages": build_messages(prompt, [dataset_dir / image for image in sample.images]),
+        "max_tokens": generation["max_tokens"],
+        "temperature": generation["temperature"],
+    }
+    optional = {
+        "top_p": generation.get("top_p") or None,
+        "seed": generation.get("seed"),
+        "stop": generation.get("stop") or None,
+        "response_format": response_format(task, sample),
+    }
+    body.update((key, value) for key, value in optional.items() if value is not None)
+    return body, prompt
+
+
 async def _request(
     client: openai.AsyncOpenAI, run: PredictRun, sample: Sample, generation: dict[str, Any]
 ) -> dict[str, Any]:
-    prompt = run.prompts.render(sample)
-    messages = build_messages(prompt, [run.dataset_dir / image for image in sample.images])
-    started = time.perf_counter()
-    completion = await client.chat.completions.create(
-        model=run.served_model,
-        messages=messages,
-        max_tokens=generation["max_tokens"],
-        temperature=generation["temperature"],
-        top_p=generation.get("top_p") or openai.NOT_GIVEN,
-        seed=generation.get("seed") if generation.get("seed") is not None else openai.NOT_GIVEN,
-        stop=generation.get("stop") or openai.NOT_GIVEN,
-        response_format=response_format(run.task, sample) or openai.NOT_GIVEN,
-        extra_body=run.extra_body or None,
+    body, prompt = request_body(
+        run.task, run.prompts, run.dataset_dir, sample, generation, run.served_model
     )
+    started = time.perf_counter()
+    completion = await client.chat.completions.create(**body, extra_body=run.extra_body or None)
     wall_ms = (time.perf_counter() - started) * 1000
     extra = completion.model_extra or {}
     performance = dict(extra.get("performance") or {})

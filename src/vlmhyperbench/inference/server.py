@@ -19,11 +19,13 @@ error, on ``failed`` or when the serve job is gone: it never waits out a dead se
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,36 @@ def wait_for_server(
                 f"the serve job of {model} wrote no status to {path} in {silent_timeout_s:.0f} s"
             )
         time.sleep(poll_s)
+
+
+def lock_path(status_path: str | os.PathLike[str]) -> Path:
+    """The lock that keeps a server's load measurements apart from everything else it serves."""
+    return Path(status_path).with_suffix(".lock")
+
+
+@contextlib.contextmanager
+def server_lock(status_path: str | os.PathLike[str], exclusive: bool, who: str) -> Iterator[None]:
+    """Hold the server's lock while sending to it: predict jobs share it, a perf job holds it
+    alone (``exclusive``), so a load measurement never overlaps another job's requests.
+
+    Snakemake starts the jobs of a serve job's group together (its dependencies inside the
+    group are not waited for), so the jobs order themselves here, by an ``flock`` on a file
+    beside the status file: it is released when its holder ends, however it ends.
+    """
+    path = lock_path(status_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders = "other jobs" if exclusive else "a load measurement (perf job)"
+            log.info("%s: waiting for %s on this server to finish (%s)", who, holders, path)
+            fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def model_info(path: str | os.PathLike[str], timeout_s: float = 30) -> dict[str, Any]:

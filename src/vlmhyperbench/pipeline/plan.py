@@ -213,6 +213,42 @@ class Plan:
             )
         return self._predict_fingerprints[key]
 
+    # ------------------------------------------------------------------ serving performance
+    def perf_json(self, model: str, task: str) -> str:
+        return f"{RESULTS_DIR}/perf/{model}/{task}.json"
+
+    def perf_records(self, model: str, task: str) -> str:
+        return f"{RESULTS_DIR}/perf/{model}/{task}.parquet"
+
+    def perf_servers(self) -> list[str]:
+        """The servers with load-tested pairs: a perf rule each."""
+        servers = (self.experiment.server_of(model) for model, _ in self.experiment.perf_pairs())
+        return list(dict.fromkeys(server for server in servers if server is not None))
+
+    def perf_pairs_of(self, server: str) -> list[tuple[str, str]]:
+        """The (model, task) pairs load-tested on ``server``, in the order they run."""
+        models = self.experiment.models_of(server)
+        return [pair for pair in self.experiment.perf_pairs() if pair[0] in models]
+
+    def perf_fingerprint(self, model: str, task: str) -> str:
+        """What the pair sends (its predict fingerprint), the server's resources, the ``perf``
+        settings and the planning machine (``perf.hardware.machine_identity``)."""
+        # imported here: the load stage's modules are not needed to plan a run without it
+        from vlmhyperbench.perf.hardware import machine_identity
+
+        entry = self.experiment.models[model]
+        return stable_hash(
+            {
+                "predict": self.predict_fingerprint(model, task),
+                "resources": entry.resources.model_dump(),
+                "perf": self.experiment.perf[(model, task)].model_dump(),
+                "machine": machine_identity(),
+            }
+        )
+
+    def all_perf(self) -> list[str]:
+        return [self.perf_json(model, task) for model, task in self.experiment.perf_pairs()]
+
     # ------------------------------------------------------------------ scores
     def score(self, model: str, task: str, metric: str, ext: str) -> str:
         return f"{RESULTS_DIR}/scores/{model}/{task}/{metric}.{ext}"

@@ -14,11 +14,19 @@ INSTALL_INPUTS := pyproject.toml wrapper/pyproject.toml constraints.txt
 # installed when missing (root: apt-get; else passwordless sudo; else it stops with the command).
 DEBIAN := PYTHON="$(PYTHON)" tools/install-debian-packages
 
-.PHONY: demo test lint format dryrun clean-results help
+# vLLM and SGLang, each in its own venv with only what its argument parser imports (not the
+# engines' CUDA dependencies): `make check-engine-flags` parses the wrapper's engine command lines
+# with them (tools/check_engine_flags.py says what is installed and why). Not part of `make test`.
+ENGINE_VENVS := .engine-venvs
+ENGINE_NO_DEPS_vllm := vllm==0.33.0 xgrammar==0.2.8
+ENGINE_NO_DEPS_sglang := sglang==0.5.23
+
+.PHONY: demo test lint format dryrun clean-results help check-engine-flags
 
 help:
 	@echo "make demo   - set up .venv and run the demo benchmark (results/summary.csv, results/report/leaderboard.md)"
 	@echo "make test   - set up .venv with test extras and run the test suite"
+	@echo "make check-engine-flags - parse the wrapper's vLLM/SGLang command lines with the real engines' parsers"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +66,17 @@ format: $(VENV)/.test-installed
 
 dryrun: $(VENV)/.demo-installed
 	$(BIN)/snakemake -n --cores $(CORES)
+
+$(ENGINE_VENVS)/%/.installed: tools/engine-flags-%.txt constraints.txt
+	rm -rf $(ENGINE_VENVS)/$*
+	$(PYTHON) -m venv $(ENGINE_VENVS)/$*
+	$(ENGINE_VENVS)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(ENGINE_VENVS)/$*/bin/python -m pip install --quiet --no-deps $(ENGINE_NO_DEPS_$*)
+	$(ENGINE_VENVS)/$*/bin/python -m pip install --quiet -c constraints.txt -r tools/engine-flags-$*.txt
+	touch $@
+
+check-engine-flags: $(VENV)/.demo-installed $(ENGINE_VENVS)/vllm/.installed $(ENGINE_VENVS)/sglang/.installed
+	$(BIN)/python tools/check_engine_flags.py
 
 clean-results:
 	rm -rf results logs .snakemake/metadata

@@ -131,9 +131,10 @@ def planned_pods(output: str) -> list[list[str]]:
 
 
 def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
-    """The demo on Kubernetes: one pod per model (its serve job and all its predict jobs), the
-    score jobs ten to a pod, summarize and report one each; besides those, one pod per dataset
-    and per tiny model to build, and the variants file: 6 + 5 + 2 + 5 + 2 + 1 = 21 pods."""
+    """The demo on Kubernetes: one pod per model (its serve job, all its predict jobs and its
+    perf jobs), the score jobs ten to a pod, summarize and report one each; besides those, one
+    pod per dataset and per tiny model to build, and the variants file: 6 + 5 + 2 + 5 + 2 + 1 =
+    21 pods."""
     env = {**cluster["env"], "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": cluster["s3"].endpoint}
     result = snakemake_cli(repo, env, "--profile", "profiles/k8s", "-n")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -148,9 +149,12 @@ def test_repository_profile_plans_the_demo(cluster: dict, repo: Path) -> None:
     pods = planned_pods(result.stdout)
     for server in experiment.servers:
         (pod,) = (p for p in pods if f"serve_{server}" in p)
+        perf_jobs = [f"perf_{server}"] * counts.get(f"perf_{server}", 0)
         assert sorted(pod) == sorted(
-            [f"serve_{server}"] + [f"predict_{server}"] * counts[f"predict_{server}"]
+            [f"serve_{server}", *perf_jobs] + [f"predict_{server}"] * counts[f"predict_{server}"]
         )
+    # the demo load-tests tiny-llava and the 4 Tesseract variants on one task each
+    assert sum(count for job, count in counts.items() if job.startswith("perf_")) == 5
     score_jobs = counts["score"]
     score_pods = [p for p in pods if set(p) == {"score"}]
     assert len(score_pods) == math.ceil(score_jobs / 10)

@@ -309,7 +309,7 @@ def _perf_legend(ax, colors: dict[str, Any], kinds: list[str]) -> None:
     """A line per model (the first 12), the p50/p95 styles, the SLO mark and, with both
     ladders, their markers."""
     grey = "#555555"
-    handles = [Line2D([], [], color=c, lw=0.8, label=_label(m, 24)) for m, c in colors.items()]
+    handles = [Line2D([], [], color=c, lw=0.8, label=_label(m, 40)) for m, c in colors.items()]
     del handles[12:]
     handles.append(Line2D([], [], color=grey, ls="-", lw=0.8, label="p50"))
     handles.append(Line2D([], [], color=grey, ls="--", lw=0.8, label="p95"))

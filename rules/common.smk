@@ -20,6 +20,8 @@ from vlmhyperbench.runtime.s3 import (
 
 # Stops at once outside the Snakemake versions whose internals the workflow relies on.
 snakemake_compat.require_supported(snakemake_compat.SNAKEMAKE)
+# A serve job's group whose other job fails to start would otherwise leave it running forever.
+snakemake_compat.stop_services_when_a_group_fails_to_start()
 
 
 def _config_sources():

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -231,3 +234,59 @@ def test_directory_outputs_written_elsewhere_are_seen(
     assert not directory_appears("unpatched"), "plugin fixed upstream: drop the workaround"
     assert compat.fix_s3_directory_existence_check()
     assert directory_appears("patched")
+
+
+SERVICE_GROUP = """
+import os
+from vlmhyperbench.pipeline import snakemake_compat
+if os.environ.get("PATCH") == "1":
+    snakemake_compat.stop_services_when_a_group_fails_to_start()
+
+rule all:
+    input: "late.txt"
+
+rule serve:
+    output: service("serve.status")
+    shell: "touch {output}; exec sleep 300"
+
+rule early:
+    input: "serve.status"
+    output: "early.txt"
+    threads: 0
+    shell: "sleep 4; touch {output}"
+
+# Snakemake starts the group's jobs at once, and preparing one waits --latency-wait 1 for its
+# inputs: the service's file (touched as it starts) or early.txt (made 4 s later) is missing,
+# and a job fails before it starts (as a perf job with ordering inputs did).
+rule late:
+    input: status="serve.status", early="early.txt"
+    output: "late.txt"
+    threads: 0
+    shell: "touch {output}"
+"""
+
+
+def _run_service_group(tmp_path: Path, patch: str, timeout: float) -> subprocess.CompletedProcess:
+    tmp_path.mkdir(parents=True)
+    (tmp_path / "Snakefile").write_text(SERVICE_GROUP, encoding="utf-8")
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--latency-wait", "1"]
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PATCH": patch},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)  # fmt: skip
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out)
+
+
+def test_a_service_group_whose_job_fails_to_start_stops_its_service(tmp_path: Path) -> None:
+    """Unpatched, Snakemake leaves the service running and never ends the run (the upstream
+    behaviour the workaround is for); patched, the run fails with the job's error."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        _run_service_group(tmp_path / "unpatched", "0", timeout=20)
+    result = _run_service_group(tmp_path / "patched", "1", timeout=120)
+    assert result.returncode != 0
+    assert "Missing files after 1 seconds" in result.stdout, result.stdout[-3000:]

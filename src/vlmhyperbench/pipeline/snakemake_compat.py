@@ -19,6 +19,8 @@ Each workaround has a test that fails when the upstream behaviour it relies on c
 * A ``local()`` file keeps its job off the executor where no filesystem is shared
   (:func:`local_files_stay_with_their_jobs`).
 * The S3 plugin remembers "not a directory" (:func:`fix_s3_directory_existence_check`).
+* A service group whose job fails before it starts leaves its service running, and the run
+  hangs (:func:`stop_services_when_a_group_fails_to_start`).
 * ``snakemake --profile NAME`` looks in Snakemake's user config folder
   (:func:`user_profile_dir`, from ``snakemake.common.get_appdirs``, not a documented API).
 """
@@ -46,7 +48,7 @@ S3_PLUGIN = "snakemake-storage-plugin-s3"
 SUPPORTED = {SNAKEMAKE: ">=9.27,<10", S3_PLUGIN: ">=0.3.6,<0.4"}
 RELIES_ON = {
     SNAKEMAKE: "its file persistence under .snakemake/incomplete, how -n and --lint reach the "
-    "Snakefile, and which jobs it keeps in the main process",
+    "Snakefile, which jobs it keeps in the main process, and how it runs a service group",
     S3_PLUGIN: "how its StorageObject caches whether a key is a directory",
 }
 
@@ -195,3 +197,36 @@ def user_profile_dir(name: str) -> Path:
     from snakemake.common import get_appdirs
 
     return Path(get_appdirs().user_config_dir) / name
+
+
+def stop_services_when_a_group_fails_to_start() -> bool:
+    """Work around Snakemake (9.27) hanging when a job of a service group fails to start.
+
+    The local executor's ``run_group_job`` starts the group's service jobs, then prepares and
+    starts the other jobs one by one; preparing one waits for its inputs and raises when one
+    is missing after ``latency-wait``. That exception leaves ``run_group_job`` before the loop
+    that, on a job's failure, kills the group's other jobs: the serve job runs on, its group
+    never ends, and the run never stops. Stopping the group's service jobs (SIGTERM: a serve
+    job stops its wrapper) when ``run_group_job`` raises lets the run fail with the job's error.
+    Returns whether the executor was patched (``False``: already).
+    """
+    from snakemake.executors.local import Executor
+    from snakemake.shell import shell
+
+    require_supported(SNAKEMAKE)
+    if getattr(Executor, "_vlmhb_service_fix", False):
+        return False
+    original = Executor.run_group_job
+
+    def run_group_job(self: Any, job: Any) -> None:
+        try:
+            original(self, job)
+        except BaseException:
+            for member in job:
+                if member.is_service:
+                    shell.terminate(member.jobid)  # a no-op for one Snakemake stopped itself
+            raise
+
+    Executor.run_group_job = run_group_job
+    Executor._vlmhb_service_fix = True
+    return True

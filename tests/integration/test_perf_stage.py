@@ -27,7 +27,12 @@ def _block(requests: int) -> dict:
         "tasks": [TASK],
         "limit": 3,
         "sweep": {"tasks.prompt.system": {"plain": "Read the page.", "terse": "Value only."}},
-        "perf": {"concurrency": [1, 2], "requests": requests, "slo": {"e2e_ms": 60000}},
+        "perf": {
+            "concurrency": [1, 2],
+            "rates": [3.0],
+            "requests": requests,
+            "slo": {"e2e_ms": 60000},
+        },
     }
 
 
@@ -42,18 +47,22 @@ def _check_result(workdir: Path, model: str, requests: int) -> None:
     assert (result.model, result.task, result.served_model) == (model, TASK, "tiny-llava")
     assert result.samples == 3 and result.settings.requests == requests
     assert "cores" in result.hardware.label and result.hardware.cpu_count >= 1
-    (ladder,) = result.ladders
-    assert ladder.kind == "concurrency" and ladder.levels[0].level == 1
-    for level in ladder.levels:  # a 60 s SLO: every level meets it
-        assert level.meets_slo and level.requests == requests and level.errors == 0
-        assert level.request_throughput > 0
-        assert level.goodput == pytest.approx(level.request_throughput)
-        assert level.ttft_ms.p95 <= level.e2e_ms.p95 and level.e2e_ms.p50 > 0
-    assert ladder.best_throughput == max(level.request_throughput for level in ladder.levels)
+    closed, opened = result.ladders  # closed loop (concurrency), then open loop (rates)
+    assert (closed.kind, opened.kind) == ("concurrency", "rate")
+    assert closed.levels[0].level == 1 and [level.level for level in opened.levels] == [3.0]
+    for ladder in result.ladders:
+        for level in ladder.levels:  # a 60 s SLO: every level meets it
+            assert level.meets_slo and level.requests == requests and level.errors == 0
+            assert level.request_throughput > 0
+            assert level.goodput == pytest.approx(level.request_throughput)
+            assert level.ttft_ms.p95 <= level.e2e_ms.p95 and level.e2e_ms.p50 > 0
+        assert ladder.best_throughput == max(level.request_throughput for level in ladder.levels)
     records = pd.read_parquet(folder / f"{TASK}.parquet")
     assert list(records.columns) == list(RECORD_COLUMNS)
+    assert set(records["ladder"]) == {"concurrency", "rate"}
     measured = records[records["phase"] == "measured"]
-    assert len(measured) == requests * len(ladder.levels) and measured["error"].isna().all()
+    levels = sum(len(ladder.levels) for ladder in result.ladders)
+    assert len(measured) == requests * levels and measured["error"].isna().all()
     assert set(records["phase"]) >= {"warmup", "measured"}
     journal = workdir / "results" / ".journal" / model / f"{TASK}.jsonl"
     answered = {json.loads(line).get("id") for line in journal.read_text().splitlines()[1:]}

@@ -98,12 +98,32 @@ def validated(model: type[ModelT], data: Any, file: Path | str, prefix: Loc = ()
         return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
+        for error in _without_literal_branches(exc.errors()):
             loc = tuple(
                 p for p in error["loc"] if not str(p).startswith("function-") and p != "[key]"
             )
             problems.append(Problem(str(file), (*prefix, *loc), _expected(model, loc, error)))
         raise ConfigError(problems) from exc
+
+
+def _without_literal_branches(errors: list[Any]) -> list[Any]:
+    """Leave out a union's literal alternative (``perf: false``) when its other branch said
+    what is wrong: "Input should be False" only hides the real problem."""
+
+    def literal_at(error: Any) -> int | None:
+        steps = [str(step) for step in error["loc"]]
+        return next((i for i, step in enumerate(steps) if step.startswith("literal[")), None)
+
+    kept = []
+    for error in errors:
+        at = literal_at(error)
+        parent = tuple(error["loc"][:at]) if at is not None else None
+        others = [
+            e for e in errors if e is not error and tuple(e["loc"][: len(parent or ())]) == parent
+        ]
+        if at is None or not others:
+            kept.append(error)
+    return kept
 
 
 _SIMPLE = {
@@ -135,6 +155,8 @@ def _expected(model: type[BaseModel], loc: Loc, error: dict) -> str:
         return f"{_SIMPLE[kind]}, got {got!r}"
     if kind == "string_pattern_mismatch":
         return f"{got!r} does not match {ctx.get('pattern')}"
+    if kind == "value_error" and ctx.get("error") is not None:
+        return str(ctx["error"])  # the validator's own words, without pydantic's "Value error, "
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":

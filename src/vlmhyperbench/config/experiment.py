@@ -321,6 +321,12 @@ class _Matrix:
     def add_block(self, prefix: Loc, block: RunBlock, perf: PerfSettings | None) -> None:
         before = len(self.problems)
         self._block_perf = perf
+        if block.perf and all(self.registry.models[m].endpoint for m in block.models):
+            message = (
+                "every model of this block is behind an endpoint (an API), and the load stage "
+                "measures only servers the run starts: remove perf, or add a served model"
+            )
+            self.problems.append(Problem(self.file, (*prefix, "perf"), message))
         axes = axes_of(self.file, prefix, block.sweep, self.problems)
         tasks = {name: self._task(prefix, block, name) for name in block.tasks}
         models = {name: self._model_override(prefix, block, name) for name in block.models}

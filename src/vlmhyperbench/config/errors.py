@@ -117,12 +117,11 @@ def _without_literal_branches(errors: list[Any]) -> list[Any]:
     kept = []
     for error in errors:
         at = literal_at(error)
-        parent = tuple(error["loc"][:at]) if at is not None else None
-        others = [
-            e for e in errors if e is not error and tuple(e["loc"][: len(parent or ())]) == parent
-        ]
-        if at is None or not others:
-            kept.append(error)
+        if at is not None:
+            parent = tuple(error["loc"][:at])
+            if any(e is not error and tuple(e["loc"][:at]) == parent for e in errors):
+                continue
+        kept.append(error)
     return kept
 
 

@@ -122,3 +122,14 @@ def test_a_price_changes_no_prediction_fingerprint_and_no_server(workdir: Path) 
     assert after.predict_fingerprint("tiny-llava", "demo_ocr") == before.predict_fingerprint(
         "tiny-llava", "demo_ocr"
     )
+
+
+def test_validate_lists_the_load_tested_pairs(workdir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vlmhyperbench.cli.main import app
+
+    path = write_runs(workdir, {"models": ["tiny-llava"], "tasks": ["demo_ocr"], "perf": LADDER})
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 load-tested pair(s) (perf): tiny-llava/demo_ocr" in result.output

@@ -46,6 +46,10 @@ def validate(
         console.print(f"{sweep['block']}: {sweep['base']} swept over {escape(axes)}")
     servers = experiment.servers
     console.print(f"{len(servers)} server(s): {escape(', '.join(servers))}", soft_wrap=True)
+    perf_pairs = [f"{model}/{task}" for model, task in experiment.perf_pairs()]
+    if perf_pairs:
+        listed = escape(", ".join(perf_pairs))
+        console.print(f"{len(perf_pairs)} load-tested pair(s) (perf): {listed}", soft_wrap=True)
     for problem in preflight_problems(list(servers.values())):
         console.print(
             f"[yellow]this machine cannot run it yet[/yellow]: {escape(problem)}", soft_wrap=True

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vlmhyperbench.config.schema import PerfSettings
 from vlmhyperbench.inference.launcher import running_wrapper
 from vlmhyperbench.perf import closed_loop, level_stats, open_loop, poisson_gaps
-from vlmhyperbench.perf.job import LadderRun
+from vlmhyperbench.perf.job import LadderRun, PerfAborted
 
 STANDIN = Path(__file__).resolve().parents[2] / "benchmarks" / "engine_standin.py"
 BODY = {"messages": [{"role": "user", "content": "a b c"}], "max_tokens": 6, "ignore_eos": True}
@@ -123,3 +124,16 @@ def test_the_sla_search_finds_the_knee_of_a_standin_that_batches_four(tmp_path: 
     # every request of every level, warm-up included, is a row of the per-request records
     assert len(ladder.rows) >= sum(level.requests for level in result.levels)
     assert {row["sample_id"] for row in ladder.rows} == {"s0"}
+
+
+def test_a_server_that_stopped_answering_fails_the_level_not_records_it(tmp_path: Path) -> None:
+    """Errors from a dead server are an infrastructure failure: the ladder stops with
+    PerfAborted naming the level and the health check, and no level is recorded."""
+    settings = PerfSettings(concurrency=[1, 2], requests=4, slo={"e2e_ms": 1000})
+    with _standin(tmp_path, step_ms=1, prefill_ms=1) as url:
+        ladder = LadderRun(url, [BODY], ["s0"], settings, "concurrency", "standin")
+        assert ladder.measure(1).errors == 0
+    stopped = r"standin: the server stopped answering at concurrency 2 \(4 of 4 requests failed"
+    with pytest.raises(PerfAborted, match=stopped):
+        ladder.measure(2)
+    assert {row["level"] for row in ladder.rows} == {1}  # the failed level left no rows

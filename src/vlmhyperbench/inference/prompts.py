@@ -76,13 +76,14 @@ class PromptCollection:
 
 
 @lru_cache(maxsize=512)
-def _compile(source: str) -> jinja2.Template:
+def compile_template(source: str) -> jinja2.Template:
+    """A prompt template (sandboxed Jinja2; an undefined variable is an error), compiled once."""
     return _ENV.from_string(source)
 
 
 def _compile_checked(source: str, where: str) -> None:
     try:
-        _compile(source)
+        compile_template(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"{where}: template error on line {exc.lineno}: {exc.message}") from None
 
@@ -168,8 +169,8 @@ class TaskPrompts:
             "task": self.task.name,
         }
         try:
-            system = _compile(system_source).render(context) if system_source else None
-            user = _compile(user_source).render(context)
+            system = compile_template(system_source).render(context) if system_source else None
+            user = compile_template(user_source).render(context)
         except jinja2.UndefinedError as exc:
             raise ValueError(
                 f"task {self.task.name!r}, sample {sample.id!r}: prompt template: {exc}"

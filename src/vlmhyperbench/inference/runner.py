@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
@@ -74,6 +74,37 @@ class PredictRun:
     def pending(self) -> list[Sample]:
         """The samples the journal has no answer for, for what they send now."""
         return [s for s in self.samples if not self.journal.done(s.id, self.requests[s.id])]
+
+    def request_key(self, sample: Sample) -> str:
+        """What the sample sends, as the journal keys its record."""
+        return self.requests[sample.id]
+
+    def error_record(self, sample: Sample, error: str) -> dict[str, Any]:
+        return _error_record(sample.id, error)
+
+    async def request(self, client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any]:
+        """The model's answer to the sample (raises the client's errors)."""
+        return await _request(client, self, sample, effective_generation(self.model, self.task))
+
+
+class RequestRun(Protocol):
+    """What :class:`Sender` sends for: items with an ``id`` (a prediction run's samples, a
+    judge run's judged answers), a journal, and how one item is asked."""
+
+    settings: InferenceSettings
+    api_key: str
+    journal: Journal
+
+    @property
+    def label(self) -> str: ...
+
+    def pending(self) -> list[Any]: ...
+
+    def request_key(self, item: Any) -> str: ...
+
+    def error_record(self, item: Any, error: str) -> dict[str, Any]: ...
+
+    async def request(self, client: openai.AsyncOpenAI, item: Any) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -195,7 +226,7 @@ class _ServerFailure(Exception):
 
 
 class Sender:
-    """Sends one run's pending samples to the server at ``base_url``, ``concurrency`` at a time,
+    """Sends one run's pending items to the server at ``base_url``, ``concurrency`` at a time,
     and journals each record as it arrives.
 
     A server failure is retried with backoff; when the retries run out or the server's
@@ -204,15 +235,12 @@ class Sender:
     (not journaled), and :attr:`why_stopped` says why (the first cause wins).
     """
 
-    def __init__(
-        self, run: PredictRun, base_url: str, pending: list[Sample], stats: RunStats
-    ) -> None:
+    def __init__(self, run: RequestRun, base_url: str, pending: list[Any], stats: RunStats) -> None:
         self.run = run
         self.base_url = base_url
         self.settings = run.settings
         self.pending = pending
         self.stats = stats
-        self.generation = effective_generation(run.model, run.task)
         self.progress_every = max(1, len(pending) // 20)
         self.why_stopped: str | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -248,7 +276,7 @@ class Sender:
                     raise task.exception()  # a bug, not a server failure: let it show
 
     async def answer(
-        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, sample: Sample
+        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, sample: Any
     ) -> None:
         """Send one sample when a slot is free, and journal its record."""
         async with semaphore:
@@ -258,7 +286,7 @@ class Sender:
             if record is not None:
                 self.record_answer(sample, record)
 
-    async def send(self, client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any] | None:
+    async def send(self, client: openai.AsyncOpenAI, sample: Any) -> dict[str, Any] | None:
         """The sample's record, or ``None`` when the run stopped on a server failure."""
         for attempt in range(self.settings.max_retries + 1):
             try:
@@ -273,27 +301,27 @@ class Sender:
                 await self.wait_to_retry(sample, attempt, failure)
         return None
 
-    async def request(self, client: openai.AsyncOpenAI, sample: Sample) -> dict[str, Any]:
+    async def request(self, client: openai.AsyncOpenAI, sample: Any) -> dict[str, Any]:
         """One request: the model's answer or the sample's own error (a bad image, a 4xx);
         raises :class:`_ServerFailure` when the server failed."""
         if not self.in_flight:
             self.last_activity = time.monotonic()
         self.in_flight += 1
         try:
-            return await _request(client, self.run, sample, self.generation)
+            return await self.run.request(client, sample)
         except (SampleInputError, ValueError) as exc:
-            return _error_record(sample.id, str(exc))
+            return self.run.error_record(sample, str(exc))
         except openai.APIError as exc:
             cause = _infrastructure_failure(exc)
             if cause is None:  # 4xx: this request is wrong (a bad image, too long…)
                 status = getattr(exc, "status_code", "?")
-                return _error_record(sample.id, f"HTTP {status}: {exc.message}")
+                return self.run.error_record(sample, f"HTTP {status}: {exc.message}")
             raise _ServerFailure(exc, cause) from exc
         finally:
             self.in_flight -= 1
             self.last_activity = time.monotonic()
 
-    async def wait_to_retry(self, sample: Sample, attempt: int, failure: _ServerFailure) -> None:
+    async def wait_to_retry(self, sample: Any, attempt: int, failure: _ServerFailure) -> None:
         delay = _backoff(attempt, failure.error)
         self.stats.retries += 1
         log.warning(
@@ -342,9 +370,9 @@ class Sender:
             if task is not current:
                 task.cancel()
 
-    def record_answer(self, sample: Sample, record: dict[str, Any]) -> None:
+    def record_answer(self, sample: Any, record: dict[str, Any]) -> None:
         """Journal the sample's record (under what it sent) and count it; show progress."""
-        record["request"] = self.run.requests[sample.id]
+        record["request"] = self.run.request_key(sample)
         self.run.journal.append(record)
         self.stats.sent += 1
         self.stats.errors += record["error"] is not None
@@ -358,11 +386,11 @@ class Sender:
                 self.stats.retries,
             )
 
-    def aborted(self) -> PredictionAborted:
-        """The error that ends the job after a stop: the model, the server, the cause, and
-        what the journal keeps."""
+    def aborted(self) -> str:
+        """Why the job ends after a stop: the run, the server, the cause, and what the journal
+        keeps."""
         stats, run = self.stats, self.run
-        return PredictionAborted(
+        return (
             f"{self.label}: the server at {self.base_url} stopped answering: "
             f"{self.why_stopped}. {stats.sent} of {len(self.pending)} samples were answered in "
             f"this run ({stats.retries} retries) and are kept in {run.journal.path} with the "
@@ -389,7 +417,7 @@ async def _predict(run: PredictRun, base_url: str) -> RunStats:
     sender = Sender(run, base_url, pending, stats)
     await sender.send_all()
     if sender.why_stopped is not None:
-        raise sender.aborted()
+        raise PredictionAborted(sender.aborted())
     return stats
 
 

@@ -1,0 +1,186 @@
+"""Asking one judge about one model's answers to one task: cached, resumable, never a guess.
+
+Each answered sample (a prediction without an error; a failed prediction is scored wrong by
+the score stage, not judged) becomes one request (:mod:`.requests`). The judge's replies go
+into a journal keyed, per sample, on that request's key: a re-run asks nothing, a changed
+prediction, template or sample re-asks exactly those samples, and a run that stopped resumes
+with the missing ones. The requests go through the predict stage's
+:class:`~vlmhyperbench.inference.runner.Sender`: an infrastructure failure of the judge (5xx,
+429, 408, a dropped or refused connection, a hung server) is retried, then stops the job
+naming the judge and the cause; nothing is journaled for the samples it did not answer. A 4xx
+for one request is that sample's ``error``, not a verdict.
+
+The journal keeps the judge's raw reply; the verdict is parsed from it when the judgements file
+is written (:func:`~.verdicts.parse_verdict`), so a changed parse rule re-reads the replies and
+asks nothing. A reply without a readable verdict is ``invalid``, with why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from vlmhyperbench.config.schema import InferenceSettings
+from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.inference.journal import Journal
+from vlmhyperbench.inference.prompts import RenderedPrompt
+from vlmhyperbench.inference.runner import RunStats, Sender
+from vlmhyperbench.judge.requests import (
+    JudgeTemplates,
+    judge_messages,
+    judge_request_key,
+    render_judge_prompt,
+)
+from vlmhyperbench.judge.verdicts import Kind, parse_verdict
+from vlmhyperbench.runtime.io import atomic_write
+
+log = logging.getLogger("vlmhyperbench.judge")
+
+#: What a judgements line holds, in this order.
+JUDGEMENT_KEYS = (
+    "id", "verdict", "label", "status", "detail", "error", "reply", "judge_model",
+    "system_fingerprint", "usage", "latency_ms",
+)  # fmt: skip
+
+
+class JudgeAborted(RuntimeError):
+    """The judge failed or stopped answering; its verdicts so far are safe in the journal."""
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """How a reply is read: the verdict's kind, a score's range, an optional regex."""
+
+    kind: Kind = "binary"
+    score_min: float = 1
+    score_max: float = 5
+    regex: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One answered sample, as the judge is asked about it."""
+
+    id: str
+    sample: Sample
+    prompt: RenderedPrompt
+    key: str
+
+
+@dataclass
+class JudgeRun:
+    """One judge on one (model, task): the items, the journal, and how one is asked."""
+
+    label: str  # e.g. "judge_correct: my-judge on tiny-llava/demo_field_vqa"
+    templates: JudgeTemplates
+    rule: VerdictRule
+    items: list[JudgeItem]
+    dataset_dir: Path
+    journal: Journal
+    settings: InferenceSettings
+    served_model: str
+    generation: dict[str, Any] = field(default_factory=lambda: {"max_tokens": 256})
+    api_key: str = "EMPTY"
+
+    def pending(self) -> list[JudgeItem]:
+        return [item for item in self.items if not self.journal.done(item.id, item.key)]
+
+    def request_key(self, item: JudgeItem) -> str:
+        return item.key
+
+    def error_record(self, item: JudgeItem, error: str) -> dict[str, Any]:
+        return {"id": item.id, "reply": None, "error": error}
+
+    async def request(self, client: openai.AsyncOpenAI, item: JudgeItem) -> dict[str, Any]:
+        messages = judge_messages(self.templates, item.prompt, item.sample, self.dataset_dir)
+        started = time.perf_counter()
+        completion = await client.chat.completions.create(
+            model=self.served_model,
+            messages=messages,
+            max_tokens=self.generation.get("max_tokens", 256),
+            temperature=self.generation.get("temperature", 0.0),
+        )
+        return {
+            "id": item.id,
+            "reply": completion.choices[0].message.content or "",
+            "error": None,
+            "judge_model": completion.model,
+            "system_fingerprint": completion.system_fingerprint,
+            "usage": completion.usage.model_dump() if completion.usage else None,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+
+def judge_items(
+    samples: list[Sample],
+    predictions: dict[str, dict[str, Any]],
+    templates: JudgeTemplates,
+    task: str,
+    judge: dict[str, Any],
+    dataset_dir: Path,
+    generation: dict[str, Any],
+) -> list[JudgeItem]:
+    """The samples whose prediction has no error, each with its rendered prompt and key."""
+    items = []
+    for sample in samples:
+        record = predictions.get(sample.id)
+        if record is None or record.get("error") is not None:
+            continue
+        prompt = render_judge_prompt(templates, sample, record.get("prediction") or "", task)
+        key = judge_request_key(judge, templates, prompt, sample, dataset_dir, generation)
+        items.append(JudgeItem(sample.id, sample, prompt, key))
+    return items
+
+
+def judgement_line(record: dict[str, Any], rule: VerdictRule) -> dict[str, Any]:
+    """A journal record as a judgements line: the verdict read from the reply now."""
+    line = {key: record.get(key) for key in JUDGEMENT_KEYS}
+    if record.get("error") is not None:
+        line.update(verdict=None, label=None, status="error", detail=record["error"])
+        return line
+    verdict = parse_verdict(
+        record.get("reply") or "", rule.kind, score_min=rule.score_min,
+        score_max=rule.score_max, regex=rule.regex,
+    )  # fmt: skip
+    line.update(verdict=verdict.value, label=verdict.label, status=verdict.status,
+                detail=verdict.detail)  # fmt: skip
+    return line
+
+
+def write_judgements(run: JudgeRun, output_path: Path) -> None:
+    """The judgements file, in the items' order, written atomically from the journal."""
+    with atomic_write(output_path) as handle:
+        for item in run.items:
+            record = run.journal.answer(item.id, item.key)
+            if record is None:
+                raise JudgeAborted(f"{run.label}: no verdict recorded for sample {item.id}")
+            line = judgement_line(record, run.rule)
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+async def _judge(run: JudgeRun, base_url: str) -> RunStats:
+    pending = run.pending()
+    stats = RunStats(total=len(run.items), already_done=len(run.items) - len(pending), sent=0,
+                     errors=0)  # fmt: skip
+    log.info("%s: %d answers to judge, %d already judged (journal %s), %d to ask", run.label,
+             stats.total, stats.already_done, run.journal.path, len(pending))  # fmt: skip
+    if pending:
+        sender = Sender(run, base_url, pending, stats)
+        await sender.send_all()
+        if sender.why_stopped is not None:
+            raise JudgeAborted(sender.aborted())
+    return stats
+
+
+def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
+    """Ask the judge at ``base_url`` what the journal lacks, then write the judgements."""
+    stats = asyncio.run(_judge(run, base_url))
+    write_judgements(run, output_path)
+    return stats

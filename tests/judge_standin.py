@@ -245,39 +245,19 @@ def build_app(settings: Settings) -> FastAPI:
             body = await request.json()
         except ValueError:
             return refuse(entry, 400, "the body is not JSON", "BadRequestError")
-        if not isinstance(body, dict):
-            return refuse(entry, 400, "the body is not a JSON object", "BadRequestError")
+        refusal = _refusal(body, request.headers.get("authorization"), settings)
+        if refusal is not None:
+            return refuse(entry, *refusal)
         entry["model"] = body.get("model")
         entry["params"] = {k: v for k, v in body.items() if k != "messages"}
-        if settings.api_key is not None:
-            expected = f"Bearer {settings.api_key}"
-            if request.headers.get("authorization") != expected:
-                return refuse(entry, 401, "Incorrect API key provided.", "AuthenticationError")
-        if body.get("model") != settings.model_name:
-            message = f"The model `{body.get('model')}` does not exist."
-            return refuse(entry, 404, message, "NotFoundError")
-        if body.get("stream"):
-            message = "the judge stand-in does not stream: send stream: false"
-            return refuse(entry, 400, message, "BadRequestError")
-        messages = body.get("messages")
-        users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
-        if not isinstance(messages, list) or not users:
-            return refuse(entry, 400, "messages: a user message is required", "BadRequestError")
+        messages = body["messages"]
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         prompt, images = _texts(users[-1].get("content"))
         entry["prompt"], entry["images"] = prompt, images
-        answers_match = answers_re.search(prompt)
-        prediction_match = prediction_re.search(prompt)
-        for name, match, pattern in (
-            ("answers", answers_match, settings.answers_regex),
-            ("prediction", prediction_match, settings.prediction_regex),
-        ):
-            if match is None:
-                message = f"the judge stand-in found no {name} in the last user message: "
-                message += f"no line matches {pattern!r}"
-                return refuse(entry, 400, message, "BadRequestError")
-        assert answers_match is not None and prediction_match is not None
-        answers = parse_answers(answers_match.group(1))
-        prediction = prediction_match.group(1).strip()
+        read = _read_prompt(prompt, answers_re, prediction_re, settings)
+        if isinstance(read, str):
+            return refuse(entry, 400, read, "BadRequestError")
+        answers, prediction = read
         entry["prediction"], entry["answers"] = prediction, answers
 
         # Decided at arrival, before any await: the order of arrival fixes who fails.
@@ -311,30 +291,69 @@ def build_app(settings: Settings) -> FastAPI:
         content = GARBAGE_REPLY if entry["garbage"] else reply_content(correct, settings)
         entry["reply"], entry["status"] = content, 200
         finish(entry)
-        prompt_tokens = sum(
-            len(_texts(m.get("content"))[0].split()) for m in messages if isinstance(m, dict)
-        )
-        completion_tokens = len(content.split())
-        message = {"role": "assistant", "content": content}
-        reply = {
-            "id": f"chatcmpl-standin-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": settings.model_name,
-            "system_fingerprint": settings.fingerprint,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        reply = _completion(content, messages, settings)
         last = exiting and settings.fail_count == 0 and index + 1 >= settings.fail_after
         return JSONResponse(reply, background=BackgroundTask(die) if last else None)
 
     return app
+
+
+def _refusal(body: Any, authorization: str | None, settings: Settings) -> tuple | None:
+    """(status, message, error type) for a request this server refuses; None to answer it."""
+    if not isinstance(body, dict):
+        return 400, "the body is not a JSON object", "BadRequestError"
+    if settings.api_key is not None and authorization != f"Bearer {settings.api_key}":
+        return 401, "Incorrect API key provided.", "AuthenticationError"
+    if body.get("model") != settings.model_name:
+        return 404, f"The model `{body.get('model')}` does not exist.", "NotFoundError"
+    if body.get("stream"):
+        return 400, "the judge stand-in does not stream: send stream: false", "BadRequestError"
+    messages = body.get("messages")
+    users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if not isinstance(messages, list) or not users:
+        return 400, "messages: a user message is required", "BadRequestError"
+    return None
+
+
+def _read_prompt(
+    prompt: str, answers_re: re.Pattern[str], prediction_re: re.Pattern[str], settings: Settings
+) -> tuple[list[str], str] | str:
+    """The answers and the prediction in the judge prompt, or why they are not there."""
+    answers_match = answers_re.search(prompt)
+    prediction_match = prediction_re.search(prompt)
+    for name, match, pattern in (
+        ("answers", answers_match, settings.answers_regex),
+        ("prediction", prediction_match, settings.prediction_regex),
+    ):
+        if match is None:
+            return (
+                f"the judge stand-in found no {name} in the last user message: "
+                f"no line matches {pattern!r}"
+            )
+    assert answers_match is not None and prediction_match is not None
+    return parse_answers(answers_match.group(1)), prediction_match.group(1).strip()
+
+
+def _completion(content: str, messages: list[Any], settings: Settings) -> dict[str, Any]:
+    """An OpenAI chat completion carrying ``content``, with word counts as its usage."""
+    prompt_tokens = sum(
+        len(_texts(m.get("content"))[0].split()) for m in messages if isinstance(m, dict)
+    )
+    completion_tokens = len(content.split())
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": f"chatcmpl-standin-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": settings.model_name,
+        "system_fingerprint": settings.fingerprint,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Settings]:

@@ -190,28 +190,101 @@ def reply_content(correct: bool, settings: Settings) -> str:
     return body
 
 
-def build_app(settings: Settings) -> FastAPI:
-    answers_re = re.compile(settings.answers_regex, re.MULTILINE)
-    prediction_re = re.compile(settings.prediction_regex, re.MULTILINE)
-    app = FastAPI()
-    requests: list[dict[str, Any]] = []
-    state = {"valid": 0, "failed_sent": 0}
+class _Judge:
+    """The server's state: the requests seen, how many were valid, how many failures sent."""
 
-    def finish(entry: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.answers_re = re.compile(settings.answers_regex, re.MULTILINE)
+        self.prediction_re = re.compile(settings.prediction_regex, re.MULTILINE)
+        self.requests: list[dict[str, Any]] = []
+        self.state = {"valid": 0, "failed_sent": 0}
+
+    def finish(self, entry: dict[str, Any]) -> None:
         entry["answered"] = True
-        if settings.record:
-            with open(settings.record, "a", encoding="utf-8") as record:
+        if self.settings.record:
+            with open(self.settings.record, "a", encoding="utf-8") as record:
                 record.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
-    def refuse(entry: dict[str, Any], status: int, message: str, kind: str) -> JSONResponse:
+    def refuse(self, entry: dict[str, Any], status: int, message: str, kind: str) -> JSONResponse:
         entry["status"] = status
-        finish(entry)
+        self.finish(entry)
         return JSONResponse(_error(status, message, kind), status_code=status)
 
-    async def die() -> None:
+    async def die(self) -> None:
         await asyncio.sleep(0.05)  # let the transport hand the last response to the kernel
-        print(f"judge stand-in: exiting after {state['failed_sent']} failure(s)", flush=True)
+        print(f"judge stand-in: exiting after {self.state['failed_sent']} failure(s)", flush=True)
         os._exit(1)
+
+    async def chat(self, request: Request) -> Any:
+        entry: dict[str, Any] = {
+            "n": len(self.requests), "pid": os.getpid(), "model": None, "prediction": None,
+            "answers": None, "verdict": None, "flipped": False, "garbage": False,
+            "reply": None, "status": None, "answered": False, "prompt": None, "images": 0,
+            "params": None,
+        }  # fmt: skip
+        self.requests.append(entry)
+        try:
+            body = await request.json()
+        except ValueError:
+            return self.refuse(entry, 400, "the body is not JSON", "BadRequestError")
+        refusal = _refusal(body, request.headers.get("authorization"), self.settings)
+        if refusal is not None:
+            return self.refuse(entry, *refusal)
+        entry["model"] = body.get("model")
+        entry["params"] = {k: v for k, v in body.items() if k != "messages"}
+        messages = body["messages"]
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        prompt, images = _texts(users[-1].get("content"))
+        entry["prompt"], entry["images"] = prompt, images
+        read = _read_prompt(prompt, self.answers_re, self.prediction_re, self.settings)
+        if isinstance(read, str):
+            return self.refuse(entry, 400, read, "BadRequestError")
+        answers, prediction = read
+        entry["prediction"], entry["answers"] = prediction, answers
+
+        # Decided at arrival, before any await: the order of arrival fixes who fails.
+        index = self.state["valid"]
+        self.state["valid"] += 1
+        failing = self.settings.fail_after is not None and index >= self.settings.fail_after
+        if failing and self.settings.after_failures == "recover":
+            failing = index < self.settings.fail_after + self.settings.fail_count
+        exiting = self.settings.fail_after is not None and self.settings.after_failures == "exit"
+        if self.settings.delay_ms > 0:
+            await asyncio.sleep(self.settings.delay_ms / 1000)
+        if failing:
+            self.state["failed_sent"] += 1
+            entry["status"] = self.settings.fail_status
+            self.finish(entry)
+            last = exiting and self.state["failed_sent"] >= self.settings.fail_count
+            message = f"the judge stand-in is unavailable (request {index + 1})"
+            body = _error(self.settings.fail_status, message, "InternalServerError")
+            background = BackgroundTask(self.die) if last else None
+            return JSONResponse(body, status_code=self.settings.fail_status, background=background)
+
+        correct = judge(prediction, answers, self.settings.rule)
+        entry["flipped"] = flipped(
+            prediction, answers, self.settings.flip_fraction, self.settings.flip_seed
+        )
+        correct ^= entry["flipped"]
+        entry["verdict"] = (
+            (5 if correct else 1)
+            if self.settings.score
+            else ("correct" if correct else "incorrect")
+        )
+        entry["garbage"] = garbled(
+            prediction, answers, self.settings.garbage_fraction, self.settings.flip_seed
+        )
+        content = GARBAGE_REPLY if entry["garbage"] else reply_content(correct, self.settings)
+        entry["reply"], entry["status"] = content, 200
+        self.finish(entry)
+        reply = _completion(content, messages, self.settings)
+        last = exiting and self.settings.fail_count == 0 and index + 1 >= self.settings.fail_after
+        return JSONResponse(reply, background=BackgroundTask(self.die) if last else None)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    app, judge_state = FastAPI(), _Judge(settings)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -224,77 +297,15 @@ def build_app(settings: Settings) -> FastAPI:
 
     @app.get("/standin/requests")
     async def get_requests() -> dict[str, Any]:
-        return {"count": len(requests), "requests": requests}
+        return {"count": len(judge_state.requests), "requests": judge_state.requests}
 
     @app.delete("/standin/requests")
     async def clear_requests() -> dict[str, int]:
-        count = len(requests)
-        requests.clear()
+        count = len(judge_state.requests)
+        judge_state.requests.clear()
         return {"cleared": count}
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Any:
-        entry: dict[str, Any] = {
-            "n": len(requests), "pid": os.getpid(), "model": None, "prediction": None,
-            "answers": None, "verdict": None, "flipped": False, "garbage": False,
-            "reply": None, "status": None, "answered": False, "prompt": None, "images": 0,
-            "params": None,
-        }  # fmt: skip
-        requests.append(entry)
-        try:
-            body = await request.json()
-        except ValueError:
-            return refuse(entry, 400, "the body is not JSON", "BadRequestError")
-        refusal = _refusal(body, request.headers.get("authorization"), settings)
-        if refusal is not None:
-            return refuse(entry, *refusal)
-        entry["model"] = body.get("model")
-        entry["params"] = {k: v for k, v in body.items() if k != "messages"}
-        messages = body["messages"]
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        prompt, images = _texts(users[-1].get("content"))
-        entry["prompt"], entry["images"] = prompt, images
-        read = _read_prompt(prompt, answers_re, prediction_re, settings)
-        if isinstance(read, str):
-            return refuse(entry, 400, read, "BadRequestError")
-        answers, prediction = read
-        entry["prediction"], entry["answers"] = prediction, answers
-
-        # Decided at arrival, before any await: the order of arrival fixes who fails.
-        index = state["valid"]
-        state["valid"] += 1
-        failing = settings.fail_after is not None and index >= settings.fail_after
-        if failing and settings.after_failures == "recover":
-            failing = index < settings.fail_after + settings.fail_count
-        exiting = settings.fail_after is not None and settings.after_failures == "exit"
-        if settings.delay_ms > 0:
-            await asyncio.sleep(settings.delay_ms / 1000)
-        if failing:
-            state["failed_sent"] += 1
-            entry["status"] = settings.fail_status
-            finish(entry)
-            last = exiting and state["failed_sent"] >= settings.fail_count
-            message = f"the judge stand-in is unavailable (request {index + 1})"
-            body = _error(settings.fail_status, message, "InternalServerError")
-            background = BackgroundTask(die) if last else None
-            return JSONResponse(body, status_code=settings.fail_status, background=background)
-
-        correct = judge(prediction, answers, settings.rule)
-        entry["flipped"] = flipped(prediction, answers, settings.flip_fraction, settings.flip_seed)
-        correct ^= entry["flipped"]
-        entry["verdict"] = (
-            (5 if correct else 1) if settings.score else ("correct" if correct else "incorrect")
-        )
-        entry["garbage"] = garbled(
-            prediction, answers, settings.garbage_fraction, settings.flip_seed
-        )
-        content = GARBAGE_REPLY if entry["garbage"] else reply_content(correct, settings)
-        entry["reply"], entry["status"] = content, 200
-        finish(entry)
-        reply = _completion(content, messages, settings)
-        last = exiting and settings.fail_count == 0 and index + 1 >= settings.fail_after
-        return JSONResponse(reply, background=BackgroundTask(die) if last else None)
-
+    app.post("/v1/chat/completions")(judge_state.chat)
     return app
 
 

@@ -278,3 +278,43 @@ def get_perf_inputs(server):
 
 def get_perf_fingerprint(wildcards):
     return PLAN.perf_fingerprint(wildcards.model, wildcards.task)
+
+
+def get_judge_inputs(judge):
+    """The judged model's predictions, the task's data, and the judge's server status file
+    (none for a judge behind an endpoint)."""
+    server = EXPERIMENT.server_of(judge)
+
+    def inputs(wildcards):
+        files = {
+            "manifest": stored(PLAN.manifest(wildcards.task)),
+            "predictions": PLAN.predictions(wildcards.model, wildcards.task),
+        }
+        images = PLAN.dataset_images(wildcards.task)
+        if images is not None:
+            files["images"] = stored(images)
+        if server is not None:
+            files["server"] = ancient(server_status(server))
+        return files
+
+    return inputs
+
+
+def get_judge_fingerprint(judge):
+    def fingerprint(wildcards):
+        return PLAN.judge_fingerprint(wildcards.metric, judge)
+
+    return fingerprint
+
+
+def get_judge_journal(judge):
+    def journal(wildcards):
+        return PLAN.judge_journal(
+            wildcards.metric, judge, wildcards.model, wildcards.task
+        )
+
+    return journal
+
+
+def get_judgements_for_score(wildcards):
+    return PLAN.judgements_for_score(wildcards.metric, wildcards.model, wildcards.task)

@@ -25,7 +25,7 @@ rule score:
     log:
         "logs/score/{model}/{task}/{metric}.log",
     wildcard_constraints:
-        metric=alternation(list(EXPERIMENT.metrics)),
+        metric=alternation(PLAN.rule_metrics()),
     group:
         "score"
     conda:
@@ -42,3 +42,38 @@ rule score:
         fingerprint=get_score_fingerprint,
     script:
         "../scripts/score.py"
+
+
+# A judge metric is scored from its judges' verdicts (results/judgements/), the same way
+# otherwise: one score rule for them, with the judgements as inputs.
+if PLAN.judge_metrics():
+
+    rule score_judge:
+        """One judge metric over one (model, task): its judges' verdicts as per-sample values."""
+        input:
+            predictions=PLAN.predictions("{model}", "{task}"),
+            manifest=get_manifest,
+            judgements=get_judgements_for_score,
+        output:
+            per_sample=PLAN.score("{model}", "{task}", "{metric}", "parquet"),
+            aggregate=PLAN.score("{model}", "{task}", "{metric}", "json"),
+        log:
+            "logs/score/{model}/{task}/{metric}.log",
+        wildcard_constraints:
+            metric=alternation(PLAN.judge_metrics()),
+        group:
+            "score"
+        conda:
+            "../envs/evaluation.yaml"
+        container:
+            IMAGES["base-cpu"]
+        threads: 1
+        resources:
+            mem_mb=SCORE_MEM_MB,
+            disk_mb=SCORE_DISK_MB,
+            runtime=SCORE_RUNTIME_MIN,
+        params:
+            spec=get_score_spec,
+            fingerprint=get_score_fingerprint,
+        script:
+            "../scripts/score.py"

@@ -12,6 +12,10 @@ from vlmhyperbench.runtime.logsetup import setup_logging
 log = setup_logging(snakemake.log[0])
 try:
     spec = json.loads(snakemake.params.spec)
+    # a judge metric: its judges' judgements files, in the order of its judges
+    files = getattr(snakemake.input, "judgements", None)
+    judges = spec["metric"]["params"].get("judges") if files is not None else None
+    judgements = dict(zip(judges, files, strict=True)) if judges else None
     result = run_score_job(
         spec,
         model=snakemake.wildcards.model,
@@ -19,6 +23,7 @@ try:
         manifest=snakemake.input.manifest,
         per_sample=snakemake.output.per_sample,
         aggregate=snakemake.output.aggregate,
+        judgements=judgements,
     )
     log.info(
         "%s on %s/%s: %s",

@@ -118,6 +118,25 @@ class Experiment:
         """The tasks the matrix runs ``model`` on."""
         return [p.task for p in self.pairs if p.model == model]
 
+    # ------------------------------------------------------------------ judges
+    @property
+    def judges(self) -> dict[str, ModelEntry]:
+        """The judge models of the run's judge metrics (never models of the matrix)."""
+        metrics = self.metrics.values()
+        names = dict.fromkeys(j for m in metrics if m.judge is not None for j in m.judge.models)
+        return {name: self.registry.models[name] for name in names}
+
+    def judgements(self) -> list[tuple[str, str, str, str]]:
+        """Every (metric, judge, model, task) the run asks a judge about: each judge of each
+        judge metric of a pair's task."""
+        found = []
+        for pair in self.pairs:
+            for metric in pair.task_entry.metrics:
+                judge = self.registry.metrics[metric].judge
+                if judge is not None:
+                    found += [(metric, name, pair.model, pair.task) for name in judge.models]
+        return found
+
     # ------------------------------------------------------------------ servers
     @cached_property
     def _server_assignment(self) -> tuple[dict[str, str], dict[str, ModelEntry]]:
@@ -128,13 +147,16 @@ class Experiment:
         server_of: dict[str, str] = {}
         servers: dict[str, ModelEntry] = {}
         names_by_key: dict[str, str] = {}
-        for name, entry in self.models.items():
+        for name, entry in {**self.models, **self.judges}.items():
             if entry.endpoint is not None:
                 continue
             per_request = BACKENDS[entry.backend].per_request
-            key = server_key(entry, per_request)
+            # a judge never shares a model's server: it would join that model's group
+            judging = "judge:" if name in self.judges else ""
+            key = judging + server_key(entry, per_request)
             if key not in names_by_key:
-                server = self._server_name(self.variants[name], per_request)
+                variant = self.variants.get(name)
+                server = self._server_name(variant, per_request) if variant else name
                 names_by_key[key] = name if server in servers else server
                 servers[names_by_key[key]] = without_per_request(entry, per_request)
             server_of[name] = names_by_key[key]
@@ -265,7 +287,7 @@ def load_experiment(
         matrix.add_block(prefix, block, perf or None)
     if matrix.problems:
         raise ConfigError(list(dict.fromkeys(matrix.problems)))
-    return Experiment(
+    loaded = Experiment(
         config=experiment,
         registry=registry,
         config_path=config_path,
@@ -274,6 +296,26 @@ def load_experiment(
         sweeps=tuple(matrix.sweeps),
         perf=matrix.perf,
     )
+    _check_judges(loaded)
+    return loaded
+
+
+def _check_judges(experiment: Experiment) -> None:
+    """A judge is not a model of the run: it would judge its own answers, or two models would
+    each wait for the other's (a judge runs in its server's group, after what it judges)."""
+    in_matrix = {experiment.variants[m].model for m in experiment.models} | set(experiment.models)
+    problems = []
+    for name, metric in experiment.metrics.items():
+        for index, judge in enumerate(metric.judge.models if metric.judge else []):
+            if judge in in_matrix:
+                message = (
+                    f"{judge!r} is a model of this run and cannot also judge it; judge with "
+                    "another model, or benchmark it in another run"
+                )
+                path = str(experiment.registry.path_of("metrics", name))
+                problems.append(Problem(path, ("judge", "models", index), message))
+    if problems:
+        raise ConfigError(problems)
 
 
 def _label(block: str) -> str:

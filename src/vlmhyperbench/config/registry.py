@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel
 
 from vlmhyperbench.config.errors import ConfigError, Problem, unknown_name, validated
-from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
+from vlmhyperbench.config.schema import DatasetEntry, JudgeSpec, MetricEntry, ModelEntry, TaskEntry
 
 KINDS: dict[str, type[BaseModel]] = {
     "datasets": DatasetEntry,
@@ -175,6 +175,10 @@ def _check_metric_implementations(registry: Registry) -> None:
     problems: list[Problem] = []
     for name, entry in registry.metrics.items():
         path = str(registry.path_of("metrics", name))
+        if entry.judge is not None:
+            problems += _judge_problems(registry, path, entry.judge)
+            continue
+        assert entry.implementation is not None  # MetricEntry: one or the other
         try:
             metric = load_metric(entry.implementation)
         except MetricLoadError as exc:
@@ -193,3 +197,28 @@ def _check_metric_implementations(registry: Registry) -> None:
             problems.append(Problem(path, ("params", param), message))
     if problems:
         raise ConfigError(problems)
+
+
+def _judge_problems(registry: Registry, path: str, judge: JudgeSpec) -> list[Problem]:
+    """A judge block's judges exist and can answer in text, and its templates compile."""
+    from jinja2 import TemplateSyntaxError
+
+    from vlmhyperbench.inference.prompts import compile_template
+
+    problems = []
+    for index, model in enumerate(judge.models):
+        loc = ("judge", "models", index)
+        entry = registry.models.get(model)
+        if entry is None:
+            problems.append(unknown_name(path, loc, "model", model, registry.models))
+        elif entry.backend == "tesseract":
+            message = f"{model!r} cannot judge: the tesseract backend answers no prompt"
+            problems.append(Problem(path, loc, message))
+    for part in ("system", "user"):
+        source = getattr(judge.prompt, part)
+        try:
+            compile_template(source) if source else None
+        except TemplateSyntaxError as exc:
+            message = f"template error on line {exc.lineno}: {exc.message}"
+            problems.append(Problem(path, ("judge", "prompt", part), message))
+    return problems

@@ -286,15 +286,85 @@ class TaskEntry(Strict):
 METRIC_REFERENCE = r"^(?:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[A-Za-z0-9_][\w-]*)$"
 
 
+class JudgePrompt(Strict):
+    """The judge's messages, Jinja2 templates that see ``question``, ``answers``,
+    ``prediction``, ``sample`` and ``task`` (:mod:`vlmhyperbench.judge.requests`)."""
+
+    system: str | None = None
+    user: str = Field(min_length=1)
+
+
+class JudgeVerdict(Strict):
+    """What the judge answers: ``binary`` (correct/incorrect) or a ``score`` in [min, max]."""
+
+    type: Literal["binary", "score"] = "binary"
+    min: float = 1
+    max: float = 5
+
+    @model_validator(mode="after")
+    def _range(self) -> JudgeVerdict:
+        if self.min >= self.max:
+            raise ValueError(f"min must be below max, got {self.min} and {self.max}")
+        return self
+
+
+class JudgeParse(Strict):
+    """Read the verdict with a regex (its last match's first group) instead of JSON."""
+
+    regex: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> JudgeParse:
+        from vlmhyperbench.judge.verdicts import check_regex
+
+        problem = check_regex(self.regex)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+class JudgeSpec(Strict):
+    """A metric graded by judge models (``models``: registry models, served by their serve job
+    or behind an endpoint). ``invalid``: an unreadable verdict is left out of the mean
+    (``exclude``, and counted) or scored ``wrong``; ``aggregate``: the panel's value per sample
+    (``mean`` of the judges' verdicts, or the ``majority`` verdict)."""
+
+    models: list[Name] = Field(min_length=1)
+    prompt: JudgePrompt
+    verdict: JudgeVerdict = Field(default_factory=JudgeVerdict)
+    image: bool = False
+    parse: JudgeParse | None = None
+    invalid: Literal["exclude", "wrong"] = "exclude"
+    aggregate: Literal["mean", "majority"] = "mean"
+    generation: Generation = Field(default_factory=lambda: Generation(max_tokens=256))
+
+    @model_validator(mode="after")
+    def _distinct(self) -> JudgeSpec:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"a judge is listed twice: {self.models}")
+        return self
+
+
 class MetricEntry(Strict):
+    """A metric computed by ``implementation`` (a function), or graded by a ``judge``."""
+
     name: Name
     base: Base
-    implementation: str = Field(pattern=METRIC_REFERENCE)
+    implementation: str | None = Field(default=None, pattern=METRIC_REFERENCE)
     aggregate: str | None = Field(default=None, pattern=METRIC_REFERENCE)
     params: dict[str, Any] = Field(default_factory=dict)
     higher_is_better: bool = True
     task_kinds: list[TaskKind] = Field(min_length=1)
     description: str = ""
+    judge: JudgeSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_score(self) -> MetricEntry:
+        if (self.implementation is None) == (self.judge is None):
+            raise ValueError("give an implementation or a judge block, not both or neither")
+        if self.judge is not None and (self.aggregate or self.params):
+            raise ValueError("a judge metric takes no aggregate or params")
+        return self
 
 
 # --------------------------------------------------------------------------- experiment

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,13 @@ from typing import Any
 
 import openai
 
-from vlmhyperbench.config.schema import InferenceSettings
-from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.config import Experiment
+from vlmhyperbench.config.schema import InferenceSettings, ModelEntry
+from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.prompts import RenderedPrompt
 from vlmhyperbench.inference.runner import RunStats, Sender
+from vlmhyperbench.inference.server import wait_for_server
 from vlmhyperbench.judge.requests import (
     JudgeTemplates,
     judge_messages,
@@ -39,7 +42,9 @@ from vlmhyperbench.judge.requests import (
     render_judge_prompt,
 )
 from vlmhyperbench.judge.verdicts import Kind, parse_verdict
-from vlmhyperbench.runtime.io import atomic_write
+from vlmhyperbench.metrics.scoring import read_predictions
+from vlmhyperbench.pipeline.selection import select_samples
+from vlmhyperbench.runtime.io import atomic_write, stable_hash
 
 log = logging.getLogger("vlmhyperbench.judge")
 
@@ -184,3 +189,70 @@ def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
     stats = asyncio.run(_judge(run, base_url))
     write_judgements(run, output_path)
     return stats
+
+
+def judge_identity(entry: ModelEntry) -> dict[str, Any]:
+    """What makes a judge the same judge: its entry, but not its price or resources."""
+    return entry.model_dump(mode="json", exclude={"resources", "description", "base", "cost"})
+
+
+def _judge_run(
+    experiment: Experiment,
+    metric: str,
+    judge_name: str,
+    model: str,
+    task: str,
+    manifest_path: Path,
+    predictions_path: Path,
+    journal_path: Path,
+) -> JudgeRun:
+    spec = experiment.registry.metrics[metric].judge
+    assert spec is not None, metric
+    identity = judge_identity(experiment.registry.models[judge_name])
+    templates = JudgeTemplates(user=spec.prompt.user, system=spec.prompt.system, image=spec.image)
+    generation = spec.generation.model_dump()
+    dataset_dir = manifest_path.parent.resolve()
+    samples = select_samples(experiment.registry.tasks[task], read_manifest(manifest_path))
+    items = judge_items(samples, read_predictions(predictions_path), templates, task, identity,
+                        dataset_dir, generation)  # fmt: skip
+    rule = VerdictRule(spec.verdict.type, spec.verdict.min, spec.verdict.max,
+                       spec.parse.regex if spec.parse else None)  # fmt: skip
+    return JudgeRun(
+        label=f"{metric}: {judge_name} on {model}/{task}", templates=templates, rule=rule,
+        items=items, dataset_dir=dataset_dir, journal=Journal(journal_path, stable_hash(identity)),
+        settings=experiment.config.inference, served_model=judge_name, generation=generation,
+    )  # fmt: skip
+
+
+def run_judge_job(
+    experiment: Experiment,
+    metric: str,
+    judge_name: str,
+    model: str,
+    task: str,
+    *,
+    manifest_path: Path,
+    predictions_path: Path,
+    output_path: Path,
+    journal_path: Path,
+    server_path: Path | None = None,
+) -> RunStats:
+    """Ask the judge (at its endpoint, or its serve job's server) what the journal lacks, and
+    write the judgements; with nothing to ask, no server is needed."""
+    run = _judge_run(experiment, metric, judge_name, model, task, manifest_path,
+                     predictions_path, journal_path)  # fmt: skip
+    if not run.pending():
+        log.info("%s: every answer is judged in the journal", run.label)
+        write_judgements(run, output_path)
+        return RunStats(total=len(run.items), already_done=len(run.items), sent=0, errors=0)
+    entry = experiment.registry.models[judge_name]
+    if entry.endpoint is not None:
+        if entry.endpoint.api_key_env:
+            run.api_key = os.environ.get(entry.endpoint.api_key_env) or run.api_key
+        run.served_model = entry.endpoint.model or judge_name
+        return judge(run, str(entry.endpoint.base_url).rstrip("/"), output_path)
+    if server_path is None:
+        raise ValueError(f"the judge {judge_name} has no endpoint and no server status file")
+    status = wait_for_server(server_path, judge_name)
+    run.served_model = status.get("model") or judge_name
+    return judge(run, status["base_url"], output_path)

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from vlmhyperbench.datasets.manifest import read_manifest
+from vlmhyperbench.metrics.judge import JUDGE_METRIC
 from vlmhyperbench.pipeline.selection import select
 
 if TYPE_CHECKING:
@@ -29,12 +30,28 @@ if TYPE_CHECKING:
 METRIC_KEYS = {"name", "implementation", "aggregate", "params", "higher_is_better"}
 
 
+def metric_spec(metric: MetricEntry) -> dict[str, Any]:
+    """What of the metric entry the job scores with. A judge metric is scored by
+    :data:`~vlmhyperbench.metrics.judge.JUDGE_METRIC` from its judges' verdicts."""
+    if metric.judge is None:
+        return metric.model_dump(mode="json", include=METRIC_KEYS)
+    judge = metric.judge
+    params = {
+        "judges": list(judge.models),
+        "aggregate": judge.aggregate,
+        "invalid": judge.invalid,
+        "wrong": judge.verdict.min if judge.verdict.type == "score" else 0.0,
+    }
+    return {"name": metric.name, "implementation": JUDGE_METRIC, "aggregate": None,
+            "params": params, "higher_is_better": metric.higher_is_better}  # fmt: skip
+
+
 def score_spec(metric: MetricEntry, task: TaskEntry, scoring: ScoringSettings) -> str:
     """A score job's ``params.spec`` (JSON). ``task``: the entry its (model, task) pair runs
     with (a run block's overrides and limit applied)."""
     return json.dumps(
         {
-            "metric": metric.model_dump(mode="json", include=METRIC_KEYS),
+            "metric": metric_spec(metric),
             "task": {
                 "name": task.name,
                 "labels": task.labels,
@@ -56,6 +73,7 @@ def run_score_job(
     manifest: str,
     per_sample: str,
     aggregate: str,
+    judgements: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Score the task's selection of the manifest (filters, limit) and write both outputs;
     return the aggregate JSON's dict."""
@@ -80,4 +98,5 @@ def run_score_job(
         labels=task["labels"] or None,
         synonyms=task["synonyms"],
         samples=select(read_manifest(manifest), task["filters"], task["limit"]),
+        judgements=judgements,
     )

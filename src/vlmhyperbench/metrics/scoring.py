@@ -215,16 +215,22 @@ def score_predictions(
     labels: Sequence[str] | None = None,
     synonyms: Mapping[str, Sequence[str]] | None = None,
     samples: list[Sample] | None = None,
+    judgements: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Score, aggregate, write ``{metric}.parquet`` and ``{metric}.json``; return the JSON dict.
 
     ``samples`` is the task's selection from the manifest (filters, limit); by default every
-    sample of the manifest is scored.
+    sample of the manifest is scored. ``judgements``: a judge metric's judgements files by
+    judge, put into each prediction record as ``judgements: {judge: line}``.
     """
     metric = load_metric(implementation, aggregate_impl)
     if samples is None:
         samples = read_manifest(manifest_path)
     predictions = read_predictions(predictions_path)
+    for judge, path in (judgements or {}).items():
+        for sample_id, line in read_predictions(path).items():
+            if sample_id in predictions:
+                predictions[sample_id].setdefault("judgements", {})[judge] = line
     known = {sample.id for sample in samples}
     unknown = [pid for pid in predictions if pid not in known]
     if unknown:

@@ -10,6 +10,7 @@ implementation's source and the manifest's content (answers included).
 from __future__ import annotations
 
 from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
+from vlmhyperbench.metrics.judge import JUDGE_METRIC
 from vlmhyperbench.runtime.io import stable_hash
 
 # The scoring stage itself (joining, aggregation, bootstrap): editing it re-scores everything.
@@ -71,7 +72,7 @@ def score_fingerprint(metric: MetricEntry, task: TaskEntry, manifest: str | None
     """``manifest``: ``DatasetDigest.manifest`` where the data exists (edited answers re-score)."""
     parts = {
         "metric": metric.model_dump(mode="json", exclude={"description", "task_kinds", "base"}),
-        "implementation_source": source_hash(metric.implementation),
+        "implementation_source": source_hash(metric.implementation or JUDGE_METRIC),
         "aggregate_source": source_hash(metric.aggregate) if metric.aggregate else None,
         "scoring_source": source_hash(SCORING),
         "labels": task.labels,

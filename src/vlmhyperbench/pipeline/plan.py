@@ -166,12 +166,18 @@ class Plan:
         return f"{SERVERS_DIR}/{server}.json"
 
     def media_roots(self, server: str) -> list[str]:
-        """Local dataset folders of its models' tasks: the server may read their images."""
+        """Local dataset folders of its models' tasks (a judge's: of the tasks it judges): the
+        server may read their images."""
         tasks = self.experiment.registry.tasks
         datasets = {
             tasks[task].dataset
             for model in self.experiment.models_of(server)
             for task in self.experiment.tasks_of(model)
+        }
+        datasets |= {
+            tasks[task].dataset
+            for _, judge, _, task in self.experiment.judgements()
+            if self.experiment.server_of(judge) == server
         }
         folders = {self.dataset_dir(dataset) for dataset in datasets}
         return sorted(folder for folder in folders if not is_s3(folder))
@@ -248,6 +254,50 @@ class Plan:
 
     def all_perf(self) -> list[str]:
         return [self.perf_json(model, task) for model, task in self.experiment.perf_pairs()]
+
+    # ------------------------------------------------------------------ judgements
+    def judge_metrics(self) -> list[str]:
+        """The run's metrics graded by judges (scored by the score_judge rule)."""
+        return [name for name, m in self.experiment.metrics.items() if m.judge is not None]
+
+    def rule_metrics(self) -> list[str]:
+        """The run's metrics computed by a function (scored by the score rule)."""
+        return [name for name, m in self.experiment.metrics.items() if m.judge is None]
+
+    def judgement(self, metric: str, judge: str, model: str, task: str) -> str:
+        return f"{RESULTS_DIR}/judgements/{metric}/{judge}/{model}/{task}.jsonl"
+
+    def judge_journal(self, metric: str, judge: str, model: str, task: str) -> str:
+        return f"{JOURNAL_DIR}/judge/{metric}/{judge}/{model}/{task}.jsonl"
+
+    def judgements_for_score(self, metric: str, model: str, task: str) -> list[str]:
+        """A judge metric's judgements files of one (model, task), in its judges' order."""
+        judge = self.experiment.registry.metrics[metric].judge
+        assert judge is not None, metric
+        return [self.judgement(metric, name, model, task) for name in judge.models]
+
+    def judge_groups(self) -> dict[str, list[tuple[str, str, str, str]]]:
+        """The judgements by judge: one judge rule each."""
+        groups: dict[str, list[tuple[str, str, str, str]]] = {}
+        for judgement in self.experiment.judgements():
+            groups.setdefault(judgement[1], []).append(judgement)
+        return groups
+
+    def judge_fingerprint(self, metric: str, judge: str) -> str:
+        """The judge's entry and what the metric asks of it (templates, verdict, parse,
+        generation; not the panel it sits on): a changed one re-runs its jobs, whose journal
+        then asks only the samples whose request changed."""
+        return stable_hash(
+            {
+                "judge": self.experiment.registry.models[judge].model_dump(
+                    mode="json", exclude={"resources", "description", "base", "cost"}
+                ),
+                # not the panel (models, aggregate, invalid): a judge's verdicts are its own
+                "metric": self.experiment.registry.metrics[metric].judge.model_dump(
+                    mode="json", exclude={"models", "aggregate", "invalid"}
+                ),
+            }
+        )
 
     # ------------------------------------------------------------------ scores
     def score(self, model: str, task: str, metric: str, ext: str) -> str:

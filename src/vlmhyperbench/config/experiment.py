@@ -245,7 +245,29 @@ class Experiment:
                 "endpoint": variant.entry.endpoint is not None,
             }
         perf = [{"model": model, "task": task} for model, task in self.perf_pairs()]
-        return {"variants": variants, "sweeps": list(self.sweeps), "perf": perf}
+        return {
+            "variants": variants,
+            "sweeps": list(self.sweeps),
+            "perf": perf,
+            "judge_metrics": self._judge_metrics_document(),
+        }
+
+    def _judge_metrics_document(self) -> dict[str, Any]:
+        """Each judge metric's panel, verdict and rules, and its judges' prices."""
+        document = {}
+        for name, metric in self.metrics.items():
+            if metric.judge is None:
+                continue
+            judge = metric.judge
+            costs = {j: self.registry.models[j].cost for j in judge.models}
+            document[name] = {
+                "judges": list(judge.models),
+                "verdict": judge.verdict.model_dump(),
+                "aggregate": judge.aggregate,
+                "invalid": judge.invalid,
+                "costs": {j: c.model_dump() if c else None for j, c in costs.items()},
+            }
+        return document
 
     def _root(self, model: str) -> str:
         seen = {model}

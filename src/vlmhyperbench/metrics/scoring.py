@@ -197,6 +197,49 @@ def write_score_parquet(frame: pd.DataFrame, path: str | Path) -> None:
         pq.write_table(table, handle)
 
 
+def with_judge_columns(
+    frame: pd.DataFrame,
+    predictions: Mapping[str, dict[str, Any]],
+    samples: list[Sample],
+    judges: list[str],
+    metric_name: str,
+) -> pd.DataFrame:
+    """A judge metric's rows with each judge's verdict and status (``judge_verdict:<judge>``,
+    ``judge_status:<judge>``; no status: not judged, e.g. a failed prediction) and the
+    sample's human label for the metric, if its manifest record has one
+    (``meta.human_labels.<metric>``), for the report's agreement figures."""
+    by_id = {sample.id: sample for sample in samples}
+    frame = frame.copy()
+    for judge in judges:
+        lines = [
+            ((predictions.get(i) or {}).get("judgements") or {}).get(judge) or {}
+            for i in frame["id"]
+        ]  # fmt: skip
+        frame[f"judge_verdict:{judge}"] = [line.get("verdict") for line in lines]
+        frame[f"judge_status:{judge}"] = [line.get("status") for line in lines]
+    labels = [(by_id[i].meta.get("human_labels") or {}).get(metric_name) for i in frame["id"]]
+    frame["human_label"] = [None if label is None else str(label) for label in labels]
+    return frame
+
+
+def judge_summary(frame: pd.DataFrame, judges: list[str]) -> dict[str, Any]:
+    """Per judge: samples judged, its invalid and error counts, and its own mean verdict."""
+    summary = {}
+    for judge in judges:
+        status = frame[f"judge_status:{judge}"]
+        verdicts = pd.to_numeric(frame[f"judge_verdict:{judge}"], errors="coerce")
+        judged = int(status.notna().sum())
+        invalid = int((status == "invalid").sum())
+        summary[judge] = {
+            "judged": judged,
+            "invalid": invalid,
+            "errors": int((status == "error").sum()),
+            "invalid_rate": invalid / judged if judged else 0.0,
+            "mean": float(verdicts.mean()) if verdicts.notna().any() else None,
+        }
+    return summary
+
+
 def score_predictions(
     predictions_path: str | Path,
     manifest_path: str | Path,
@@ -241,6 +284,8 @@ def score_predictions(
     effective = _effective_params(metric, params, labels, samples, synonyms)
     metric.check_params(effective)
     frame = build_score_frame(predictions, samples, metric, effective)
+    if judgements is not None:
+        frame = with_judge_columns(frame, predictions, samples, list(judgements), metric_name)
 
     stats = aggregate(
         frame,
@@ -268,6 +313,8 @@ def score_predictions(
     }
     if metric.details is not None:
         result["details"] = metric.details(frame, **accepted(metric.details, effective))
+    if judgements is not None:
+        result["judges"] = judge_summary(frame, list(judgements))
     write_score_parquet(frame, out_parquet)
     atomic_write_json(out_json, result)
     return result

@@ -437,3 +437,88 @@ def add_perf_results(root: str | Path, task: str = "task_00") -> Path:
         line["usage"] = {"prompt_tokens": 1000 + k, "completion_tokens": 50, "total_tokens": 0}
     _write_predictions(root, PERF_API, task, lines)
     return root
+
+
+# --- a run with a judge metric ------------------------------------------------------------------
+
+JUDGE_METRIC = "judged_ok"
+JUDGE_A = "judge-a"  # API-priced: $1 / $2 per 1M input / output tokens
+JUDGE_UNTRUSTED = "evil<script>judge"  # no price
+JUDGE_SERVED = {JUDGE_A: "org/judge-a-7b", JUDGE_UNTRUSTED: "org/evil-13b"}
+# Pooled over model-00 (rows 0-5) and model-01 (rows 6-11) of a 6-sample task: rows 0-9 are the
+# 10-sample fixture of tests/unit/test_stats_agreement.py (κ = 8/13, α = 0.62); on rows 10 and
+# 11 the untrusted judge's verdict is invalid and an error (so α and κ see only rows 0-9).
+JUDGE_VERDICTS = {
+    JUDGE_A: [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0],
+    JUDGE_UNTRUSTED: [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, "invalid", "error"],
+}
+# Human labels as people write them; None: no label; "maybe": unreadable (left out).
+HUMAN_LABELS = ["correct", "yes", "1", "True", "incorrect", "no", "0", "false"]
+HUMAN_LABELS += [None, None, "Correct", "maybe"]
+
+
+def _judgement(judge: str, sample_id: str, verdict: float | str, served: str) -> dict:
+    failed = verdict in ("invalid", "error")
+    return {
+        "id": sample_id,
+        "verdict": None if failed else float(verdict),
+        "label": None if failed else ("correct" if verdict else "incorrect"),
+        "status": verdict if failed else "ok",
+        "detail": "JSON verdict" if not failed else f"{verdict} <b>reply</b>",
+        "error": "HTTP 500" if verdict == "error" else None,
+        "reply": '{"verdict": "<script>alert(1)</script>"}',
+        "judge_model": served,
+        "system_fingerprint": "fp_1",
+        "usage": None
+        if verdict == "error"
+        else {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+        "latency_ms": 50.0,
+    }
+
+
+def add_judge_results(root: str | Path, task: str = "task_00", served: dict | None = None) -> Path:
+    """Onto a 2-model, 6-sample :func:`write_synthetic_results` folder: a binary judge metric
+    on ``task`` judged by :data:`JUDGE_A` and :data:`JUDGE_UNTRUSTED` (verdicts
+    :data:`JUDGE_VERDICTS`, human labels :data:`HUMAN_LABELS`), its judgements files, score
+    files (the panel's mean verdict) and ``variants.json``; ``served``: (judge, model) → the
+    served model name in that judgements file (default: :data:`JUDGE_SERVED`)."""
+    root = Path(root)
+    models = ["model-00", "model-01"]
+    judges = [JUDGE_A, JUDGE_UNTRUSTED]
+    order = read_summary_order(root)
+    for m, model in enumerate(models):
+        frame = pd.read_parquet(root / "scores" / model / task / "metric_00.parquet")
+        rows = range(6 * m, 6 * m + len(frame))
+        verdicts = {}
+        for judge in judges:
+            given = [JUDGE_VERDICTS[judge][r] for r in rows]
+            name = (served or {}).get((judge, model), JUDGE_SERVED[judge])
+            lines = [_judgement(judge, i, v, name) for i, v in zip(frame["id"], given, strict=True)]
+            path = root / "judgements" / JUDGE_METRIC / judge / model / f"{task}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+            verdicts[judge] = [x["verdict"] for x in lines]
+            frame[f"judge_verdict:{judge}"] = verdicts[judge]
+            frame[f"judge_status:{judge}"] = [x["status"] for x in lines]
+        frame["human_label"] = [HUMAN_LABELS[r] for r in rows]
+        frame["value"] = pd.DataFrame(verdicts).astype(float).mean(axis=1)
+        errors = np.zeros(len(frame), dtype=bool)
+        order.append(_write_score(root, model, task, JUDGE_METRIC, True, frame, errors, {}))
+    prices = {JUDGE_A: {"usd_per_1m_input_tokens": 1.0, "usd_per_1m_output_tokens": 2.0}}
+    variants = {m: {"base": None, "group": m, "settings": {}, "swept": {}} for m in models}
+    judge_metrics = {
+        JUDGE_METRIC: {"judges": judges, "verdict": {"type": "binary", "min": 1.0, "max": 5.0},
+                       "aggregate": "mean", "invalid": "exclude",
+                       "costs": {j: prices.get(j) for j in judges}},
+    }  # fmt: skip
+    document = {"variants": variants, "sweeps": [], "perf": [], "judge_metrics": judge_metrics}
+    atomic_write_json(root / "variants.json", document)
+    write_summary(build_summary(order), root / "summary.parquet", root / "summary.csv")
+    return root
+
+
+def read_summary_order(root: Path) -> list[Path]:
+    """The score JSONs of a folder's summary, in its order."""
+    summary = pd.read_parquet(root / "summary.parquet")
+    keys = dict.fromkeys(zip(summary["model"], summary["task"], summary["metric"], strict=True))
+    return [root / "scores" / m / t / f"{x}.json" for m, t, x in keys]

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS
-from vlmhyperbench.reporting import figures, perf, settings, tables
+from vlmhyperbench.reporting import figures, judges, perf, settings, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
@@ -38,6 +38,7 @@ from vlmhyperbench.reporting.variants import (
     load_variants,
     name_order,
     run_pairs,
+    slug,
     unlisted,
 )
 from vlmhyperbench.runtime.io import atomic_write
@@ -257,12 +258,15 @@ def build_report(
         report.files.append(_write_leaderboard_table(report.out, results, task, section))
     perf_sections, perf_warnings = perf.perf_sections(results, specs)
     report.warnings += perf_warnings
+    judge_sections, judge_warnings = judges.judge_sections(results)
+    report.warnings += judge_warnings
     clock.done("tables and sections")
     rendered = figures.render_all(specs, workers=workers)
     clock.done(f"{len(rendered)} figures")
     _write_figures(report, rendered, task_sections, perf_sections)
     _write_run_tables(report, results, run)
     _write_perf_tables(report, perf_sections)
+    _write_judge_tables(report, judge_sections)
     _write_sweep_tables(report, results, task_sections)
     baseline_context = None
     if baseline is not None:
@@ -271,6 +275,7 @@ def build_report(
     provenance = _write_provenance(report, results)
     context = _page_context(results, run, task_sections, provenance, baseline_context, report)
     context["perf"] = perf_sections
+    context["judges"] = judge_sections
     report.files.append(_write_text(report.out / "index.html", render_index(context)))
     clock.done("index.html")
     for warning in report.warnings:
@@ -531,6 +536,14 @@ def _write_perf_tables(report: Report, perf_sections: list[dict[str, Any]]) -> N
             report.files.append(_write_text(report.out / "tables" / f"perf_{task}.tex", text))
         text = tables.cost_table(task, section["costs"], section["metric"], section["higher"])
         report.files.append(_write_text(report.out / "tables" / f"cost_{task}.tex", text))
+
+
+def _write_judge_tables(report: Report, judge_sections: list[dict[str, Any]]) -> None:
+    """``tables/judges_{metric}.tex`` per judge metric: each judge against the panel per task
+    and model, and the agreement between the judges."""
+    for section in judge_sections:
+        path = report.out / "tables" / f"judges_{slug(section['name'])}.tex"
+        report.files.append(_write_text(path, tables.judges_table(section)))
 
 
 def _write_sweep_tables(

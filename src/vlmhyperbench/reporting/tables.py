@@ -252,3 +252,40 @@ def cost_table(task: str, rows: list[dict[str, Any]], metric: str | None, higher
     quality = "Quality" if metric is None else f"{escape(metric)} {_arrow(higher)}"
     header = ["Model", "Price", "USD / 1,000 samples", "Formula", quality]
     return _tabular("lllll", header, body, f"Cost per 1,000 samples: {task}")
+
+
+def judges_table(section: dict[str, Any]) -> str:
+    """A judge metric per task: each judge's mean verdict, samples judged, invalid rate and
+    errors per model beside the panel's value (with its CI); under each task, the agreement
+    between its judges (α over all, κ per pair, each with n; all models pooled)."""
+    body = []
+    for task in section["tasks"]:
+        for r in task["rows"]:
+            rate = r["invalid_rate"]
+            body.append(
+                [
+                    escape(task["name"]),
+                    escape(r["judge"]),
+                    escape(r["model"]),
+                    number(r["mean"]),
+                    str(r["judged"]),
+                    "--" if _missing(rate) else f"{100 * rate:.1f}\\%",
+                    str(r["errors"]),
+                    with_ci(r["value"], r["ci_low"], r["ci_high"]),
+                ]
+            )
+        found = task["agreement"]
+        if found is not None:
+            kappas = "; ".join(
+                rf"$\kappa$({escape(p['judge_a'])}, {escape(p['judge_b'])}) = "
+                f"{number(p['kappa'])} (n = {p['n']})"
+                for p in found["pairs"]
+            )
+            text = (
+                rf"{escape(task['name'])}, models pooled: $\alpha$ ({found['level']}) = "
+                f"{number(found['alpha'])} (n = {found['alpha_n']}); {kappas}"
+            )
+            body.append([rf"\multicolumn{{8}}{{l}}{{\footnotesize {text}}}"])
+    header = ["Task", "Judge", "Model", "Mean verdict", "Judged", "Invalid", "Errors", "Panel"]
+    caption = f"Judge metric {section['name']}: each judge against the panel, and their agreement"
+    return _tabular("lllrrrrr", header, body, caption)

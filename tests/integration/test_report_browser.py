@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 from tests.synthetic_results import (
+    JUDGE_UNTRUSTED,
+    add_judge_results,
     add_perf_results,
     write_sweep_results,
     write_synthetic_results,
@@ -77,6 +79,14 @@ def perf_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("perf")
     results = write_synthetic_results(root / "results", models=3, tasks=2, metrics=2, samples=40)
     build_report(add_perf_results(results), root / "report", n_boot=100)
+    return root / "report" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def judge_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("judges")
+    results = write_synthetic_results(root / "results", models=2, tasks=1, metrics=2, samples=6)
+    build_report(add_judge_results(results), root / "report", n_boot=100)
     return root / "report" / "index.html"
 
 
@@ -263,3 +273,31 @@ def test_the_serving_section_renders_with_escaped_names(
     assert facts["figures"] == 3  # task_00: throughput-latency and cost Pareto; task_01: Pareto
     assert facts["scripts"] == 0 and facts["bold"] == 0 and facts["untrusted"]
     assert facts["noCost"] == ["—", "—"]  # task_00 and task_01
+
+
+def test_the_judge_section_renders_with_escaped_names(judge_page: Path, chromium: DevTools) -> None:
+    """A judge metric with two judges: the section is laid out, the untrusted judge name is
+    text (no element from it), α is shown, and the unpriced judge's cost reads "—"."""
+    seen = inspect(chromium, judge_page)
+    assert seen["errors"] == [] and seen["outside"] == []
+    facts = chromium.send(
+        "Runtime.evaluate",
+        returnByValue=True,
+        expression="""(() => {
+            const section = document.getElementById('judges');
+            const costRows = Array.from(section.querySelectorAll('table.judge-cost tbody tr'));
+            return {
+                heading: section.querySelector('h2').innerText,
+                height: section.getBoundingClientRect().height,
+                scripts: document.querySelectorAll('script').length,
+                alpha: section.querySelector('b.alpha').innerText,
+                judges: costRows.map(r => r.cells[0].innerText),
+                costs: costRows.map(r => r.cells[6].innerText),
+                drift: section.querySelectorAll('p.drift').length,
+            };
+        })()""",
+    )["result"]["value"]
+    assert facts["heading"] == "Judge metrics" and facts["height"] > 300
+    assert facts["scripts"] == 0 and facts["alpha"] == "0.620" and facts["drift"] == 0
+    assert facts["judges"] == ["judge-a", JUDGE_UNTRUSTED]
+    assert facts["costs"] == ["$0.00144", "—"]

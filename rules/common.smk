@@ -295,9 +295,16 @@ def get_judge_inputs(judge):
             files["images"] = stored(images)
         if server is not None:
             files["server"] = ancient(server_status(server))
+        files.update(get_rule_scores(wildcards))
         return files
 
     return inputs
+
+
+def get_rule_scores(wildcards):
+    """A judge metric with ``only_when``: the rule-based metric's scores of the pair."""
+    scores = PLAN.only_when_scores(wildcards.metric, wildcards.model, wildcards.task)
+    return {"rule_scores": scores} if scores else {}
 
 
 def get_judge_fingerprint(judge):
@@ -316,5 +323,9 @@ def get_judge_journal(judge):
     return journal
 
 
-def get_judgements_for_score(wildcards):
-    return PLAN.judgements_for_score(wildcards.metric, wildcards.model, wildcards.task)
+def get_judge_score_inputs(wildcards):
+    """A judge metric's score job: its judges' judgements (and its only_when rule's scores)."""
+    judgements = PLAN.judgements_for_score(
+        wildcards.metric, wildcards.model, wildcards.task
+    )
+    return {"judgements": judgements, **get_rule_scores(wildcards)}

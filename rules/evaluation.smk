@@ -51,9 +51,9 @@ if PLAN.judge_metrics():
     rule score_judge:
         """One judge metric over one (model, task): its judges' verdicts as per-sample values."""
         input:
+            unpack(get_judge_score_inputs),
             predictions=PLAN.predictions("{model}", "{task}"),
             manifest=get_manifest,
-            judgements=get_judgements_for_score,
         output:
             per_sample=PLAN.score("{model}", "{task}", "{metric}", "parquet"),
             aggregate=PLAN.score("{model}", "{task}", "{metric}", "json"),

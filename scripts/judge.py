@@ -26,6 +26,7 @@ try:
         output_path=Path(snakemake.output.judgements),
         journal_path=Path(snakemake.params.journal),
         server_path=Path(server) if server else None,
+        rule_scores=Path(rules) if (rules := snakemake.input.get("rule_scores")) else None,
     )
     log.info("done: %s", stats)
 except Exception:

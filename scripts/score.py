@@ -24,6 +24,7 @@ try:
         per_sample=snakemake.output.per_sample,
         aggregate=snakemake.output.aggregate,
         judgements=judgements,
+        rule_scores=getattr(snakemake.input, "rule_scores", None),
     )
     log.info(
         "%s on %s/%s: %s",

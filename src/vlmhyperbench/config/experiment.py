@@ -326,7 +326,7 @@ def _check_judges(experiment: Experiment) -> None:
     """A judge is not a model of the run: it would judge its own answers, or two models would
     each wait for the other's (a judge runs in its server's group, after what it judges)."""
     in_matrix = {experiment.variants[m].model for m in experiment.models} | set(experiment.models)
-    problems = []
+    problems = _only_when_problems(experiment)
     for name, metric in experiment.metrics.items():
         for index, judge in enumerate(metric.judge.models if metric.judge else []):
             if judge in in_matrix:
@@ -633,3 +633,24 @@ class _Matrix:
                 "give it one perf block"
             )
             self.problems.append(Problem(self.file, (*prefix, "perf"), message))
+
+
+def _only_when_problems(experiment: Experiment) -> list[Problem]:
+    """``only_when`` names a rule-based metric that every task of the judge metric has."""
+    problems = []
+    for pair in experiment.pairs:
+        for name in pair.task_entry.metrics:
+            only_when = experiment.registry.metrics[name].judge
+            only_when = only_when.only_when if only_when else None
+            if only_when is None:
+                continue
+            rule = experiment.registry.metrics.get(only_when.metric)
+            if only_when.metric not in pair.task_entry.metrics or rule is None or rule.judge:
+                message = (
+                    f"{only_when.metric!r} must be a rule-based metric of every task "
+                    f"the judge metric scores; the task {pair.task!r} has "
+                    f"{', '.join(pair.task_entry.metrics)}"
+                )
+                path = str(experiment.registry.path_of("metrics", name))
+                problems.append(Problem(path, ("judge", "only_when", "metric"), message))
+    return list(dict.fromkeys(problems))

@@ -323,6 +323,14 @@ class JudgeParse(Strict):
         return self
 
 
+class OnlyWhen(Strict):
+    """Judge only the samples a rule-based metric of the task scored below ``below``; the
+    others take the rule's value."""
+
+    metric: Name
+    below: float
+
+
 class JudgeSpec(Strict):
     """A metric graded by judge models (``models``: registry models, served by their serve job
     or behind an endpoint). ``invalid``: an unreadable verdict is left out of the mean
@@ -333,6 +341,7 @@ class JudgeSpec(Strict):
     prompt: JudgePrompt
     verdict: JudgeVerdict = Field(default_factory=JudgeVerdict)
     image: bool = False
+    only_when: OnlyWhen | None = None
     parse: JudgeParse | None = None
     invalid: Literal["exclude", "wrong"] = "exclude"
     aggregate: Literal["mean", "majority"] = "mean"

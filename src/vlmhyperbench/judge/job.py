@@ -131,12 +131,14 @@ def judge_items(
     judge: dict[str, Any],
     dataset_dir: Path,
     generation: dict[str, Any],
+    accepted: frozenset[str] | set[str] = frozenset(),
 ) -> list[JudgeItem]:
-    """The samples whose prediction has no error, each with its rendered prompt and key."""
+    """The samples whose prediction has no error and that a rule did not already accept
+    (``accepted``: ``only_when``), each with its rendered prompt and key."""
     items = []
     for sample in samples:
         record = predictions.get(sample.id)
-        if record is None or record.get("error") is not None:
+        if record is None or record.get("error") is not None or sample.id in accepted:
             continue
         prompt = render_judge_prompt(templates, sample, record.get("prediction") or "", task)
         key = judge_request_key(judge, templates, prompt, sample, dataset_dir, generation)
@@ -191,6 +193,16 @@ def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
     return stats
 
 
+def accepted_by_rule(rule_scores: Path, below: float) -> set[str]:
+    """The samples a rule-based metric scored at least ``below`` on every row (``only_when``:
+    they are not judged)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(rule_scores, columns=["id", "value"])
+    lowest = frame.groupby("id")["value"].min()
+    return set(lowest[lowest >= below].index)
+
+
 def judge_identity(entry: ModelEntry) -> dict[str, Any]:
     """What makes a judge the same judge: its entry, but not its price or resources."""
     return entry.model_dump(mode="json", exclude={"resources", "description", "base", "cost"})
@@ -205,6 +217,7 @@ def _judge_run(
     manifest_path: Path,
     predictions_path: Path,
     journal_path: Path,
+    rule_scores: Path | None = None,
 ) -> JudgeRun:
     spec = experiment.registry.metrics[metric].judge
     assert spec is not None, metric
@@ -213,8 +226,11 @@ def _judge_run(
     generation = spec.generation.model_dump()
     dataset_dir = manifest_path.parent.resolve()
     samples = select_samples(experiment.registry.tasks[task], read_manifest(manifest_path))
+    accepted = set()
+    if spec.only_when is not None and rule_scores is not None:
+        accepted = accepted_by_rule(rule_scores, spec.only_when.below)
     items = judge_items(samples, read_predictions(predictions_path), templates, task, identity,
-                        dataset_dir, generation)  # fmt: skip
+                        dataset_dir, generation, accepted)  # fmt: skip
     rule = VerdictRule(spec.verdict.type, spec.verdict.min, spec.verdict.max,
                        spec.parse.regex if spec.parse else None)  # fmt: skip
     return JudgeRun(
@@ -236,11 +252,12 @@ def run_judge_job(
     output_path: Path,
     journal_path: Path,
     server_path: Path | None = None,
+    rule_scores: Path | None = None,
 ) -> RunStats:
     """Ask the judge (at its endpoint, or its serve job's server) what the journal lacks, and
     write the judgements; with nothing to ask, no server is needed."""
     run = _judge_run(experiment, metric, judge_name, model, task, manifest_path,
-                     predictions_path, journal_path)  # fmt: skip
+                     predictions_path, journal_path, rule_scores)  # fmt: skip
     if not run.pending():
         log.info("%s: every answer is judged in the journal", run.label)
         write_judgements(run, output_path)

@@ -11,7 +11,9 @@ line}``. The sample's value is the panel's:
   half of them gave, else their mean (a split panel);
 * no verdict left: ``nan``, not applicable (left out of the metric's mean, and counted);
 * a sample whose prediction failed is not judged: it scores ``wrong``, as a failed request
-  scores 0 under every other metric.
+  scores 0 under every other metric;
+* with ``only_when``, a sample the rule-based metric accepted (its value at least ``below``)
+  is not judged either: it takes the rule's value (``rule_value`` in its record).
 
 ``wrong`` is 0 for a binary verdict and the score range's minimum for a score.
 """
@@ -67,5 +69,7 @@ def judge_verdict(
     if sample.get("error") is not None:
         return wrong
     record = sample.get("record") or {}
+    if record.get("rule_value") is not None:  # only_when: a rule already accepted it
+        return float(record["rule_value"])
     values = _verdicts(record.get("judgements") or {}, judges, invalid, wrong)
     return panel_value(values, aggregate)

@@ -42,8 +42,10 @@ def metric_spec(metric: MetricEntry) -> dict[str, Any]:
         "invalid": judge.invalid,
         "wrong": judge.verdict.min if judge.verdict.type == "score" else 0.0,
     }
+    only_when = judge.only_when.model_dump() if judge.only_when else None
     return {"name": metric.name, "implementation": JUDGE_METRIC, "aggregate": None,
-            "params": params, "higher_is_better": metric.higher_is_better}  # fmt: skip
+            "params": params, "higher_is_better": metric.higher_is_better,
+            "only_when": only_when}  # fmt: skip
 
 
 def score_spec(metric: MetricEntry, task: TaskEntry, scoring: ScoringSettings) -> str:
@@ -74,6 +76,7 @@ def run_score_job(
     per_sample: str,
     aggregate: str,
     judgements: dict[str, str] | None = None,
+    rule_scores: str | None = None,
 ) -> dict[str, Any]:
     """Score the task's selection of the manifest (filters, limit) and write both outputs;
     return the aggregate JSON's dict."""
@@ -99,4 +102,15 @@ def run_score_job(
         synonyms=task["synonyms"],
         samples=select(read_manifest(manifest), task["filters"], task["limit"]),
         judgements=judgements,
+        rule_accepted=_accepted(metric.get("only_when"), rule_scores),
     )
+
+
+def _accepted(only_when: dict[str, Any] | None, rule_scores: str | None) -> dict[str, float]:
+    """``only_when``: the rule's value of each sample it accepted (those are not judged)."""
+    if only_when is None or rule_scores is None:
+        return {}
+    import pandas as pd
+
+    lowest = pd.read_parquet(rule_scores, columns=["id", "value"]).groupby("id")["value"].min()
+    return {str(i): float(v) for i, v in lowest.items() if v >= only_when["below"]}

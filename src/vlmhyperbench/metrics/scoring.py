@@ -259,12 +259,14 @@ def score_predictions(
     synonyms: Mapping[str, Sequence[str]] | None = None,
     samples: list[Sample] | None = None,
     judgements: Mapping[str, str | Path] | None = None,
+    rule_accepted: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Score, aggregate, write ``{metric}.parquet`` and ``{metric}.json``; return the JSON dict.
 
     ``samples`` is the task's selection from the manifest (filters, limit); by default every
     sample of the manifest is scored. ``judgements``: a judge metric's judgements files by
-    judge, put into each prediction record as ``judgements: {judge: line}``.
+    judge, put into each prediction record as ``judgements: {judge: line}``;
+    ``rule_accepted``: the samples its ``only_when`` rule accepted, with the rule's value.
     """
     metric = load_metric(implementation, aggregate_impl)
     if samples is None:
@@ -274,6 +276,9 @@ def score_predictions(
         for sample_id, line in read_predictions(path).items():
             if sample_id in predictions:
                 predictions[sample_id].setdefault("judgements", {})[judge] = line
+    for sample_id, value in (rule_accepted or {}).items():
+        if sample_id in predictions:
+            predictions[sample_id]["rule_value"] = value
     known = {sample.id for sample in samples}
     unknown = [pid for pid in predictions if pid not in known]
     if unknown:
@@ -315,6 +320,7 @@ def score_predictions(
         result["details"] = metric.details(frame, **accepted(metric.details, effective))
     if judgements is not None:
         result["judges"] = judge_summary(frame, list(judgements))
+        result["accepted_by_rule"] = len(rule_accepted or {})
     write_score_parquet(frame, out_parquet)
     atomic_write_json(out_json, result)
     return result

@@ -276,6 +276,13 @@ class Plan:
         assert judge is not None, metric
         return [self.judgement(metric, name, model, task) for name in judge.models]
 
+    def only_when_scores(self, metric: str, model: str, task: str) -> str | None:
+        """The per-sample scores of a judge metric's ``only_when`` rule for the pair."""
+        judge = self.experiment.registry.metrics[metric].judge
+        if judge is None or judge.only_when is None:
+            return None
+        return self.score(model, task, judge.only_when.metric, "parquet")
+
     def judge_groups(self) -> dict[str, list[tuple[str, str, str, str]]]:
         """The judgements by judge: one judge rule each."""
         groups: dict[str, list[tuple[str, str, str, str]]] = {}

@@ -1,0 +1,98 @@
+"""A judge metric's registry entry is checked before any job, each problem naming the file and
+key; a valid one plans a judge job per (judge, model, task) and a judge server per served judge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_workdir, read_yaml, write_yaml
+from vlmhyperbench.config import ConfigError, load_experiment
+from vlmhyperbench.pipeline.plan import Plan
+
+TASK = "demo_field_vqa"
+PROMPT = {"user": "Эталон: {{ answers | join(' | ') }}\nОтвет модели: {{ prediction }}"}
+API_JUDGE = {"backend": "openai", "source": {"type": "hub", "id": "x/judge"},
+             "endpoint": {"base_url": "http://127.0.0.1:9/v1"}}  # fmt: skip
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    workdir = make_workdir(tmp_path / "wd", models=["tiny-llava"], tasks=[TASK])
+    write_yaml(workdir / "config" / "models" / "api-judge.yaml", API_JUDGE)
+    return workdir
+
+
+def with_metric(workdir: Path, judge: dict, task_metrics: list[str] | None = None) -> Path:
+    path = workdir / "config" / "metrics" / "judged.yaml"
+    write_yaml(path, {"judge": judge, "task_kinds": ["vqa"]})
+    config_path = workdir / "config" / "config.yaml"
+    config = read_yaml(config_path)
+    metrics = task_metrics or [*read_yaml(workdir / "config" / "tasks" / f"{TASK}.yaml")["metrics"]]
+    config["overrides"]["tasks"] = {TASK: {"metrics": [*metrics, "judged"]}}
+    write_yaml(config_path, config)
+    return path
+
+
+def load(workdir: Path):
+    return load_experiment(config_path=workdir / "config" / "config.yaml", workdir=workdir)
+
+
+@pytest.mark.parametrize(
+    ("judge", "expected"),
+    [
+        ({"models": ["nobody"], "prompt": PROMPT}, "judge.models[0]: unknown model 'nobody'"),
+        ({"models": ["tesseract-rus"], "prompt": PROMPT},
+         "judge.models[0]: 'tesseract-rus' cannot judge: the tesseract backend answers no prompt"),
+        ({"models": ["api-judge"], "prompt": {"user": "{{ prediction "}},
+         "judge.prompt.user: template error on line 1"),
+        ({"models": ["api-judge"], "prompt": PROMPT, "parse": {"regex": "(unclosed"}},
+         "judge.parse"),
+        ({"models": ["api-judge"], "prompt": PROMPT, "verdict": {"type": "score", "min": 5,
+                                                                 "max": 1}},
+         "judge.verdict: min must be below max, got 5.0 and 1.0"),
+        ({"models": ["tiny-llava"], "prompt": PROMPT},
+         "judge.models[0]: 'tiny-llava' is a model of this run and cannot also judge it"),
+        ({"models": ["api-judge"], "prompt": PROMPT,
+          "only_when": {"metric": "bleu", "below": 1.0}},
+         "judge.only_when.metric: 'bleu' must be a rule-based metric of every task"),
+    ],
+)  # fmt: skip
+def test_a_bad_judge_block_is_refused_naming_file_and_key(
+    workdir: Path, judge: dict, expected: str
+) -> None:
+    path = with_metric(workdir, judge)
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    assert f"{path}: {expected}" in str(err.value)
+
+
+def test_an_implementation_and_a_judge_are_one_or_the_other(workdir: Path) -> None:
+    path = workdir / "config" / "metrics" / "both.yaml"
+    write_yaml(path, {"implementation": "vlmhyperbench.metrics.text:exact_match",
+                      "judge": {"models": ["api-judge"], "prompt": PROMPT},
+                      "task_kinds": ["vqa"]})  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        load(workdir)
+    assert f"{path}: give an implementation or a judge block, not both or neither" in str(err.value)
+
+
+def test_judges_plan_their_jobs_and_a_served_judge_its_own_server(workdir: Path) -> None:
+    write_yaml(workdir / "config" / "models" / "served-judge.yaml",
+               {**read_yaml(workdir / "config" / "models" / "tiny-idefics3.yaml")})  # fmt: skip
+    with_metric(workdir, {"models": ["api-judge", "served-judge"], "prompt": PROMPT})
+    experiment = load(workdir)
+    assert experiment.judgements() == [
+        ("judged", "api-judge", "tiny-llava", TASK),
+        ("judged", "served-judge", "tiny-llava", TASK),
+    ]
+    assert sorted(experiment.servers) == ["served-judge", "tiny-llava"]  # the API one has none
+    plan = Plan(experiment)
+    assert plan.judge_metrics() == ["judged"] and "judged" not in plan.rule_metrics()
+    assert plan.judgements_for_score("judged", "tiny-llava", TASK) == [
+        f"results/judgements/judged/api-judge/tiny-llava/{TASK}.jsonl",
+        f"results/judgements/judged/served-judge/tiny-llava/{TASK}.jsonl",
+    ]
+    document = experiment.variants_document()["judge_metrics"]["judged"]
+    assert document["judges"] == ["api-judge", "served-judge"] and document["invalid"] == "exclude"

@@ -64,7 +64,7 @@ def test_judged_once_then_never_then_the_edited_sample_then_only_a_new_judge(
         )
         assert score["overall"]["n"] == 4  # the random tiny model's answers: all incorrect
         assert score["overall"]["value"] == 0.0
-        lines = (workdir / f"results/judgements/judge_correct/judge-one/tiny-llava/{TASK}.jsonl")
+        lines = workdir / f"results/judgements/judge_correct/judge-one/tiny-llava/{TASK}.jsonl"
         judged = [json.loads(line) for line in lines.read_text().splitlines()]
         assert [j["label"] for j in judged] == ["incorrect"] * 4
         assert {j["judge_model"] for j in judged} == {"standin-judge"}
@@ -89,3 +89,33 @@ def test_judged_once_then_never_then_the_edited_sample_then_only_a_new_judge(
         assert jobs_by_wildcard(dry.stdout, "predict_", "model") == {}
         snakemake(workdir)
         assert len(asked(two)) == 4 and asked(one) == []
+
+
+def test_a_served_tiny_judge_runs_in_its_serve_job_and_its_noise_is_invalid(
+    tmp_path: Path,
+) -> None:
+    """The real served path: the judge is a tiny random-weight VLM behind its own serve job
+    (the wrapper), loaded once; its replies are noise, so every verdict is ``invalid`` - left
+    out of the score and counted, never a 0."""
+    from tests.integration.test_shared_server import loads_under
+
+    workdir = make_workdir(tmp_path / "wd", models=["tiny-llava"], tasks=[TASK])
+    tiny = read_yaml(workdir / "config" / "models" / "tiny-idefics3.yaml")
+    write_yaml(workdir / "config" / "models" / "tiny-judge.yaml", tiny)
+    setup(workdir, {})
+    metric = workdir / "config" / "metrics" / "judge_correct.yaml"
+    judge = {"models": ["tiny-judge"], "prompt": {"user": JUDGE_PROMPT}}
+    write_yaml(metric, {**read_yaml(metric), "judge": judge})
+    result = snakemake(workdir)
+    output = result.stdout + result.stderr
+    assert "rule serve_tiny-judge:" in output and "rule judge_tiny-judge:" in output
+    assert loads_under(workdir / "logs") == {"tiny-llava": 1, "tiny-judge": 1}
+    path = workdir / f"results/judgements/judge_correct/tiny-judge/tiny-llava/{TASK}.jsonl"
+    judged = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(judged) == 4 and {j["status"] for j in judged} == {"invalid"}
+    assert all(j["verdict"] is None and j["reply"] is not None for j in judged)
+    score = json.loads(
+        (workdir / f"results/scores/tiny-llava/{TASK}/judge_correct.json").read_text()
+    )
+    assert score["judges"]["tiny-judge"]["invalid_rate"] == 1.0
+    assert score["overall"]["value"] is None or score["overall"]["value"] != 0.0

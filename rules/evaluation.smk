@@ -61,8 +61,10 @@ if PLAN.judge_metrics():
             "logs/score/{model}/{task}/{metric}.log",
         wildcard_constraints:
             metric=alternation(PLAN.judge_metrics()),
+        # a group of their own: with only_when, a judge job between them reads a score job's
+        # output, and a group may not depend on itself through a job outside it
         group:
-            "score"
+            "score_judge"
         conda:
             "../envs/evaluation.yaml"
         container:

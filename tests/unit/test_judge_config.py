@@ -96,3 +96,24 @@ def test_judges_plan_their_jobs_and_a_served_judge_its_own_server(workdir: Path)
     ]
     document = experiment.variants_document()["judge_metrics"]["judged"]
     assert document["judges"] == ["api-judge", "served-judge"] and document["invalid"] == "exclude"
+
+
+def test_the_example_judge_experiment_plans_with_its_endpoint_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.helpers import REPO
+
+    config = {**read_yaml(REPO / "config" / "config.yaml"),
+              **read_yaml(REPO / "config" / "examples" / "judge.yaml")}  # fmt: skip
+    experiment = load_experiment(config, config_path=REPO / "config" / "config.yaml", workdir=REPO)
+    assert experiment.judgements() == [
+        ("judge_answer_correct", "example-judge", "tiny-llava", TASK)
+    ]
+    endpoint = experiment.registry.models["example-judge"].endpoint
+    monkeypatch.delenv("VLMHB_JUDGE_URL", raising=False)
+    with pytest.raises(ValueError, match="VLMHB_JUDGE_URL .* is not set"):
+        endpoint.url()
+    monkeypatch.setenv("VLMHB_JUDGE_URL", "http://127.0.0.1:8000/v1/")
+    assert (
+        endpoint.url() == "http://127.0.0.1:8000/v1" and endpoint.described() == "$VLMHB_JUDGE_URL"
+    )

@@ -8,6 +8,7 @@ default. ``workflow/schemas/config.schema.yaml`` is generated from :class:`Exper
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -128,11 +129,36 @@ ModelSource = Annotated[
 
 
 class Endpoint(Strict):
-    """An already running OpenAI-compatible server to use instead of starting the wrapper."""
+    """An already running OpenAI-compatible server to use instead of starting the wrapper: at
+    ``base_url``, or at the URL in the environment variable ``base_url_env`` when the job
+    runs (one config for any server, e.g. a judge)."""
 
-    base_url: HttpUrl
+    base_url: HttpUrl | None = None
+    base_url_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     api_key_env: str | None = None
     model: str | None = None  # the served model name, when it differs from the entry's name
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Endpoint:
+        if (self.base_url is None) == (self.base_url_env is None):
+            raise ValueError("give base_url or base_url_env, not both or neither")
+        return self
+
+    def url(self) -> str:
+        """The URL to call, without a trailing slash (``base_url_env`` read now)."""
+        if self.base_url_env is None:
+            return str(self.base_url).rstrip("/")
+        value = os.environ.get(self.base_url_env, "").strip()
+        if not value:
+            raise ValueError(
+                f"the environment variable {self.base_url_env} (endpoint.base_url_env) is not "
+                "set: export it with the server's URL, e.g. http://127.0.0.1:8000/v1"
+            )
+        return value.rstrip("/")
+
+    def described(self) -> str:
+        """The URL, or the variable it is read from, for logs and provenance."""
+        return str(self.base_url) if self.base_url else f"${self.base_url_env}"
 
 
 class EngineArgs(Strict):

@@ -76,7 +76,7 @@ def wrapper_command(
     if engine_args:
         command += ["--engine-args-json", json.dumps(engine_args, sort_keys=True)]
     if model.backend == "openai" and model.endpoint is not None:
-        command += ["--upstream-base-url", str(model.endpoint.base_url)]
+        command += ["--upstream-base-url", model.endpoint.url()]
         command += ["--upstream-model", model.endpoint.model or model.name]
         if model.endpoint.api_key_env:
             command += ["--upstream-api-key-env", model.endpoint.api_key_env]

@@ -94,8 +94,8 @@ def run_predict_job(
         if model.endpoint.api_key_env:
             run.api_key = os.environ.get(model.endpoint.api_key_env) or run.api_key
         run.served_model = model.endpoint.model or model.name
-        log.info("using the endpoint %s for %s", model.endpoint.base_url, model.name)
-        return predict(run, str(model.endpoint.base_url).rstrip("/"))
+        log.info("using the endpoint %s for %s", model.endpoint.described(), model.name)
+        return predict(run, model.endpoint.url())
 
     if server_path is None:
         raise ValueError(f"{model_name} has no endpoint and no server status file")

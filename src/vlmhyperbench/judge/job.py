@@ -267,7 +267,7 @@ def run_judge_job(
         if entry.endpoint.api_key_env:
             run.api_key = os.environ.get(entry.endpoint.api_key_env) or run.api_key
         run.served_model = entry.endpoint.model or judge_name
-        return judge(run, str(entry.endpoint.base_url).rstrip("/"), output_path)
+        return judge(run, entry.endpoint.url(), output_path)
     if server_path is None:
         raise ValueError(f"the judge {judge_name} has no endpoint and no server status file")
     status = wait_for_server(server_path, judge_name)

@@ -156,7 +156,7 @@ def model_record(experiment: Experiment, model_name: str, model_path: str | None
         "packages": list(entry.packages),
         "container": entry.container,
         "source": source.model_dump(mode="json"),
-        "endpoint": None if entry.endpoint is None else str(entry.endpoint.base_url),
+        "endpoint": None if entry.endpoint is None else entry.endpoint.described(),
     }
     if isinstance(source, HubSource):
         record["hub_id"], record["revision"] = source.id, source.revision

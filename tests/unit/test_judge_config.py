@@ -111,7 +111,7 @@ def test_the_example_judge_experiment_plans_with_its_endpoint_from_the_environme
     ]
     endpoint = experiment.registry.models["example-judge"].endpoint
     monkeypatch.delenv("VLMHB_JUDGE_URL", raising=False)
-    with pytest.raises(ValueError, match="VLMHB_JUDGE_URL .* is not set"):
+    with pytest.raises(ValueError, match=r"VLMHB_JUDGE_URL .* is not set"):
         endpoint.url()
     monkeypatch.setenv("VLMHB_JUDGE_URL", "http://127.0.0.1:8000/v1/")
     assert (

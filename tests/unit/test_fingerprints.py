@@ -149,6 +149,8 @@ from vlmhyperbench.pipeline.fingerprints import source_hash
 out = {}
 for path in sorted(Path(sys.argv[1]).glob("*.yaml")):
     entry = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if "implementation" not in entry:  # a judge metric: scored by the judge implementation
+        continue
     aggregate = entry.get("aggregate")
     out[path.stem] = [source_hash(entry["implementation"]), aggregate and source_hash(aggregate)]
 print(json.dumps(out))

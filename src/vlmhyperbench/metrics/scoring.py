@@ -197,6 +197,22 @@ def write_score_parquet(frame: pd.DataFrame, path: str | Path) -> None:
         pq.write_table(table, handle)
 
 
+def add_judgements(
+    predictions: dict[str, dict[str, Any]],
+    judgements: Mapping[str, str | Path],
+    rule_accepted: Mapping[str, float],
+) -> None:
+    """Put a judge metric's verdicts into the prediction records (``judgements: {judge:
+    line}``), and the rule's value of the samples its ``only_when`` accepted (``rule_value``)."""
+    for judge, path in judgements.items():
+        for sample_id, line in read_predictions(path).items():
+            if sample_id in predictions:
+                predictions[sample_id].setdefault("judgements", {})[judge] = line
+    for sample_id, value in rule_accepted.items():
+        if sample_id in predictions:
+            predictions[sample_id]["rule_value"] = value
+
+
 def with_judge_columns(
     frame: pd.DataFrame,
     predictions: Mapping[str, dict[str, Any]],
@@ -272,13 +288,7 @@ def score_predictions(
     if samples is None:
         samples = read_manifest(manifest_path)
     predictions = read_predictions(predictions_path)
-    for judge, path in (judgements or {}).items():
-        for sample_id, line in read_predictions(path).items():
-            if sample_id in predictions:
-                predictions[sample_id].setdefault("judgements", {})[judge] = line
-    for sample_id, value in (rule_accepted or {}).items():
-        if sample_id in predictions:
-            predictions[sample_id]["rule_value"] = value
+    add_judgements(predictions, judgements or {}, rule_accepted or {})
     known = {sample.id for sample in samples}
     unknown = [pid for pid in predictions if pid not in known]
     if unknown:

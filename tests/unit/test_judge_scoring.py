@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from vlmhyperbench.datasets.manifest import Sample, write_manifest
-from vlmhyperbench.judge.job import accepted_by_rule, judge_items
+from vlmhyperbench.judge.job import judge_items
 from vlmhyperbench.judge.requests import JudgeTemplates
-from vlmhyperbench.metrics.judge import JUDGE_METRIC, panel_value
+from vlmhyperbench.metrics.judge import JUDGE_METRIC, accepted_by_rule, panel_value
 from vlmhyperbench.metrics.scoring import score_predictions
 
 LABELS = {"human_labels": {"jm": "correct"}}
@@ -80,7 +80,7 @@ def test_only_when_accepted_samples_take_the_rule_value_unjudged(tmp_path: Path)
     rule = pd.DataFrame({"id": ["s0", "s0", "s1", "s2", "s3"], "value": [1.0, 1.0, 1.0, 0.5, 0.0]})
     rule.to_parquet(tmp_path / "rule.parquet")
     accepted = accepted_by_rule(tmp_path / "rule.parquet", below=1.0)
-    assert accepted == {"s0", "s1"}  # every row of theirs at least 1.0
+    assert accepted == {"s0": 1.0, "s1": 1.0}  # every row of theirs at least 1.0
     predictions = {s.id: {"id": s.id, "prediction": "x", "error": None} for s in SAMPLES}
     items = judge_items(SAMPLES, predictions, JudgeTemplates(user="{{ prediction }}"), "t",
                         {"model": "j"}, tmp_path, {}, accepted)  # fmt: skip

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from vlmhyperbench.judge.requests import (
     render_judge_prompt,
 )
 from vlmhyperbench.judge.verdicts import Kind, parse_verdict
+from vlmhyperbench.metrics.judge import accepted_by_rule
 from vlmhyperbench.metrics.scoring import read_predictions
 from vlmhyperbench.pipeline.selection import select_samples
 from vlmhyperbench.runtime.io import atomic_write, stable_hash
@@ -131,7 +133,7 @@ def judge_items(
     judge: dict[str, Any],
     dataset_dir: Path,
     generation: dict[str, Any],
-    accepted: frozenset[str] | set[str] = frozenset(),
+    accepted: Collection[str] = (),
 ) -> list[JudgeItem]:
     """The samples whose prediction has no error and that a rule did not already accept
     (``accepted``: ``only_when``), each with its rendered prompt and key."""
@@ -193,16 +195,6 @@ def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
     return stats
 
 
-def accepted_by_rule(rule_scores: Path, below: float) -> set[str]:
-    """The samples a rule-based metric scored at least ``below`` on every row (``only_when``:
-    they are not judged)."""
-    import pandas as pd
-
-    frame = pd.read_parquet(rule_scores, columns=["id", "value"])
-    lowest = frame.groupby("id")["value"].min()
-    return set(lowest[lowest >= below].index)
-
-
 def judge_identity(entry: ModelEntry) -> dict[str, Any]:
     """What makes a judge the same judge: its entry, but not its price or resources."""
     return entry.model_dump(mode="json", exclude={"resources", "description", "base", "cost"})
@@ -226,7 +218,7 @@ def _judge_run(
     generation = spec.generation.model_dump()
     dataset_dir = manifest_path.parent.resolve()
     samples = select_samples(experiment.registry.tasks[task], read_manifest(manifest_path))
-    accepted = set()
+    accepted: dict[str, float] = {}
     if spec.only_when is not None and rule_scores is not None:
         accepted = accepted_by_rule(rule_scores, spec.only_when.below)
     items = judge_items(samples, read_predictions(predictions_path), templates, task, identity,

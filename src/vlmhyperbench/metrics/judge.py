@@ -23,10 +23,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 #: The implementation every judge metric is scored with (its entry has a ``judge`` block).
 JUDGE_METRIC = "vlmhyperbench.metrics.judge:judge_verdict"
+
+
+def accepted_by_rule(rule_scores: str | Path, below: float) -> dict[str, float]:
+    """``only_when``: the samples the rule-based metric scored at least ``below`` on every row
+    (they are not judged), with the rule's value (its lowest row)."""
+    import pandas as pd
+
+    lowest = pd.read_parquet(rule_scores, columns=["id", "value"]).groupby("id")["value"].min()
+    return {str(i): float(v) for i, v in lowest.items() if v >= below}
 
 
 def _verdicts(

@@ -20,7 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from vlmhyperbench.datasets.manifest import read_manifest
-from vlmhyperbench.metrics.judge import JUDGE_METRIC
+from vlmhyperbench.metrics.judge import JUDGE_METRIC, accepted_by_rule
 from vlmhyperbench.pipeline.selection import select
 
 if TYPE_CHECKING:
@@ -110,7 +110,4 @@ def _accepted(only_when: dict[str, Any] | None, rule_scores: str | None) -> dict
     """``only_when``: the rule's value of each sample it accepted (those are not judged)."""
     if only_when is None or rule_scores is None:
         return {}
-    import pandas as pd
-
-    lowest = pd.read_parquet(rule_scores, columns=["id", "value"]).groupby("id")["value"].min()
-    return {str(i): float(v) for i, v in lowest.items() if v >= only_when["below"]}
+    return accepted_by_rule(rule_scores, only_when["below"])

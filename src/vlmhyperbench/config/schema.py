@@ -156,6 +156,10 @@ class Endpoint(Strict):
             )
         return value.rstrip("/")
 
+    def api_key(self) -> str | None:
+        """The key in ``api_key_env`` (read now), if it names a variable that is set."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
     def described(self) -> str:
         """The URL, or the variable it is read from, for logs and provenance."""
         return str(self.base_url) if self.base_url else f"${self.base_url_env}"

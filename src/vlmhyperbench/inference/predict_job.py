@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from vlmhyperbench.config import Experiment
@@ -91,8 +90,7 @@ def run_predict_job(
         write_predictions(run)
         return RunStats(total=len(samples), already_done=len(samples), sent=0, errors=0)
     if model.endpoint is not None:
-        if model.endpoint.api_key_env:
-            run.api_key = os.environ.get(model.endpoint.api_key_env) or run.api_key
+        run.api_key = model.endpoint.api_key() or run.api_key
         run.served_model = model.endpoint.model or model.name
         log.info("using the endpoint %s for %s", model.endpoint.described(), model.name)
         return predict(run, model.endpoint.url())

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 import openai
 
 from vlmhyperbench.config import Experiment
-from vlmhyperbench.config.schema import InferenceSettings, ModelEntry
+from vlmhyperbench.config.schema import InferenceSettings
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.prompts import RenderedPrompt
@@ -45,6 +44,7 @@ from vlmhyperbench.judge.requests import (
 from vlmhyperbench.judge.verdicts import Kind, parse_verdict
 from vlmhyperbench.metrics.judge import accepted_by_rule
 from vlmhyperbench.metrics.scoring import read_predictions
+from vlmhyperbench.pipeline.fingerprints import model_identity
 from vlmhyperbench.pipeline.selection import select_samples
 from vlmhyperbench.runtime.io import atomic_write, stable_hash
 
@@ -195,11 +195,6 @@ def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
     return stats
 
 
-def judge_identity(entry: ModelEntry) -> dict[str, Any]:
-    """What makes a judge the same judge: its entry, but not its price or resources."""
-    return entry.model_dump(mode="json", exclude={"resources", "description", "base", "cost"})
-
-
 def _judge_run(
     experiment: Experiment,
     metric: str,
@@ -213,7 +208,7 @@ def _judge_run(
 ) -> JudgeRun:
     spec = experiment.registry.metrics[metric].judge
     assert spec is not None, metric
-    identity = judge_identity(experiment.registry.models[judge_name])
+    identity = model_identity(experiment.registry.models[judge_name])
     templates = JudgeTemplates(user=spec.prompt.user, system=spec.prompt.system, image=spec.image)
     generation = spec.generation.model_dump()
     dataset_dir = manifest_path.parent.resolve()
@@ -256,8 +251,7 @@ def run_judge_job(
         return RunStats(total=len(run.items), already_done=len(run.items), sent=0, errors=0)
     entry = experiment.registry.models[judge_name]
     if entry.endpoint is not None:
-        if entry.endpoint.api_key_env:
-            run.api_key = os.environ.get(entry.endpoint.api_key_env) or run.api_key
+        run.api_key = entry.endpoint.api_key() or run.api_key
         run.served_model = entry.endpoint.model or judge_name
         return judge(run, entry.endpoint.url(), output_path)
     if server_path is None:

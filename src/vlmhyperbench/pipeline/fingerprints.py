@@ -9,12 +9,20 @@ implementation's source and the manifest's content (answers included).
 
 from __future__ import annotations
 
+from typing import Any
+
 from vlmhyperbench.config.schema import DatasetEntry, MetricEntry, ModelEntry, TaskEntry
 from vlmhyperbench.metrics.judge import JUDGE_METRIC
 from vlmhyperbench.runtime.io import stable_hash
 
 # The scoring stage itself (joining, aggregation, bootstrap): editing it re-scores everything.
 SCORING = "vlmhyperbench.metrics.scoring:score_predictions"
+
+
+def model_identity(model: ModelEntry) -> dict[str, Any]:
+    """A model entry as far as it decides answers: not its resources, description, base or
+    price (the predict and judge stages key their fingerprints and journals on it)."""
+    return model.model_dump(mode="json", exclude={"resources", "description", "base", "cost"})
 
 
 def effective_generation(model: ModelEntry, task: TaskEntry) -> dict:
@@ -38,9 +46,7 @@ def predict_fingerprint(
     keyed on what each sample sends)."""
     setup = stable_hash(
         {
-            "model": model.model_dump(
-                mode="json", exclude={"resources", "description", "base", "cost"}
-            ),
+            "model": model_identity(model),
             "prompts": prompts_fingerprint,
             "kind": task.kind,
             "structured_output": task.structured_output,

@@ -23,7 +23,11 @@ from vlmhyperbench.datasets.manifest import read_manifest
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.metrics.score_job import score_spec
-from vlmhyperbench.pipeline.fingerprints import predict_fingerprint, score_fingerprint
+from vlmhyperbench.pipeline.fingerprints import (
+    model_identity,
+    predict_fingerprint,
+    score_fingerprint,
+)
 from vlmhyperbench.runtime.io import stable_hash
 from vlmhyperbench.runtime.s3 import is_s3
 
@@ -296,9 +300,7 @@ class Plan:
         then asks only the samples whose request changed."""
         return stable_hash(
             {
-                "judge": self.experiment.registry.models[judge].model_dump(
-                    mode="json", exclude={"resources", "description", "base", "cost"}
-                ),
+                "judge": model_identity(self.experiment.registry.models[judge]),
                 # not the panel (models, aggregate, invalid): a judge's verdicts are its own
                 "metric": self.experiment.registry.metrics[metric].judge.model_dump(
                     mode="json", exclude={"models", "aggregate", "invalid"}

@@ -276,6 +276,17 @@ def _row(loop: asyncio.AbstractEventLoop, **kwargs: Any) -> Any:
     return Row(request, loop)
 
 
+def _batch_row(loop: asyncio.AbstractEventLoop, images: bool = False) -> Any:
+    """A row with its model inputs, as the batcher sees it (with an image's pixels or not)."""
+    import torch
+
+    row = _row(loop)
+    row.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
+    if images:
+        row.inputs["pixel_values"] = torch.ones(1, 3, 2, 2)
+    return row
+
+
 def test_row_sampler_seeds_do_not_depend_on_batch_mates() -> None:
     torch = pytest.importorskip("torch")
     from vlmhb_wrapper.backends.hf.row_control import RowSampler
@@ -336,17 +347,13 @@ def test_row_stopper_per_row_end(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_batcher_groups_compatible_requests_in_order() -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from vlmhb_wrapper.backends.hf.batcher import Batcher
 
     loop = asyncio.new_event_loop()
 
     def row(images: bool) -> Any:
-        r = _row(loop)
-        r.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
-        if images:
-            r.inputs["pixel_values"] = torch.ones(1, 3, 2, 2)
-        return r
+        return _batch_row(loop, images)
 
     batcher = Batcher(max_batch=2, wait_s=0.0)
     a, b, c, d = row(True), row(False), row(True), row(True)
@@ -368,15 +375,13 @@ def test_batcher_waits_for_the_clients_of_the_last_batch_and_for_preprocessing()
     """A request that waited behind a running batch does not start the next batch alone: the
     wait restarts at the batch's end (the clients of that batch send their next requests at
     once), and goes on while accepted requests are still being preprocessed."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from vlmhb_wrapper.backends.hf.batcher import FILL_WAIT_FACTOR, Batcher
 
     loop = asyncio.new_event_loop()
 
     def row() -> Any:
-        r = _row(loop)
-        r.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
-        return r
+        return _batch_row(loop)
 
     def later(seconds: float, action: Any) -> threading.Thread:
         thread = threading.Timer(seconds, action)
@@ -420,15 +425,13 @@ def test_batcher_waits_again_when_every_row_of_a_filling_batch_is_cancelled() ->
     """The only row of a batch that is waiting to fill is cancelled (its client left, as a load
     test's cool-down requests do): the batcher waits for new rows, and the generation thread
     lives on (it used to die on an empty selection, and the server then hung)."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from vlmhb_wrapper.backends.hf.batcher import Batcher
 
     loop = asyncio.new_event_loop()
 
     def row() -> Any:
-        r = _row(loop)
-        r.inputs = {"input_ids": torch.ones(1, 3, dtype=torch.long)}
-        return r
+        return _batch_row(loop)
 
     batcher = Batcher(max_batch=4, wait_s=0.2)
     gone, fresh = row(), row()

@@ -281,8 +281,8 @@ def get_perf_fingerprint(wildcards):
 
 
 def get_judge_inputs(judge):
-    """The judged model's predictions, the task's data, and the judge's server status file
-    (none for a judge behind an endpoint)."""
+    """The judged model's predictions, the task's data, the judge's server status file
+    (none for a judge behind an endpoint); pairwise, the other model's predictions."""
     server = EXPERIMENT.server_of(judge)
 
     def inputs(wildcards):
@@ -296,6 +296,11 @@ def get_judge_inputs(judge):
         if server is not None:
             files["server"] = ancient(server_status(server))
         files.update(get_rule_scores(wildcards))
+        against = PLAN.against_predictions(
+            wildcards.metric, wildcards.model, wildcards.task
+        )
+        if against is not None:
+            files["against_predictions"] = against
         return files
 
     return inputs

@@ -27,6 +27,9 @@ try:
         journal_path=Path(snakemake.params.journal),
         server_path=Path(server) if server else None,
         rule_scores=Path(rules) if (rules := snakemake.input.get("rule_scores")) else None,
+        against_predictions=(
+            Path(other) if (other := snakemake.input.get("against_predictions")) else None
+        ),
     )
     log.info("done: %s", stats)
 except Exception:

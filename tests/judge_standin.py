@@ -29,8 +29,9 @@ Endpoints
 * ``GET /standin/requests`` -> ``{"count": n, "requests": [...]}``: every chat request in
   arrival order (400/401/404 ones too), each ``{"n", "pid", "model", "prediction", "answers",
   "verdict", "flipped", "garbage", "reply", "status", "answered", "prompt", "images",
-  "params"}`` (``verdict`` is the verdict this server meant - ``"correct"``/``"incorrect"``,
-  or 5/1 with ``--score`` - also when the reply is garbage, and null for an error status;
+  "params", "answer_b"}`` (``--pairwise``: ``prediction`` is answer A; ``verdict`` is the
+  verdict this server meant - ``"correct"``/``"incorrect"``, 5/1 with ``--score``, A/B with
+  ``--pairwise`` - also when the reply is garbage, and null for an error status;
   ``reply`` the content sent, null for an error; ``answered`` turns true when the reply is
   handed to the HTTP server, after ``--delay-ms``; ``prompt`` the last user message's text;
   ``params`` the request body without ``messages``). ``DELETE /standin/requests`` clears the
@@ -51,6 +52,11 @@ Verdicts
   verdict word - instead of the verdict (which is still recorded). Independent of flipping.
 * ``--score``: the verdict is a score, ``{"verdict": 5}`` when correct, ``{"verdict": 1}``
   when not, instead of ``{"verdict": "correct"}`` / ``{"verdict": "incorrect"}``.
+* ``--pairwise``: the prompt shows two answers, on lines ``Ответ A: …`` and ``Ответ B: …``
+  (``PAIRWISE_A_REGEX``, ``PAIRWISE_B_REGEX``; the prediction regex is not used), and the
+  verdict is ``{"verdict": "A"}`` or ``"B"``: the answer the rule finds correct when exactly one
+  is, else ``"A"`` - an undecided stand-in picks the answer shown first, a position bias a test
+  can count (:func:`pairwise_choice`). Flips and garbage apply as above (a flip swaps A and B).
 * ``--prose``: the JSON is wrapped in prose and a fenced block,
   ``Сравниваю ответ модели с эталоном.`` / ``` ```json ``` / the JSON / ``` ``` ``` /
   ``Это моё решение.`` (one per line), to exercise a judge reply parser; without it the content
@@ -105,6 +111,8 @@ PROSE_HEAD = "Сравниваю ответ модели с эталоном."
 PROSE_TAIL = "Это моё решение."
 DEFAULT_ANSWERS_REGEX = r"^Эталон: (.*)$"
 DEFAULT_PREDICTION_REGEX = r"^Ответ модели: (.*)$"
+PAIRWISE_A_REGEX = r"^Ответ A: (.*)$"
+PAIRWISE_B_REGEX = r"^Ответ B: (.*)$"
 ANSWERS_SEPARATOR = " | "
 
 
@@ -136,6 +144,12 @@ def judge(prediction: str, answers: list[str], rule: str = "exact") -> bool:
     return guess in golds
 
 
+def pairwise_choice(answer_a: str, answer_b: str, answers: list[str], rule: str = "exact") -> str:
+    """``--pairwise``'s verdict before any flip: the one correct answer, else the first shown."""
+    correct_a, correct_b = judge(answer_a, answers, rule), judge(answer_b, answers, rule)
+    return "B" if correct_b and not correct_a else "A"
+
+
 def parse_answers(line: str) -> list[str]:
     return [a.strip() for a in line.split(ANSWERS_SEPARATOR)]
 
@@ -152,6 +166,7 @@ class Settings:
     flip_seed: int = 0
     garbage_fraction: float = 0.0
     score: bool = False
+    pairwise: bool = False
     prose: bool = False
     fail_after: int | None = None
     fail_status: int = 503
@@ -180,10 +195,7 @@ def _error(status: int, message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": status}}
 
 
-def reply_content(correct: bool, settings: Settings) -> str:
-    verdict: str | int = (
-        (5 if correct else 1) if settings.score else ("correct" if correct else "incorrect")
-    )
+def reply_content(verdict: str | int, settings: Settings) -> str:
     body = json.dumps({"verdict": verdict}, ensure_ascii=False)
     if settings.prose:
         return f"{PROSE_HEAD}\n```json\n{body}\n```\n{PROSE_TAIL}"
@@ -196,7 +208,9 @@ class _Judge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.answers_re = re.compile(settings.answers_regex, re.MULTILINE)
-        self.prediction_re = re.compile(settings.prediction_regex, re.MULTILINE)
+        prediction_regex = PAIRWISE_A_REGEX if settings.pairwise else settings.prediction_regex
+        self.prediction_re = re.compile(prediction_regex, re.MULTILINE)
+        self.answer_b_re = re.compile(PAIRWISE_B_REGEX, re.MULTILINE)
         self.requests: list[dict[str, Any]] = []
         self.state = {"valid": 0, "failed_sent": 0}
 
@@ -221,7 +235,7 @@ class _Judge:
             "n": len(self.requests), "pid": os.getpid(), "model": None, "prediction": None,
             "answers": None, "verdict": None, "flipped": False, "garbage": False,
             "reply": None, "status": None, "answered": False, "prompt": None, "images": 0,
-            "params": None,
+            "params": None, "answer_b": None,
         }  # fmt: skip
         self.requests.append(entry)
         try:
@@ -242,6 +256,12 @@ class _Judge:
             return self.refuse(entry, 400, read, "BadRequestError")
         answers, prediction = read
         entry["prediction"], entry["answers"] = prediction, answers
+        answer_b = self.answer_b_re.search(prompt) if self.settings.pairwise else None
+        if self.settings.pairwise and answer_b is None:
+            return self.refuse(
+                entry, 400, f"no line matches {PAIRWISE_B_REGEX!r}", "BadRequestError"
+            )
+        entry["answer_b"] = answer_b.group(1).strip() if answer_b else None
 
         # Decided at arrival, before any await: the order of arrival fixes who fails.
         index = self.state["valid"]
@@ -262,25 +282,33 @@ class _Judge:
             background = BackgroundTask(self.die) if last else None
             return JSONResponse(body, status_code=self.settings.fail_status, background=background)
 
-        correct = judge(prediction, answers, self.settings.rule)
         entry["flipped"] = flipped(
             prediction, answers, self.settings.flip_fraction, self.settings.flip_seed
         )
-        correct ^= entry["flipped"]
-        entry["verdict"] = (
-            (5 if correct else 1)
-            if self.settings.score
-            else ("correct" if correct else "incorrect")
-        )
+        entry["verdict"] = self.verdict(prediction, entry["answer_b"], answers, entry["flipped"])
         entry["garbage"] = garbled(
             prediction, answers, self.settings.garbage_fraction, self.settings.flip_seed
         )
-        content = GARBAGE_REPLY if entry["garbage"] else reply_content(correct, self.settings)
+        content = (
+            GARBAGE_REPLY if entry["garbage"] else reply_content(entry["verdict"], self.settings)
+        )
         entry["reply"], entry["status"] = content, 200
         self.finish(entry)
         reply = _completion(content, messages, self.settings)
         last = exiting and self.settings.fail_count == 0 and index + 1 >= self.settings.fail_after
         return JSONResponse(reply, background=BackgroundTask(self.die) if last else None)
+
+    def verdict(
+        self, prediction: str, answer_b: str | None, answers: list[str], flip: bool
+    ) -> str | int:
+        """The verdict meant: correct/incorrect, 5/1 with ``--score``, A/B with ``--pairwise``."""
+        if answer_b is not None:
+            choice = pairwise_choice(prediction, answer_b, answers, self.settings.rule)
+            return {"A": "B", "B": "A"}[choice] if flip else choice
+        correct = judge(prediction, answers, self.settings.rule) ^ flip
+        if self.settings.score:
+            return 5 if correct else 1
+        return "correct" if correct else "incorrect"
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -381,6 +409,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     parser.add_argument("--flip-seed", type=int, default=0)
     parser.add_argument("--garbage-fraction", type=float, default=0.0)
     parser.add_argument("--score", action="store_true", help="verdict 5 (correct) or 1")
+    parser.add_argument("--pairwise", action="store_true", help="verdict A or B (two answers)")
     parser.add_argument("--prose", action="store_true", help="wrap the JSON in prose")
     parser.add_argument("--fail-after", type=int, default=None)
     parser.add_argument("--fail-status", type=int, default=503)

@@ -15,7 +15,14 @@ from tests.judge_standin import GARBAGE_REPLY, garbled
 from vlmhyperbench.config.schema import InferenceSettings
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.inference.journal import Journal
-from vlmhyperbench.judge.job import JudgeAborted, JudgeRun, VerdictRule, judge, judge_items
+from vlmhyperbench.judge.job import (
+    ItemMaker,
+    JudgeAborted,
+    JudgeRun,
+    VerdictRule,
+    judge,
+    judge_items,
+)
 from vlmhyperbench.judge.requests import JudgeTemplates
 
 TEMPLATES = JudgeTemplates(
@@ -41,7 +48,8 @@ def predictions(edited: dict[str, str] | None = None) -> dict[str, dict]:
 
 
 def run(tmp_path: Path, edited: dict[str, str] | None = None) -> JudgeRun:
-    items = judge_items(SAMPLES, predictions(edited), TEMPLATES, "t", JUDGE, tmp_path, GENERATION)
+    maker = ItemMaker(TEMPLATES, "t", JUDGE, tmp_path, GENERATION)
+    items = judge_items(SAMPLES, predictions(edited), maker)
     return JudgeRun(
         label=f"judge_ok: {MODEL} on m/t", templates=TEMPLATES, rule=VerdictRule(), items=items,
         dataset_dir=tmp_path, journal=Journal(tmp_path / "journal.jsonl", "judge-fp"),

@@ -13,6 +13,7 @@ from vlmhyperbench.pipeline.plan import Plan
 
 TASK = "demo_field_vqa"
 PROMPT = {"user": "Эталон: {{ answers | join(' | ') }}\nОтвет модели: {{ prediction }}"}
+PAIR_PROMPT = {"user": "Эталон: {{ answers | join(' | ') }}\nA: {{ answer_a }}\nB: {{ answer_b }}"}
 API_JUDGE = {"backend": "openai", "source": {"type": "hub", "id": "x/judge"},
              "endpoint": {"base_url": "http://127.0.0.1:9/v1"}}  # fmt: skip
 
@@ -57,6 +58,22 @@ def load(workdir: Path):
         ({"models": ["api-judge"], "prompt": PROMPT,
           "only_when": {"metric": "bleu", "below": 1.0}},
          "judge.only_when.metric: 'bleu' must be a rule-based metric of every task"),
+        ({"models": ["api-judge"], "prompt": PAIR_PROMPT, "verdict": {"type": "pairwise"}},
+         "judge.verdict: a pairwise verdict names the model it compares against"),
+        ({"models": ["api-judge"], "prompt": PROMPT,
+          "verdict": {"type": "pairwise", "against": "tiny-llava"}},
+         "judge.prompt: a pairwise prompt shows both answers; it does not use ['answer_a', "
+         "'answer_b']"),
+        ({"models": ["api-judge"], "prompt": PAIR_PROMPT},
+         "judge.prompt: ['answer_a', 'answer_b'] exist only for a pairwise verdict"),
+        ({"models": ["api-judge"], "prompt": PAIR_PROMPT,
+          "verdict": {"type": "pairwise", "against": "tiny-idefics3"}},
+         "judge.verdict.against: the pairwise verdict compares against 'tiny-idefics3', which "
+         "this run does not run on the task 'demo_field_vqa'"),
+        ({"models": ["api-judge"], "prompt": PAIR_PROMPT,
+          "verdict": {"type": "pairwise", "against": "tiny-llava"},
+          "only_when": {"metric": "exact_match", "below": 1.0}},
+         "judge: only_when does not apply to a pairwise verdict"),
     ],
 )  # fmt: skip
 def test_a_bad_judge_block_is_refused_naming_file_and_key(
@@ -117,3 +134,16 @@ def test_the_example_judge_experiment_plans_with_its_endpoint_from_the_environme
     assert (
         endpoint.url() == "http://127.0.0.1:8000/v1" and endpoint.described() == "$VLMHB_JUDGE_URL"
     )
+
+
+def test_a_pairwise_metric_plans_the_other_models_predictions_as_input(tmp_path: Path) -> None:
+    workdir = make_workdir(tmp_path / "wd", models=["tiny-llava", "tiny-idefics3"], tasks=[TASK])
+    write_yaml(workdir / "config" / "models" / "api-judge.yaml", API_JUDGE)
+    pairwise = {"type": "pairwise", "against": "tiny-idefics3"}
+    with_metric(workdir, {"models": ["api-judge"], "prompt": PAIR_PROMPT, "verdict": pairwise})
+    plan = Plan(load(workdir))
+    assert plan.against_predictions("judged", "tiny-llava", TASK) == plan.predictions(
+        "tiny-idefics3", TASK
+    )
+    assert plan.against_predictions("judged", "tiny-idefics3", TASK) is None  # ties, unasked
+    assert len(plan.judge_groups()["api-judge"]) == 2  # both models get a judgements file

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from vlmhyperbench.datasets.manifest import Sample, write_manifest
-from vlmhyperbench.judge.job import judge_items
+from vlmhyperbench.judge.job import ItemMaker, judge_items
 from vlmhyperbench.judge.requests import JudgeTemplates
 from vlmhyperbench.metrics.judge import JUDGE_METRIC, accepted_by_rule, panel_value
 from vlmhyperbench.metrics.scoring import score_predictions
@@ -82,8 +82,8 @@ def test_only_when_accepted_samples_take_the_rule_value_unjudged(tmp_path: Path)
     accepted = accepted_by_rule(tmp_path / "rule.parquet", below=1.0)
     assert accepted == {"s0": 1.0, "s1": 1.0}  # every row of theirs at least 1.0
     predictions = {s.id: {"id": s.id, "prediction": "x", "error": None} for s in SAMPLES}
-    items = judge_items(SAMPLES, predictions, JudgeTemplates(user="{{ prediction }}"), "t",
-                        {"model": "j"}, tmp_path, {}, accepted)  # fmt: skip
+    maker = ItemMaker(JudgeTemplates(user="{{ prediction }}"), "t", {"model": "j"}, tmp_path, {})
+    items = judge_items(SAMPLES, predictions, maker, accepted)
     assert [item.id for item in items] == ["s2", "s3", "s4", "s5"]  # exactly the others
     result, rows = score(tmp_path, {}, accepted={"s0": 1.0, "s1": 1.0})
     assert rows.loc["s1", "value"] == 1.0  # the rule's value, not the judges' 0.5

@@ -326,7 +326,7 @@ def _check_judges(experiment: Experiment) -> None:
     """A judge is not a model of the run: it would judge its own answers, or two models would
     each wait for the other's (a judge runs in its server's group, after what it judges)."""
     in_matrix = {experiment.variants[m].model for m in experiment.models} | set(experiment.models)
-    problems = _only_when_problems(experiment)
+    problems = _only_when_problems(experiment) + _against_problems(experiment)
     for name, metric in experiment.metrics.items():
         for index, judge in enumerate(metric.judge.models if metric.judge else []):
             if judge in in_matrix:
@@ -633,6 +633,26 @@ class _Matrix:
                 "give it one perf block"
             )
             self.problems.append(Problem(self.file, (*prefix, "perf"), message))
+
+
+def _against_problems(experiment: Experiment) -> list[Problem]:
+    """A pairwise verdict's ``against`` model answers every task the metric scores."""
+    pairs = {(pair.model, pair.task) for pair in experiment.pairs}
+    problems = []
+    for pair in experiment.pairs:
+        for name in pair.task_entry.metrics:
+            judge = experiment.registry.metrics[name].judge
+            against = judge.verdict.against if judge else None
+            if against is None or (against, pair.task) in pairs:
+                continue
+            message = (
+                f"the pairwise verdict compares against {against!r}, which this run does not "
+                f"run on the task {pair.task!r}; add it to the run (or compare against a model "
+                "that answers every task the metric scores)"
+            )
+            path = str(experiment.registry.path_of("metrics", name))
+            problems.append(Problem(path, ("judge", "verdict", "against"), message))
+    return list(dict.fromkeys(problems))
 
 
 def _only_when_problems(experiment: Experiment) -> list[Problem]:

@@ -203,7 +203,7 @@ def _judge_problems(registry: Registry, path: str, judge: JudgeSpec) -> list[Pro
     """A judge block's judges exist and can answer in text, and its templates compile."""
     from jinja2 import TemplateSyntaxError
 
-    from vlmhyperbench.inference.prompts import compile_template
+    from vlmhyperbench.judge.requests import template_variables
 
     problems = []
     for index, model in enumerate(judge.models):
@@ -214,11 +214,25 @@ def _judge_problems(registry: Registry, path: str, judge: JudgeSpec) -> list[Pro
         elif entry.backend == "tesseract":
             message = f"{model!r} cannot judge: the tesseract backend answers no prompt"
             problems.append(Problem(path, loc, message))
+    used: set[str] = set()
     for part in ("system", "user"):
         source = getattr(judge.prompt, part)
         try:
-            compile_template(source) if source else None
+            used |= template_variables(source) if source else set()
         except TemplateSyntaxError as exc:
             message = f"template error on line {exc.lineno}: {exc.message}"
             problems.append(Problem(path, ("judge", "prompt", part), message))
-    return problems
+    return problems + _pairwise_template_problems(path, judge, used)
+
+
+def _pairwise_template_problems(path: str, judge: JudgeSpec, used: set[str]) -> list[Problem]:
+    """A pairwise prompt shows both answers; another verdict has no answer A or B."""
+    from vlmhyperbench.judge.requests import PAIRWISE_VARIABLES
+
+    if judge.verdict.type == "pairwise":
+        missing = [name for name in PAIRWISE_VARIABLES if name not in used]
+        message = f"a pairwise prompt shows both answers; it does not use {missing}"
+    else:
+        missing = [name for name in PAIRWISE_VARIABLES if name in used]
+        message = f"{missing} exist only for a pairwise verdict (verdict: {{type: pairwise}})"
+    return [Problem(path, ("judge", "prompt"), message)] if missing else []

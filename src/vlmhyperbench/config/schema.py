@@ -325,16 +325,24 @@ class JudgePrompt(Strict):
 
 
 class JudgeVerdict(Strict):
-    """What the judge answers: ``binary`` (correct/incorrect) or a ``score`` in [min, max]."""
+    """What the judge answers: ``binary`` (correct/incorrect), a ``score`` in [min, max], or
+    ``pairwise``: which of two answers is better, the model's or the ``against`` model's (a
+    model of the run), asked in both orders (:mod:`vlmhyperbench.judge.pairwise`)."""
 
-    type: Literal["binary", "score"] = "binary"
+    type: Literal["binary", "score", "pairwise"] = "binary"
     min: float = 1
     max: float = 5
+    against: Name | None = None
 
     @model_validator(mode="after")
     def _range(self) -> JudgeVerdict:
         if self.min >= self.max:
             raise ValueError(f"min must be below max, got {self.min} and {self.max}")
+        if (self.type == "pairwise") != (self.against is not None):
+            raise ValueError(
+                "a pairwise verdict names the model it compares against "
+                "(against: <model>); other verdicts take no 'against'"
+            )
         return self
 
 
@@ -381,6 +389,8 @@ class JudgeSpec(Strict):
     def _distinct(self) -> JudgeSpec:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"a judge is listed twice: {self.models}")
+        if self.verdict.type == "pairwise" and self.only_when is not None:
+            raise ValueError("only_when does not apply to a pairwise verdict")
         return self
 
 

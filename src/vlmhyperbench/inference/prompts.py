@@ -75,6 +75,11 @@ class PromptCollection:
                 )
 
 
+def template_environment() -> SandboxedEnvironment:
+    """The one Jinja2 environment of prompt templates (the task's and the judge's)."""
+    return _ENV
+
+
 @lru_cache(maxsize=512)
 def compile_template(source: str) -> jinja2.Template:
     """A prompt template (sandboxed Jinja2; an undefined variable is an error), compiled once."""

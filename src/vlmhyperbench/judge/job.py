@@ -21,20 +21,29 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import openai
 
 from vlmhyperbench.config import Experiment
-from vlmhyperbench.config.schema import InferenceSettings
+from vlmhyperbench.config.schema import InferenceSettings, JudgeSpec
 from vlmhyperbench.datasets.manifest import Sample, read_manifest
 from vlmhyperbench.inference.journal import Journal
 from vlmhyperbench.inference.prompts import RenderedPrompt
 from vlmhyperbench.inference.runner import RunStats, Sender
 from vlmhyperbench.inference.server import wait_for_server
+from vlmhyperbench.judge.pairwise import (
+    ORDERS,
+    Order,
+    answers_in_order,
+    journal_id,
+    pairwise_line,
+    self_tie_line,
+)
 from vlmhyperbench.judge.requests import (
     JudgeTemplates,
     judge_messages,
@@ -73,12 +82,14 @@ class VerdictRule:
 
 @dataclass(frozen=True)
 class JudgeItem:
-    """One answered sample, as the judge is asked about it."""
+    """One answered sample, as the judge is asked about it (``id``: its id in the journal; a
+    pairwise verdict asks each sample twice, in each ``order``)."""
 
     id: str
     sample: Sample
     prompt: RenderedPrompt
     key: str
+    order: Order | None = None
 
 
 @dataclass
@@ -95,6 +106,8 @@ class JudgeRun:
     served_model: str
     generation: dict[str, Any] = field(default_factory=lambda: {"max_tokens": 256})
     api_key: str = "EMPTY"
+    # pairwise, on the compared-against model itself: its answered samples, each a tie
+    self_ties: list[str] = field(default_factory=list)
 
     def pending(self) -> list[JudgeItem]:
         return [item for item in self.items if not self.journal.done(item.id, item.key)]
@@ -125,26 +138,54 @@ class JudgeRun:
         }
 
 
+@dataclass(frozen=True)
+class ItemMaker:
+    """What every request of a judge run shares: renders and keys one (sample, answers)."""
+
+    templates: JudgeTemplates
+    task: str
+    judge: dict[str, Any]
+    dataset_dir: Path
+    generation: dict[str, Any]
+
+    def item(self, sample: Sample, prediction: str, order: Order | None = None,
+             other: str = "") -> JudgeItem:  # fmt: skip
+        pair = None if order is None else answers_in_order(prediction, other, order)
+        prompt = render_judge_prompt(self.templates, sample, prediction, self.task, pair)
+        key = judge_request_key(self.judge, self.templates, prompt, sample, self.dataset_dir,
+                                self.generation)  # fmt: skip
+        item_id = sample.id if order is None else journal_id(sample.id, order)
+        return JudgeItem(item_id, sample, prompt, key, order)
+
+
+def answered(predictions: dict[str, dict[str, Any]], sample_id: str) -> str | None:
+    """The sample's answer, or ``None`` when it has none (no line, or a failed request)."""
+    record = predictions.get(sample_id)
+    if record is None or record.get("error") is not None:
+        return None
+    return record.get("prediction") or ""
+
+
 def judge_items(
     samples: list[Sample],
     predictions: dict[str, dict[str, Any]],
-    templates: JudgeTemplates,
-    task: str,
-    judge: dict[str, Any],
-    dataset_dir: Path,
-    generation: dict[str, Any],
+    maker: ItemMaker,
     accepted: Collection[str] = (),
+    against: dict[str, dict[str, Any]] | None = None,
 ) -> list[JudgeItem]:
     """The samples whose prediction has no error and that a rule did not already accept
-    (``accepted``: ``only_when``), each with its rendered prompt and key."""
+    (``accepted``: ``only_when``), each with its rendered prompt and key. Pairwise
+    (``against``: the other model's predictions): the samples both answered, each in both
+    orders."""
     items = []
     for sample in samples:
-        record = predictions.get(sample.id)
-        if record is None or record.get("error") is not None or sample.id in accepted:
+        prediction = answered(predictions, sample.id)
+        if prediction is None or sample.id in accepted:
             continue
-        prompt = render_judge_prompt(templates, sample, record.get("prediction") or "", task)
-        key = judge_request_key(judge, templates, prompt, sample, dataset_dir, generation)
-        items.append(JudgeItem(sample.id, sample, prompt, key))
+        if against is None:
+            items.append(maker.item(sample, prediction))
+        elif (other := answered(against, sample.id)) is not None:
+            items += [maker.item(sample, prediction, order, other) for order in ORDERS]
     return items
 
 
@@ -163,14 +204,29 @@ def judgement_line(record: dict[str, Any], rule: VerdictRule) -> dict[str, Any]:
     return line
 
 
+def _recorded(run: JudgeRun, item: JudgeItem) -> dict[str, Any]:
+    record = run.journal.answer(item.id, item.key)
+    if record is None:
+        raise JudgeAborted(f"{run.label}: no verdict recorded for sample {item.id}")
+    return record
+
+
+def judgement_lines(run: JudgeRun) -> Iterator[dict[str, Any]]:
+    """A line per judged sample, in the items' order (a pairwise sample's two orders make one
+    line), then the compared-against model's ties with itself."""
+    for sample_id, group in groupby(run.items, key=lambda item: item.sample.id):
+        records = [_recorded(run, item) for item in group]
+        if len(records) == 1:
+            yield judgement_line(records[0], run.rule)
+        else:
+            yield pairwise_line(sample_id, *records, regex=run.rule.regex)
+    yield from (self_tie_line(sample_id) for sample_id in run.self_ties)
+
+
 def write_judgements(run: JudgeRun, output_path: Path) -> None:
-    """The judgements file, in the items' order, written atomically from the journal."""
+    """The judgements file, written atomically from the journal."""
     with atomic_write(output_path) as handle:
-        for item in run.items:
-            record = run.journal.answer(item.id, item.key)
-            if record is None:
-                raise JudgeAborted(f"{run.label}: no verdict recorded for sample {item.id}")
-            line = judgement_line(record, run.rule)
+        for line in judgement_lines(run):
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
@@ -195,6 +251,29 @@ def judge(run: JudgeRun, base_url: str, output_path: Path) -> RunStats:
     return stats
 
 
+def _items(
+    spec: JudgeSpec,
+    maker: ItemMaker,
+    model: str,
+    samples: list[Sample],
+    predictions: dict[str, dict[str, Any]],
+    rule_scores: Path | None,
+    against_predictions: Path | None,
+) -> tuple[list[JudgeItem], list[str]]:
+    """The run's items, and (pairwise, on the compared-against model) its ties with itself."""
+    if spec.verdict.against == model:
+        return [], [s.id for s in samples if answered(predictions, s.id) is not None]
+    accepted: dict[str, float] = {}
+    if spec.only_when is not None and rule_scores is not None:
+        accepted = accepted_by_rule(rule_scores, spec.only_when.below)
+    against = None
+    if spec.verdict.against is not None:
+        if against_predictions is None:
+            raise ValueError(f"pairwise: the predictions of {spec.verdict.against} are missing")
+        against = read_predictions(against_predictions)
+    return judge_items(samples, predictions, maker, accepted, against), []
+
+
 def _judge_run(
     experiment: Experiment,
     metric: str,
@@ -205,6 +284,7 @@ def _judge_run(
     predictions_path: Path,
     journal_path: Path,
     rule_scores: Path | None = None,
+    against_predictions: Path | None = None,
 ) -> JudgeRun:
     spec = experiment.registry.metrics[metric].judge
     assert spec is not None, metric
@@ -212,18 +292,17 @@ def _judge_run(
     templates = JudgeTemplates(user=spec.prompt.user, system=spec.prompt.system, image=spec.image)
     generation = spec.generation.model_dump()
     dataset_dir = manifest_path.parent.resolve()
+    maker = ItemMaker(templates, task, identity, dataset_dir, generation)
     samples = select_samples(experiment.registry.tasks[task], read_manifest(manifest_path))
-    accepted: dict[str, float] = {}
-    if spec.only_when is not None and rule_scores is not None:
-        accepted = accepted_by_rule(rule_scores, spec.only_when.below)
-    items = judge_items(samples, read_predictions(predictions_path), templates, task, identity,
-                        dataset_dir, generation, accepted)  # fmt: skip
+    items, self_ties = _items(spec, maker, model, samples, read_predictions(predictions_path),
+                              rule_scores, against_predictions)  # fmt: skip
     rule = VerdictRule(spec.verdict.type, spec.verdict.min, spec.verdict.max,
                        spec.parse.regex if spec.parse else None)  # fmt: skip
     return JudgeRun(
         label=f"{metric}: {judge_name} on {model}/{task}", templates=templates, rule=rule,
         items=items, dataset_dir=dataset_dir, journal=Journal(journal_path, stable_hash(identity)),
         settings=experiment.config.inference, served_model=judge_name, generation=generation,
+        self_ties=self_ties,
     )  # fmt: skip
 
 
@@ -240,11 +319,12 @@ def run_judge_job(
     journal_path: Path,
     server_path: Path | None = None,
     rule_scores: Path | None = None,
+    against_predictions: Path | None = None,
 ) -> RunStats:
     """Ask the judge (at its endpoint, or its serve job's server) what the journal lacks, and
     write the judgements; with nothing to ask, no server is needed."""
     run = _judge_run(experiment, metric, judge_name, model, task, manifest_path,
-                     predictions_path, journal_path, rule_scores)  # fmt: skip
+                     predictions_path, journal_path, rule_scores, against_predictions)  # fmt: skip
     if not run.pending():
         log.info("%s: every answer is judged in the journal", run.label)
         write_judgements(run, output_path)

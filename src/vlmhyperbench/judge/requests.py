@@ -7,7 +7,9 @@ task's prompts are, and see:
 * ``question`` - the sample's question; ``answers`` - its reference answers (a list);
 * ``prediction`` - the model's answer being judged ("" when it has none);
 * ``sample`` - the whole manifest record (``sample.meta.…``, ``sample.doc_class``…);
-* ``task`` - the task's name.
+* ``task`` - the task's name;
+* a ``pairwise`` verdict's templates also see ``answer_a`` and ``answer_b``, the two answers in
+  the order asked (the model's first, then swapped: :mod:`.pairwise`); others may not use them.
 
 With ``image`` the sample's images go to the judge too, as data URLs before the text (as the
 predict stage sends them). The request key hashes what is sent - the rendered texts, the
@@ -23,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from vlmhyperbench.datasets.digest import image_sha256
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.inference.messages import build_messages
-from vlmhyperbench.inference.prompts import RenderedPrompt, compile_template
+from vlmhyperbench.inference.prompts import RenderedPrompt, compile_template, template_environment
 from vlmhyperbench.runtime.io import stable_hash
 
 
@@ -40,21 +43,40 @@ class JudgeTemplates:
     image: bool = False
 
 
-def judge_context(sample: Sample, prediction: str, task: str) -> dict[str, Any]:
-    return {
+#: What only a pairwise verdict's templates see (and must use).
+PAIRWISE_VARIABLES = ("answer_a", "answer_b")
+
+
+def template_variables(source: str) -> set[str]:
+    """The variables a judge template reads (a syntax error raises ``TemplateSyntaxError``)."""
+    return jinja2.meta.find_undeclared_variables(template_environment().parse(source))
+
+
+def judge_context(
+    sample: Sample, prediction: str, task: str, pair: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    context = {
         "question": sample.question,
         "answers": sample.answers,
         "prediction": prediction,
         "sample": sample.model_dump(mode="json"),
         "task": task,
     }
+    if pair is not None:
+        context.update(zip(PAIRWISE_VARIABLES, pair, strict=True))
+    return context
 
 
 def render_judge_prompt(
-    templates: JudgeTemplates, sample: Sample, prediction: str, task: str
+    templates: JudgeTemplates,
+    sample: Sample,
+    prediction: str,
+    task: str,
+    pair: tuple[str, str] | None = None,
 ) -> RenderedPrompt:
-    """The judge's system and user texts for ``sample``; a template error names the sample."""
-    context = judge_context(sample, prediction, task)
+    """The judge's system and user texts for ``sample`` (``pair``: a pairwise verdict's
+    answer A and answer B); a template error names the sample."""
+    context = judge_context(sample, prediction, task, pair)
     try:
         system = compile_template(templates.system).render(context) if templates.system else None
         user = compile_template(templates.user).render(context)

@@ -287,6 +287,15 @@ class Plan:
             return None
         return self.score(model, task, judge.only_when.metric, "parquet")
 
+    def against_predictions(self, metric: str, model: str, task: str) -> str | None:
+        """A pairwise verdict's other answers: the compared-against model's predictions (none
+        for that model itself, or another verdict)."""
+        judge = self.experiment.registry.metrics[metric].judge
+        against = judge.verdict.against if judge else None
+        if against is None or against == model:
+            return None
+        return self.predictions(against, task)
+
     def judge_groups(self) -> dict[str, list[tuple[str, str, str, str]]]:
         """The judgements by judge: one judge rule each."""
         groups: dict[str, list[tuple[str, str, str, str]]] = {}

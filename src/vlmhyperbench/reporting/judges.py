@@ -41,12 +41,19 @@ from vlmhyperbench.perf.cost import NO_COST, usd
 from vlmhyperbench.reporting.perf import Price, pricing_text
 from vlmhyperbench.reporting.results import Results
 from vlmhyperbench.reporting.variants import VARIANTS_FILE
-from vlmhyperbench.stats.agreement import human_agreement, krippendorff_alpha, pairwise_kappas
+from vlmhyperbench.stats.agreement import (
+    human_agreement,
+    krippendorff_alpha,
+    pairwise_kappas,
+    position_consistency,
+)
 
 JUDGEMENTS_DIR = "judgements"
-LEVELS = {"binary": "nominal", "score": "interval"}
+LEVELS = {"binary": "nominal", "score": "interval", "pairwise": "ordinal"}
 WHOLE_TEXT = r"(?s)\A(.*)\Z"  # a human label is read whole, not searched for JSON
 BINARY_LABELS = {1.0: "correct", 0.0: "incorrect"}
+PAIRWISE_LABELS = {1.0: "win", 0.5: "tie", 0.0: "loss"}
+TWO_ORDER_VALUES = (0.0, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ class JudgeMetric:
 
     name: str
     judges: tuple[str, ...]
-    kind: str = "binary"  # binary | score
+    kind: str = "binary"  # binary | score | pairwise
+    against: str | None = None  # pairwise: the model the others are compared with
     low: float = 1.0
     high: float = 5.0
     aggregate: str = "mean"
@@ -98,6 +106,7 @@ def _judge_metric(name: str, entry: Any, warnings: list[str]) -> JudgeMetric:
         name=name,
         judges=judges,
         kind=kind,
+        against=None if verdict.get("against") is None else str(verdict["against"]),
         low=float(verdict.get("min", 1)),
         high=float(verdict.get("max", 5)),
         aggregate=str(entry.get("aggregate", "mean")),
@@ -133,6 +142,9 @@ class Served:
     completion_tokens: int = 0
     lines: int = 0
     files: int = 0
+    # pairwise: each sample's verdict for the model in the first order and swapped (model side)
+    first: list[float] = field(default_factory=list)
+    swapped: list[float] = field(default_factory=list)
 
 
 def _count(served: Served, line: dict[str, Any]) -> None:
@@ -145,6 +157,9 @@ def _count(served: Served, line: dict[str, Any]) -> None:
         value = usage.get(key)
         if isinstance(value, int | float) and math.isfinite(value):
             setattr(served, key, getattr(served, key) + int(value))
+    if line.get("first") in TWO_ORDER_VALUES and line.get("swapped") in TWO_ORDER_VALUES:
+        served.first.append(float(line["first"]))
+        served.swapped.append(float(line["swapped"]))
 
 
 def read_judgements(
@@ -284,9 +299,8 @@ def human_value(metric: JudgeMetric, label: str | None) -> float | None:
 
 
 def value_text(metric: JudgeMetric, value: float) -> str:
-    if metric.kind == "binary" and value in BINARY_LABELS:
-        return BINARY_LABELS[value]
-    return f"{value:g}"
+    labels = {"binary": BINARY_LABELS, "pairwise": PAIRWISE_LABELS}.get(metric.kind, {})
+    return labels.get(value, f"{value:g}")
 
 
 def human_rows(
@@ -329,9 +343,11 @@ def task_part(
             warnings.append(warning)
         else:
             frames[model] = frame
-    ratings = pooled(frames, [f"verdict:{j}" for j in metric.judges])
+    # the compared-against model's ties with itself are no judge's: left out of agreement
+    judged = {model: frame for model, frame in frames.items() if model != metric.against}
+    ratings = pooled(judged, [f"verdict:{j}" for j in metric.judges])
     ratings.columns = list(metric.judges)
-    labels = pooled(frames, ["human_label"])["human_label"]
+    labels = pooled(judged, ["human_label"])["human_label"]
     humans, n_labels, unreadable = (
         human_rows(metric, ratings, labels) if labels.notna().any() else ([], 0, 0)
     )
@@ -340,7 +356,7 @@ def task_part(
         "rows": judge_rows(metric, frames, _panel(results, metric.name, task)),
         "agreement": agreement(metric, ratings),
         "n_pooled": len(ratings),
-        "n_models": len(frames),
+        "n_models": len(judged),
         "human": humans,
         "n_labels": n_labels,
         "unreadable_labels": unreadable,
@@ -377,6 +393,30 @@ def cost_row(judge: str, price: Price | None, served: Served) -> dict[str, Any]:
     }
 
 
+def position_rows(served: dict[str, Served]) -> list[dict[str, Any]]:
+    """Pairwise: per judge, over the samples it gave a verdict in both orders, how often the
+    two differed (counted as ties) and how often the same position won both times."""
+    rows = []
+    for judge, found in served.items():
+        bias = position_consistency(pd.Series(found.first), pd.Series(found.swapped))
+        rows.append(
+            {
+                "judge": judge,
+                "n": bias.n,
+                **{
+                    key: None if math.isnan(value) else value
+                    for key, value in (
+                        ("inconsistent_rate", bias.inconsistent_rate),
+                        ("position_bias_rate", bias.position_bias_rate),
+                        ("first_position_rate", bias.first_position_rate),
+                        ("second_position_rate", bias.second_position_rate),
+                    )
+                },
+            }
+        )
+    return rows
+
+
 def drift(served: dict[str, Served]) -> list[dict[str, Any]]:
     """The judges whose served model name or system fingerprint changed within the run."""
     return [
@@ -410,7 +450,9 @@ def metric_section(results: Results, metric: JudgeMetric) -> tuple[dict[str, Any
         "name": metric.name,
         "judges": list(metric.judges),
         "kind": metric.kind,
-        "range": None if metric.kind == "binary" else [metric.low, metric.high],
+        "range": [metric.low, metric.high] if metric.kind == "score" else None,
+        "against": metric.against,
+        "position": position_rows(served) if metric.kind == "pairwise" else [],
         "aggregate": metric.aggregate,
         "invalid": metric.invalid,
         "tasks": parts,

@@ -136,6 +136,28 @@ def test_a_judge_whose_served_model_changed_is_warned(tmp_path: Path) -> None:
     assert any("changed within the run" in w for w in report.warnings)
 
 
+def test_a_judge_served_otherwise_than_in_the_baseline_is_warned_and_provenance_says(
+    tmp_path: Path,
+) -> None:
+    served_now = {(JUDGE_A, m): "org/judge-a-8b" for m in ("model-00", "model-01")}
+    results = judged_run(tmp_path / "now", served=served_now)
+    baseline = judged_run(tmp_path / "before")
+    out = tmp_path / "report"
+    report = build_report(results, out, baseline_dir=baseline, n_boot=100)
+    part = judges_part((out / "index.html").read_text(encoding="utf-8"))
+    (warning,) = re.findall(r'<p class="warning drift baseline-drift">(.*?)</p>', part, re.S)
+    assert JUDGE_A in warning and "org/judge-a-8b" in warning and "org/judge-a-7b" in warning
+    assert "changed within the run" not in part  # steady within each run
+    assert any("the baseline run's as org/judge-a-7b" in w for w in report.warnings)
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["judges"][JUDGE_METRIC][JUDGE_A] == {
+        "served_models": ["org/judge-a-8b"],
+        "system_fingerprints": ["fp_1"],
+    }
+    same = build_report(baseline, tmp_path / "same", baseline_dir=baseline, n_boot=100)
+    assert not any("baseline run's" in w for w in same.warnings)  # no change, no warning
+
+
 def test_the_latex_table(results: Path, page: str) -> None:
     text = (results.parent / "report" / "tables" / f"judges_{JUDGE_METRIC}.tex").read_text()
     assert r"\begin{tabular}{lllrrrrr}" in text

@@ -258,7 +258,7 @@ def build_report(
         report.files.append(_write_leaderboard_table(report.out, results, task, section))
     perf_sections, perf_warnings = perf.perf_sections(results, specs)
     report.warnings += perf_warnings
-    judge_sections, judge_warnings = judges.judge_sections(results)
+    judge_sections, judge_warnings = judges.judge_sections(results, baseline)
     report.warnings += judge_warnings
     clock.done("tables and sections")
     rendered = figures.render_all(specs, workers=workers)
@@ -272,7 +272,7 @@ def build_report(
     if baseline is not None:
         baseline_context = _baseline_section(report, results, baseline, n_boot=n_boot, seed=seed)
     _write_markdown_leaderboard(report, results, run)
-    provenance = _write_provenance(report, results)
+    provenance = _write_provenance(report, results, judge_sections)
     context = _page_context(results, run, task_sections, provenance, baseline_context, report)
     context["perf"] = perf_sections
     context["judges"] = judge_sections
@@ -575,9 +575,23 @@ def _write_markdown_leaderboard(report: Report, results: Results, run: _RunTable
     report.files.append(_write_text(report.out / "leaderboard.md", text))
 
 
-def _write_provenance(report: Report, results: Results) -> dict[str, Any]:
-    """``provenance.json``; returns the document (the page's run facts come from it)."""
+def _write_provenance(
+    report: Report, results: Results, judge_sections: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``provenance.json``; returns the document (the page's run facts come from it). Per
+    judge metric and judge: the served model names and system fingerprints it answered with."""
     provenance = provenance_document(results)
+    if judge_sections:
+        provenance["judges"] = {
+            section["name"]: {
+                served["judge"]: {
+                    "served_models": served["models"],
+                    "system_fingerprints": served["fingerprints"],
+                }
+                for served in section["served"]
+            }
+            for section in judge_sections
+        }
     report.files.append(
         _write_text(
             report.out / "provenance.json",

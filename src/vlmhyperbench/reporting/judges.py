@@ -19,7 +19,11 @@ judge metric and each task that has it in the summary:
   every (model, task) of the metric's tasks: the served model names and system fingerprints
   each judge answered with (more than one of either: a drift warning), and its prompt and
   completion tokens, priced where the judge has an API price (a self-hosted judge: tokens only,
-  its cost needs a load test; no price: "—", never 0).
+  its cost needs a load test; no price: "—", never 0);
+* with a baseline run (``--baseline``): the judges whose served model names or fingerprints
+  differ from the baseline's judgements of the same metric (a drift warning);
+* a pairwise metric: per judge, how often its two orders disagreed (ties) and how often the
+  same position won both times (:func:`~vlmhyperbench.stats.agreement.position_consistency`).
 
 A missing or unreadable file is a warning, never a crash. Every listing is sorted.
 """
@@ -434,18 +438,65 @@ def drift_text(metric: str, entry: dict[str, Any]) -> str:
     )
 
 
-def metric_section(results: Results, metric: JudgeMetric) -> tuple[dict[str, Any], list[str]]:
-    tasks = [task for task in results.tasks() if metric.name in results.metrics(task)]
+def _metric_pairs(results: Results, metric: str) -> dict[str, list[str]]:
+    """The tasks that have ``metric``, each with its models."""
     overall = results.overall
-    models = {t: sorted(set(overall.loc[overall["task"] == t, "model"])) for t in tasks}
+    tasks = [task for task in results.tasks() if metric in results.metrics(task)]
+    return {t: sorted(set(overall.loc[overall["task"] == t, "model"])) for t in tasks}
+
+
+def _served(results: Results, metric: JudgeMetric) -> tuple[dict[str, Served], list[str]]:
+    models = _metric_pairs(results, metric.name)
+    pairs = [(model, task) for task, names in models.items() for model in names]
+    return read_judgements(results.root, metric, pairs)
+
+
+def baseline_drift(
+    metric: JudgeMetric, served: dict[str, Served], baseline: Results
+) -> list[dict[str, Any]]:
+    """The judges whose served model names or fingerprints differ from the baseline run's
+    (judges the baseline did not have, or has no judgements of, are not compared)."""
+    metrics, _ = read_judge_metrics(baseline.root)
+    before_metric = next((m for m in metrics if m.name == metric.name), None)
+    if before_metric is None:
+        return []
+    before, _ = _served(baseline, before_metric)
+    changed = []
+    for judge, now in served.items():
+        old = before.get(judge)
+        if old is None or not old.files or not now.files:
+            continue
+        if old.models != now.models or old.fingerprints != now.fingerprints:
+            changed.append({
+                "judge": judge,
+                "models": sorted(now.models), "fingerprints": sorted(now.fingerprints),
+                "baseline_models": sorted(old.models),
+                "baseline_fingerprints": sorted(old.fingerprints),
+            })  # fmt: skip
+    return changed
+
+
+def baseline_drift_text(metric: str, entry: dict[str, Any]) -> str:
+    return (
+        f"judge metric {metric}: the judge {entry['judge']} answered as "
+        f"{', '.join(entry['models']) or '—'} ({', '.join(entry['fingerprints']) or '—'}), the "
+        f"baseline run's as {', '.join(entry['baseline_models']) or '—'} "
+        f"({', '.join(entry['baseline_fingerprints']) or '—'}): its verdicts may not compare"
+    )
+
+
+def metric_section(
+    results: Results, metric: JudgeMetric, baseline: Results | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    models = _metric_pairs(results, metric.name)
     parts, warnings = [], []
-    for task in tasks:
-        part, found = task_part(results, metric, task, models[task])
+    for task, names in models.items():
+        part, found = task_part(results, metric, task, names)
         parts.append(part)
         warnings += found
-    pairs = [(model, task) for task in tasks for model in models[task]]
-    served, found = read_judgements(results.root, metric, pairs)
+    served, found = _served(results, metric)
     drifted = drift(served)
+    against_baseline = baseline_drift(metric, served, baseline) if baseline else []
     section = {
         "name": metric.name,
         "judges": list(metric.judges),
@@ -462,17 +513,22 @@ def metric_section(results: Results, metric: JudgeMetric) -> tuple[dict[str, Any
             for j, s in served.items()
         ],
         "drift": drifted,
+        "baseline_drift": against_baseline,
     }
-    return section, warnings + found + [drift_text(metric.name, d) for d in drifted]
+    warnings += found + [drift_text(metric.name, d) for d in drifted]
+    return section, warnings + [baseline_drift_text(metric.name, d) for d in against_baseline]
 
 
-def judge_sections(results: Results) -> tuple[list[dict[str, Any]], list[str]]:
+def judge_sections(
+    results: Results, baseline: Results | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Per judge metric ``variants.json`` lists: its part of the section (none: the page has
-    no such section); and the gaps (and drifts) as warnings."""
+    no such section); and the gaps (and drifts, within the run and from ``baseline``) as
+    warnings."""
     metrics, warnings = read_judge_metrics(results.root)
     sections = []
     for metric in metrics:
-        section, found = metric_section(results, metric)
+        section, found = metric_section(results, metric, baseline)
         sections.append(section)
         warnings += found
     return sections, warnings

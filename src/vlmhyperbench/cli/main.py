@@ -126,7 +126,10 @@ def dataset_push(
 @dataset_app.command("import")
 def dataset_import(
     format: Annotated[
-        str, typer.Argument(help="vqa_csv | field_json | class_folders | multipage | hf_disk")
+        str,
+        typer.Argument(
+            help="vqa_csv | field_json | class_folders | multipage | hf_disk | mws_vision"
+        ),
     ],
     source: Annotated[Path, typer.Argument(help="The folder (or annotation file) to import.")],
     out_dir: Annotated[Path, typer.Argument(help="Where the manifest-format dataset goes.")],

@@ -18,6 +18,7 @@ from vlmhyperbench.datasets.importers import (
     field_json,
     hf_disk,
     multipage,
+    mws_vision,
     vqa_csv,
 )
 from vlmhyperbench.datasets.importers.common import (
@@ -34,6 +35,7 @@ IMPORTERS: dict[str, types.ModuleType] = {
     "class_folders": class_folders,
     "multipage": multipage,
     "hf_disk": hf_disk,
+    "mws_vision": mws_vision,
 }
 
 

@@ -259,3 +259,74 @@ def report(
     for warning in built.warnings:
         console.print(f"[yellow]gap[/yellow]: {warning}", soft_wrap=True, highlight=False)
     console.print(f"wrote {len(built.files)} files into {out} ({out / 'index.html'})")
+
+
+@app.command()
+def view(
+    results: Annotated[Path, typer.Argument(help="A results folder (summary, scores, ...).")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Another run's results folder: per-sample run diff.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (other than loopback: warned).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Folder holding the datasets (DATA/NAME/manifest.jsonl); repeatable. "
+            "Default: data/ beside RESULTS."
+        ),
+    ] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write one self-contained page of --task to this file.")
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="The task to export.")] = None,
+    filter_query: Annotated[
+        str,
+        typer.Option(
+            "--filter",
+            help="The export's filter: a task page's query string, "
+            "e.g. 'right=a&wrong=b&q=date&sort=disagreement'.",
+        ),
+    ] = "",
+    limit: Annotated[int, typer.Option(help="Samples on the exported page at most.")] = 500,
+    n_boot: Annotated[int, typer.Option(help="Resamples of the run diff's CIs.")] = 1000,
+    seed: int = 0,
+) -> None:
+    """Explore RESULTS in a browser (read-only): tasks × models, every sample with its page
+    image and every model's answer, filters, and with --baseline the per-sample run diff."""
+    from vlmhyperbench.explorer.export import write_export
+    from vlmhyperbench.explorer.serve import bind_warning, serve
+    from vlmhyperbench.explorer.session import open_explorer
+    from vlmhyperbench.reporting.results import NotAResultsFolder
+
+    try:
+        explorer = open_explorer(
+            results, baseline=baseline, data_dirs=data, n_boot=n_boot, seed=seed
+        )
+    except NotAResultsFolder as error:
+        console.print(f"[red]{escape(str(error))}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for warning in explorer.run.warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(warning)}", soft_wrap=True)
+    try:
+        if export is not None:
+            if task is None:
+                console.print("[red]--export needs --task[/red]")
+                raise typer.Exit(2)
+            try:
+                count = write_export(explorer, export, task, filter_query, limit)
+            except (ValueError, KeyError) as error:
+                console.print(f"[red]{escape(str(error))}[/red]", soft_wrap=True)
+                raise typer.Exit(1) from None
+            console.print(f"wrote {export} ({count} samples)")
+            return
+        warning = bind_warning(host, port)
+        if warning:
+            console.print(f"[yellow]warning[/yellow]: {escape(warning)}", soft_wrap=True)
+        shown = f"[{host}]" if ":" in host else host
+        console.print(f"serving {results} on http://{shown}:{port}/ (Ctrl-C stops)")
+        serve(explorer, host, port)
+    finally:
+        explorer.close()

@@ -86,7 +86,7 @@ def test_each_judge_per_model_with_its_invalid_rate(section) -> None:
     rows = {(r["judge"], r["model"]): r for r in section["tasks"][0]["rows"]}
     assert len(rows) == 4  # every judge, every model: the invalid rate is never hidden
     bad = rows[(JUDGE_UNTRUSTED, "model-01")]
-    assert (bad["judged"], bad["invalid"], bad["errors"]) == (6, 1, 1)
+    assert (bad["judged"], bad["samples"], bad["invalid"], bad["errors"]) == (6, 6, 1, 1)
     assert bad["invalid_rate"] == pytest.approx(1 / 6)
     assert bad["mean"] == 0.0  # over its 4 verdicts
     good = rows[(JUDGE_A, "model-00")]

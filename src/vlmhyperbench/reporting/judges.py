@@ -251,6 +251,7 @@ def judge_rows(
                     "read": frame is not None,
                     "mean": float(verdicts.mean()) if verdicts.notna().any() else None,
                     "judged": judged,
+                    "samples": 0 if frame is None else len(frame),
                     "invalid": invalid,
                     "errors": int((status == "error").sum()),
                     "invalid_rate": invalid / judged if judged else None,

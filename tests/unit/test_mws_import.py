@@ -42,10 +42,10 @@ def _import(source: Path, out: Path, **options: Any):
     return import_dataset("mws_vision", source, out, name="mws_vision", options=options)
 
 
-def _dataset(folder: Path) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+def _dataset(folder: Path) -> tuple[list[dict[str, Any]], bytes, dict[str, bytes]]:
     manifest = [sample.model_dump() for sample in read_manifest(folder)]
     images = {p.name: p.read_bytes() for p in (folder / "images").iterdir()}
-    return manifest, images
+    return manifest, (folder / "manifest.jsonl").read_bytes(), images
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def hub_import(sources, tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_shape_imports_into_the_same_manifest(sources, hub_import, tmp_path: Path) -> None:
     expected = _dataset(hub_import[0])
-    assert len(expected[0]) == 9 and len(expected[1]) == 4
+    assert len(expected[0]) == 9 and len(expected[2]) == 4
     for shape, (source, options) in sources.items():
         out = tmp_path / shape.replace(" ", "_")
         _, report = _import(source, out, **options)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ ACCEPTED = (
 )
 _BATCH = 16  # rows per Arrow batch: each row of the hub's files carries its page's bytes
 _SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}$")
+Batches = tuple[list[str], Iterator[list[dict[str, Any]]]]  # column names, then rows in batches
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def one_split(files: list[Path], split: str | None, source: Path) -> list[Path]:
     return chosen
 
 
-def read_rows(kind: str, files: list[Path], base_path: Path | None, split: str | None):
+def read_rows(
+    kind: str, files: list[Path], base_path: Path | None, split: str | None
+) -> Iterator[SourceRow]:
     """Every row of the shape ``kind`` in ``files``, in file and row order."""
     if kind == "parquet":
         return _table_rows(one_split(files, split, files[0].parent), _parquet_batches)
@@ -105,7 +108,7 @@ def read_rows(kind: str, files: list[Path], base_path: Path | None, split: str |
     return _local_rows(files, base_path)
 
 
-def _parquet_batches(path: Path) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
+def _parquet_batches(path: Path) -> Batches:
     import pyarrow.parquet as pq
 
     try:
@@ -118,7 +121,7 @@ def _parquet_batches(path: Path) -> tuple[list[str], Iterator[list[dict[str, Any
     return names, batches
 
 
-def _arrow_batches(path: Path) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
+def _arrow_batches(path: Path) -> Batches:
     import pyarrow as pa
 
     try:
@@ -136,7 +139,7 @@ def _arrow_batches(path: Path) -> tuple[list[str], Iterator[list[dict[str, Any]]
     return names, batches
 
 
-def _table_rows(files: list[Path], open_batches) -> Iterator[SourceRow]:
+def _table_rows(files: list[Path], open_batches: Callable[[Path], Batches]) -> Iterator[SourceRow]:
     for path in files:
         names, batches = open_batches(path)
         missing = [key for key in (*REQUIRED, "image") if key not in names]

@@ -108,10 +108,12 @@ def test_search_is_a_bound_parameter(store: ScoreStore) -> None:
 def test_a_sample_has_every_metric_of_every_model(store: ScoreStore) -> None:
     sample = oracle(store).index[0]
     values = store.sample_values(TASK, sample)
-    assert sorted(zip(values["model"], values["metric"], strict=True)) == sorted(
+    assert sorted(values) == sorted(
         (m, metric) for m in MODELS for metric in ("metric_00", "metric_01")
     )
-    assert set(values.loc[values["model"] == "model-02", "rows"]) == {2, 1}
+    assert values[("model-02", "metric_00")][1] == 2 and values[("model-02", "metric_01")][1] == 1
+    table = oracle(store)
+    assert values[("model-02", "metric_00")][0] == pytest.approx(table.at[sample, "model-02"])
 
 
 def test_the_store_reads_what_is_there(tmp_path: Path) -> None:

@@ -12,11 +12,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vlmhyperbench.pipeline.provenance import PROVENANCE_DIR
-from vlmhyperbench.reporting.judges import JudgeMetric, read_judge_metrics
 from vlmhyperbench.reporting.results import Results, read_summary
-from vlmhyperbench.reporting.variants import load_variants, name_order
+from vlmhyperbench.reporting.variants import VARIANTS_FILE, load_variants, name_order
+
+if TYPE_CHECKING:
+    from vlmhyperbench.reporting.judges import JudgeMetric
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,35 @@ class Catalog:
     results: Results  # the summary only: its score dicts stay empty
     group_of: Callable[[str], str]
     datasets: dict[str, DatasetRecord] = field(default_factory=dict)  # task → dataset
-    judge_metrics: dict[str, JudgeMetric] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    _judge_metrics: dict[str, JudgeMetric] | None = None
+
+    def judge_metrics(self) -> dict[str, JudgeMetric]:
+        """The judge metrics ``variants.json`` lists, by name, read on first use (the
+        report's reader; importing it brings the report's statistics, seconds at start)."""
+        if self._judge_metrics is None and not self._lists_judge_metrics():
+            self._judge_metrics = {}
+        if self._judge_metrics is None:
+            from vlmhyperbench.reporting.judges import read_judge_metrics
+
+            metrics, warnings = read_judge_metrics(self.root)
+            self.warnings += warnings
+            self._judge_metrics = {m.name: m for m in metrics}
+        return self._judge_metrics
 
     @property
     def root(self) -> Path:
         return self.results.root
+
+    def _lists_judge_metrics(self) -> bool:
+        """Whether ``variants.json`` has judge metrics (or cannot be read: the reader says)."""
+        try:
+            document = json.loads((self.root / VARIANTS_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError):
+            return True
+        return not isinstance(document, dict) or bool(document.get("judge_metrics"))
 
     def tasks(self) -> list[str]:
         return self.results.tasks()
@@ -97,12 +123,9 @@ def open_catalog(root: str | Path) -> Catalog:
     warnings: list[str] = []
     variants, variant_warnings = load_variants(root)
     warnings += variant_warnings
-    judge_metrics, judge_warnings = read_judge_metrics(root)
-    warnings += judge_warnings
     return Catalog(
         results=results,
         group_of=variants.group if variants is not None else (lambda model: model),
         datasets=_dataset_records(root, warnings),
-        judge_metrics={m.name: m for m in judge_metrics},
         warnings=warnings,
     )

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from vlmhyperbench.explorer.catalog import Catalog
 from vlmhyperbench.explorer.query import score_path
@@ -110,24 +109,3 @@ def task_diff(
                 diff.report = by_key.get((model, metric), {})
                 diffs.setdefault(metric, []).append(diff)
     return diffs, [n for n in notes if n.startswith("model ")]
-
-
-def report_rows(diffs: dict[str, list[ModelDiff]]) -> pd.DataFrame:
-    """The diff's counts beside the report's row, one line per (metric, model)."""
-    return pd.DataFrame(
-        [
-            {
-                "metric": metric,
-                "model": d.model,
-                "n": d.n,
-                "improved": len(d.improved),
-                "regressed": len(d.regressed),
-                "unchanged": d.unchanged,
-                "report_n": d.report.get("n"),
-                "change": d.report.get("change"),
-                "verdict": d.report.get("verdict"),
-            }
-            for metric, models in diffs.items()
-            for d in models
-        ]
-    )

@@ -251,16 +251,16 @@ class ScoreStore:
         )
         return {(i, m): {"prediction": p, "error": e, "value": v} for i, m, p, e, v in found}
 
-    def sample_values(self, task: str, sample_id: str) -> pd.DataFrame:
-        """Every metric's value of one sample per model: model, metric, value, rows (how many
-        score rows the sample has, e.g. one per field)."""
+    def sample_values(self, task: str, sample_id: str) -> dict[tuple[str, str], tuple]:
+        """Every metric's value of one sample per model: (model, metric) → (value or None,
+        how many score rows the sample has, e.g. one per field)."""
         files = self._files(task, self.catalog.metrics(task))
         if files.empty:
-            return pd.DataFrame(columns=["model", "metric", "value", "rows"])
+            return {}
         with self._lock:
             self.con.register("explorer_files", files)
             try:
-                return self.con.execute(
+                found = self._sql(
                     "SELECT f.model, f.metric, "
                     "avg(CASE WHEN isnan(CAST(r.value AS DOUBLE)) THEN NULL "
                     "ELSE CAST(r.value AS DOUBLE) END) AS value, count(*) AS rows "
@@ -268,9 +268,10 @@ class ScoreStore:
                     "JOIN explorer_files f ON r.filename = f.filename "
                     "WHERE CAST(r.id AS VARCHAR) = $id GROUP BY f.model, f.metric",
                     {"files": files["filename"].tolist(), "id": sample_id},
-                ).df()
+                )
             finally:
                 self.con.unregister("explorer_files")
+        return {(model, metric): (value, rows) for model, metric, value, rows in found}
 
 
 def page_sql(

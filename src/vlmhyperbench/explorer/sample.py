@@ -14,10 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from vlmhyperbench.explorer.catalog import Catalog
-from vlmhyperbench.reporting.judges import judgements_path
 
 PERFORMANCE_SHOWN = ("latency_ms", "ttft_ms", "tpot_ms", "prompt_tokens", "completion_tokens")
 
@@ -87,9 +84,14 @@ def _performance(record: dict[str, Any]) -> dict[str, float | None]:
 
 
 def _judgements(catalog: Catalog, task: str, model: str, sample_id: str) -> list[dict[str, Any]]:
+    judge_metrics = catalog.judge_metrics()
+    if not judge_metrics:
+        return []
+    from vlmhyperbench.reporting.judges import judgements_path  # the report's plotting too
+
     out = []
     for metric in catalog.metrics(task):
-        judge_metric = catalog.judge_metrics.get(metric)
+        judge_metric = judge_metrics.get(metric)
         for judge in judge_metric.judges if judge_metric else ():
             path = judgements_path(catalog.root, metric, judge, model, task)
             line = find_line(path, sample_id) or {}
@@ -107,21 +109,20 @@ def _judgements(catalog: Catalog, task: str, model: str, sample_id: str) -> list
 
 
 def model_samples(
-    catalog: Catalog, task: str, sample_id: str, values: pd.DataFrame
+    catalog: Catalog, task: str, sample_id: str, values: dict[tuple[str, str], tuple]
 ) -> list[ModelSample]:
     """Per model of ``task``: its line for ``sample_id`` and the sample's metric values
-    (``values``: model, metric, value, rows, as :meth:`ScoreStore.sample_values` gives)."""
+    (``values``: (model, metric) → (value, rows), as :meth:`ScoreStore.sample_values` gives)."""
     out = []
     for model in catalog.models(task):
         path = catalog.root / "predictions" / model / f"{task}.jsonl"
         record = find_line(path, sample_id)
-        mine = values[values["model"] == model].set_index("metric")
         entry = ModelSample(model=model, recorded=record is not None)
         entry.values = [
             {
                 "metric": metric,
-                "value": _number(mine.at[metric, "value"]) if metric in mine.index else None,
-                "rows": int(mine.at[metric, "rows"]) if metric in mine.index else 0,
+                "value": _number(values.get((model, metric), (None, 0))[0]),
+                "rows": int(values.get((model, metric), (None, 0))[1]),
                 "higher": catalog.higher_is_better(task, metric),
             }
             for metric in catalog.metrics(task)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vlmhyperbench.explorer.catalog import Catalog, open_catalog
 from vlmhyperbench.explorer.datasets import Datasets, default_data_dirs
-from vlmhyperbench.explorer.diff import ModelDiff, task_diff
 from vlmhyperbench.explorer.media import Media
 from vlmhyperbench.explorer.query import ScoreStore
+
+if TYPE_CHECKING:
+    from vlmhyperbench.explorer.diff import ModelDiff
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Explorer:
 
     def diff(self, task: str) -> tuple[dict[str, list[ModelDiff]], list[str]]:
         """The task against the baseline (computed once); requires a baseline run."""
+        from vlmhyperbench.explorer.diff import task_diff  # the report's statistics: seconds
+
         assert self.baseline is not None
         with self._lock:
             if task not in self._diffs:

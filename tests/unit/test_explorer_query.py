@@ -123,3 +123,19 @@ def test_the_store_reads_what_is_there(tmp_path: Path) -> None:
     found = store.page(TASK, parse_query(""))
     assert found.total == 8 and {m for _, m in found.answers} == {"model-00"}
     store.close()
+
+
+def test_an_unreadable_score_file_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    root = write_synthetic_results(tmp_path / "results", models=2, tasks=1, metrics=2, samples=8)
+    for metric in ("metric_00", "metric_01"):
+        path = root / "scores" / "model-01" / TASK / f"{metric}.parquet"
+        path.write_bytes(path.read_bytes()[:100])  # truncated
+    store = ScoreStore(open_catalog(root))
+    for query in ("", "metric=metric_01&sort=disagreement"):
+        found = store.page(TASK, parse_query(query))
+        assert found.total == 8 and {m for _, m in found.answers} == {"model-00"}
+    values = store.sample_values(TASK, found.ids[0])
+    assert {model for model, _ in values} == {"model-00"}
+    warned = [w for w in store.catalog.warnings if "model-01" in w and "unreadable" in w]
+    assert len(warned) == 2
+    store.close()

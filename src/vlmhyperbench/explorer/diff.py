@@ -46,19 +46,28 @@ class ModelDiff:
 
 def task_results(catalog: Catalog, task: str) -> Results:
     """A :class:`Results` holding ``task``'s per-sample scores only (the main metric with its
-    text, the others their values), read as the report reads them."""
+    text, the others their values), read as the report reads them; a file that cannot be read
+    is left out with a warning, as the report's gaps are."""
     summary = catalog.results.summary
     results = Results(root=catalog.root, summary=summary[summary["task"] == task])
     primary = catalog.primary(task)
     for model in catalog.models(task):
-        path = score_path(catalog.root, model, task, primary)
-        main = read_sample_scores(path, with_text=True) if path.is_file() else None
-        if main is not None:
-            results.scores[(model, task, primary)] = main
-        for metric in catalog.metrics(task)[1:]:
+        main = None
+        for metric in catalog.metrics(task):
             path = score_path(catalog.root, model, task, metric)
-            if path.is_file():
-                results.scores[(model, task, metric)] = read_values(path, main)
+            if not path.is_file():
+                continue
+            try:
+                scores = (
+                    read_sample_scores(path, with_text=True)
+                    if metric == primary
+                    else read_values(path, main)
+                )
+            except Exception as exc:  # a truncated or foreign file, as in load_results
+                results.warnings.append(f"{results.rel(path)}: unreadable ({exc})")
+                continue
+            main = scores if metric == primary else main
+            results.scores[(model, task, metric)] = scores
     return results
 
 
@@ -97,9 +106,10 @@ def task_diff(
     current: Catalog, baseline: Catalog, task: str, *, n_boot: int, seed: int
 ) -> tuple[dict[str, list[ModelDiff]], list[str]]:
     """metric → per model of both runs its diff (with the report's baseline row); and the
-    notes on models only one run has."""
+    notes: models only one run has, score files that could not be read."""
     now, before = task_results(current, task), task_results(baseline, task)
     rows, notes = compare_baseline(now, before, n_boot=n_boot, seed=seed)
+    notes += now.warnings + [f"baseline {w}" for w in before.warnings]
     by_key = {(r["model"], r["metric"]): r for r in rows.to_dict("records")}
     diffs: dict[str, list[ModelDiff]] = {}
     for metric in current.metrics(task):
@@ -108,4 +118,4 @@ def task_diff(
             if diff is not None:
                 diff.report = by_key.get((model, metric), {})
                 diffs.setdefault(metric, []).append(diff)
-    return diffs, [n for n in notes if n.startswith("model ")]
+    return diffs, [n for n in notes if not n.startswith("task ")]

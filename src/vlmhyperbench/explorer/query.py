@@ -97,6 +97,27 @@ class ScoreStore:
         ]
         return pd.DataFrame(rows, columns=["filename", "model", "metric"])
 
+    def _readable(self, files: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+        """The ``files`` whose footer reads and that have ``id`` and ``value`` (the others are
+        warnings, as the report's gaps), and the union of their columns."""
+        keep, names = [], set()
+        for path in files["filename"]:
+            try:
+                columns = pq.read_schema(path).names
+            except (OSError, ValueError) as exc:
+                self._warn(f"{Path(path).relative_to(self.catalog.root)}: unreadable ({exc})")
+                continue
+            if "id" not in columns or "value" not in columns:
+                self._warn(f"{Path(path).relative_to(self.catalog.root)}: no id or value column")
+                continue
+            keep.append(path)
+            names.update(columns)
+        return files[files["filename"].isin(keep)], names
+
+    def _warn(self, warning: str) -> None:
+        if warning not in self.catalog.warnings:
+            self.catalog.warnings.append(warning)
+
     def _read(self, files: pd.DataFrame, columns: list[str], name: str) -> None:
         """Table ``name``: the ``files`` read, with their model and metric, ``columns`` cast."""
         self.con.register("explorer_files", files)
@@ -119,10 +140,7 @@ class ScoreStore:
             return self._tasks[task]
 
     def _load_task(self, task: str) -> TaskTables:
-        files = self._files(task, [self.catalog.primary(task)])
-        names: set[str] = set()
-        for path in files["filename"]:
-            names.update(pq.read_schema(path).names)
+        files, names = self._readable(self._files(task, [self.catalog.primary(task)]))
         wanted = self.catalog.group_columns(task) + list(ALWAYS_GROUPED)
         groups = list(dict.fromkeys(c for c in wanted if c in names))
         t = TaskTables(index=len(self._tasks), group_columns=groups)
@@ -182,7 +200,7 @@ class ScoreStore:
             t = self.tables(task)
             if metric not in t.values:
                 j = self.catalog.metrics(task).index(metric)
-                files = self._files(task, [metric])
+                files, _ = self._readable(self._files(task, [metric]))
                 raw = f"raw{t.index}_{j}"
                 columns = ["CAST(r.id AS VARCHAR) AS id", "CAST(r.value AS DOUBLE) AS value"]
                 if files.empty:
@@ -255,23 +273,29 @@ class ScoreStore:
         """Every metric's value of one sample per model: (model, metric) → (value or None,
         how many score rows the sample has, e.g. one per field)."""
         files = self._files(task, self.catalog.metrics(task))
-        if files.empty:
-            return {}
         with self._lock:
-            self.con.register("explorer_files", files)
             try:
-                found = self._sql(
-                    "SELECT f.model, f.metric, "
-                    "avg(CASE WHEN isnan(CAST(r.value AS DOUBLE)) THEN NULL "
-                    "ELSE CAST(r.value AS DOUBLE) END) AS value, count(*) AS rows "
-                    "FROM read_parquet($files, filename = true, union_by_name = true) r "
-                    "JOIN explorer_files f ON r.filename = f.filename "
-                    "WHERE CAST(r.id AS VARCHAR) = $id GROUP BY f.model, f.metric",
-                    {"files": files["filename"].tolist(), "id": sample_id},
-                )
-            finally:
-                self.con.unregister("explorer_files")
+                found = self._sample_values(files, sample_id)
+            except duckdb.Error:  # a truncated or foreign file: read the others
+                found = self._sample_values(self._readable(files)[0], sample_id)
         return {(model, metric): (value, rows) for model, metric, value, rows in found}
+
+    def _sample_values(self, files: pd.DataFrame, sample_id: str) -> list[tuple]:
+        if files.empty:
+            return []
+        self.con.register("explorer_files", files)
+        try:
+            return self._sql(
+                "SELECT f.model, f.metric, "
+                "avg(CASE WHEN isnan(CAST(r.value AS DOUBLE)) THEN NULL "
+                "ELSE CAST(r.value AS DOUBLE) END) AS value, count(*) AS rows "
+                "FROM read_parquet($files, filename = true, union_by_name = true) r "
+                "JOIN explorer_files f ON r.filename = f.filename "
+                "WHERE CAST(r.id AS VARCHAR) = $id GROUP BY f.model, f.metric",
+                {"files": files["filename"].tolist(), "id": sample_id},
+            )
+        finally:
+            self.con.unregister("explorer_files")
 
 
 def page_sql(

@@ -207,3 +207,14 @@ def test_cli_imports_and_reports(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 1 and "nowhere: not found" in bad.stdout
+
+
+def test_a_registry_entry_can_name_every_importer() -> None:
+    """``source: {type: import, format: …}`` accepts exactly the formats there are importers
+    for (the CLI's ``vlmhb dataset import`` takes the same names)."""
+    from typing import get_args
+
+    from vlmhyperbench.config.schema import ImportFormat
+    from vlmhyperbench.datasets.importers import IMPORTERS
+
+    assert set(get_args(ImportFormat)) == set(IMPORTERS)

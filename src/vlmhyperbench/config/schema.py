@@ -49,7 +49,9 @@ class LocalSource(Strict):
     path: str
 
 
-ImportFormat = Literal["vqa_csv", "field_json", "class_folders", "multipage", "hf_disk"]
+ImportFormat = Literal[
+    "vqa_csv", "field_json", "class_folders", "multipage", "hf_disk", "mws_vision"
+]
 
 
 class ImportSource(Strict):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -109,6 +110,12 @@ def timed(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, len(response.content)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process so far (wall time depends on the machine's load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_memory_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -154,6 +161,7 @@ def main() -> None:
     results = synthesise(root / "run", args, seed=0)
     baseline = None if args.no_baseline else synthesise(root / "base", args, seed=1)
     process, url, started = start_server(results, baseline)
+    start_cpu = cpu_seconds(process.pid)
     try:
         rows = measure(url, args, diff=baseline is not None)
         peak = peak_memory_mib(process.pid)
@@ -162,7 +170,9 @@ def main() -> None:
         process.wait(timeout=30)
     print(
         f"{args.models} models × {args.tasks} tasks × {args.metrics} metrics × {args.samples} "
-        f"samples{' + baseline' if baseline else ''}: first overview after {started:.2f} s"
+        f"samples{' + baseline' if baseline else ''}: first overview after {started:.2f} s "
+        f"({start_cpu:.2f} s of CPU; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores)"
     )
     for name, seconds, size in rows:
         print(f"  {name:<45} {seconds:6.3f} s  {size / 1e3:8.0f} kB")

@@ -39,7 +39,7 @@ IMAGE_HEADERS = {
     "Cache-Control": "private, max-age=600",
 }
 STATIC = {"explorer.css": "text/css", "explorer.js": "text/javascript"}
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
+LOOPBACK_NAMES = ["127.0.0.1", "localhost"]
 
 
 def _html(template: str, context: dict) -> HTMLResponse:

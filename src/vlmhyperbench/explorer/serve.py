@@ -36,5 +36,6 @@ def bind_warning(host: str, port: int) -> str | None:
 
 def serve(explorer: Explorer, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Run the app until interrupted."""
-    app = create_app(explorer, loopback_only=is_loopback(host))
+    # Starlette's host check cannot read an IPv6 Host header ("[::1]:8765"): IPv4 loopback only.
+    app = create_app(explorer, loopback_only=is_loopback(host) and ":" not in host)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

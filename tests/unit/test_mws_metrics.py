@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zss import Node, simple_distance
 
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.metrics.aggregate import aggregate
@@ -26,7 +29,12 @@ from vlmhyperbench.metrics.loader import load_metric
 from vlmhyperbench.metrics.mws import wordnet
 from vlmhyperbench.metrics.mws.grounding import mws_grounding, parse_box
 from vlmhyperbench.metrics.mws.kie import mws_kie, reply_fields
-from vlmhyperbench.metrics.mws.markdown import heading_tree, mws_markdown
+from vlmhyperbench.metrics.mws.markdown import (
+    clean_line,
+    heading_tree,
+    mws_markdown,
+    tree_distance,
+)
 from vlmhyperbench.metrics.mws.ocr import mws_ocr, ocr_parts
 from vlmhyperbench.metrics.mws.overall import CATEGORY_METRICS, overall
 from vlmhyperbench.metrics.mws.reply import MAX_REPLY_CHARS
@@ -218,10 +226,6 @@ def test_ocr_splits_text_with_cjk_ideographs_by_jieba_not_by_spaces():
 DOC = "# Акт\nстрока 1\n## Таблица\n| a | b |\n| --- | --- |\n| 1 | 2 |\n## Итог\nитого"
 
 
-def _labels(tree) -> list[str]:
-    return [node.label for node in tree.iter()]
-
-
 def test_markdown_compares_the_heading_tree_shape_never_the_text():
     other_text = re.sub(r"[а-я0-9ab]", "ж", DOC)
     assert mws_markdown(other_text, [DOC]) == 1.0
@@ -235,16 +239,44 @@ def test_markdown_empty_reply_scores_one_over_the_reference_tree_size():
 
 
 def test_markdown_line_cleaning_decides_what_is_a_heading_or_a_line():
-    tree = heading_tree(" ##Раздел\n**# Жирный**\n***\n___\n<bos><eos>\nтекст ##x")
-    # " ##Раздел" is a word-piece join, not a heading; "**# Жирный**" is a heading; the
-    # separator and token-only lines vanish.
-    assert _labels(tree) == ["ROOT", "Раздел", "Жирный__1", "текстx"]
+    assert clean_line(" ##Раздел") == "Раздел"  # a word-piece join: not a heading
+    assert clean_line("текст ##x") == "текстx"
+    assert clean_line("**# Жирный**").strip() == "# Жирный"  # a heading
+    for gone in ("***", "___", "* * *", "<bos><eos>", "<pad>"):
+        assert clean_line(gone).strip() == "", gone
+    assert clean_line("\\begin {table} { a  }") == "\\begin{table} {a}"
+    # A line before any heading, then a heading holding one line; the rest vanish.
+    assert heading_tree(" ##Раздел\n**# Жирный**\n***\n___\n<bos><eos>\nтекст ##x") == [0, 1]
 
 
 def test_markdown_repeated_titles_stay_apart_and_lines_before_a_heading_hang_on_root():
-    tree = heading_tree("шапка\n# Р\nа\n# Р\nб")
-    assert [child.label for child in tree.children] == ["шапка", "Р__1", "Р__2"]
-    assert [len(child.children) for child in tree.children] == [0, 1, 1]
+    assert heading_tree("шапка\n# Р\nа\n# Р\nб\n\n  \nв") == [0, 1, 2]
+
+
+def _zss_tree(shape: list[int]) -> Node:
+    root = Node("ROOT")
+    for number, lines in enumerate(shape):
+        node = Node(f"заголовок__{number}")
+        for line in range(lines):
+            node.addkid(Node(f"строка {line}"))
+        root.addkid(node)
+    return root
+
+
+def _official_label_cost(a: str, b: str) -> int:
+    return 1 if not a.split() or not b.split() else 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), max_size=6),
+    st.lists(st.integers(0, 4), max_size=6),
+)
+def test_markdown_tree_distance_equals_zss_the_official_library(shape_a, shape_b):
+    official = simple_distance(
+        _zss_tree(shape_a), _zss_tree(shape_b), label_dist=_official_label_cost
+    )
+    assert tree_distance(shape_a, shape_b) == official
 
 
 def test_markdown_an_html_table_counts_as_its_lines_spans_unread():

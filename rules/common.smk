@@ -204,6 +204,7 @@ def get_serve_spec(server):
             ],
             gpu_slots_dir=str(snakemake_compat.GPU_SLOTS_DIR),
             model_path=input.get("model"),
+            max_new_tokens=PLAN.max_new_tokens(server),
         )
 
     return spec

@@ -153,3 +153,23 @@ def test_openai_entry_points_the_wrapper_at_its_endpoint(tmp_path: Path) -> None
     assert args.upstream_model == "org/model-v2"
     assert args.upstream_api_key_env == "EXAMPLE_KEY"
     assert "EXAMPLE_KEY" in command and not any("secret" in part for part in command)
+
+
+def test_the_serve_job_raises_the_wrappers_reply_cap_to_what_its_tasks_ask(tmp_path) -> None:
+    """MWS-Vision-Bench's tasks ask for 8192 new tokens as its official runner does; the
+    wrapper would refuse more than its default 4096 unless the serve job says so."""
+    from vlmhb_wrapper.cli import build_parser
+
+    from tests.helpers import make_workdir
+    from vlmhyperbench.config import load_experiment
+    from vlmhyperbench.inference.launcher import WRAPPER_MAX_NEW_TOKENS, wrapper_command
+    from vlmhyperbench.pipeline.plan import Plan
+
+    default = build_parser().parse_args(["serve", "--backend", "hf", "--model", "m"])
+    assert default.max_new_tokens_limit == WRAPPER_MAX_NEW_TOKENS
+    workdir = make_workdir(tmp_path / "wd", models=["tiny-llava"], tasks=["mws_ocr", "demo_ocr"])
+    plan = Plan(load_experiment(config_path=workdir / "config" / "config.yaml", workdir=workdir))
+    server = plan.experiment.server_of("tiny-llava")
+    assert plan.max_new_tokens(server) == 8192
+    command = wrapper_command(plan.experiment.servers[server], "m", 1, [], max_new_tokens=8192)
+    assert command[command.index("--max-new-tokens-limit") + 1] == "8192"

@@ -23,6 +23,10 @@ class WrapperStartError(RuntimeError):
     """The wrapper died or never became healthy; the message carries its last log lines."""
 
 
+#: The wrapper's own cap on a request's ``max_tokens`` (``--max-new-tokens-limit``'s default).
+WRAPPER_MAX_NEW_TOKENS = 4096
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -37,6 +41,7 @@ def wrapper_command(
     host: str = "127.0.0.1",
     stall_timeout_s: float | None = None,
     max_concurrent_requests: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> list[str]:
     """The ``vlmhb-wrapper serve`` command line for a model entry (same launcher as the CLI).
 
@@ -48,7 +53,8 @@ def wrapper_command(
     sixth of it, three failures in a row (each waits one interval) - so a hung engine is found
     within about ``stall_timeout_s``, as the predict job's own stall check expects.
     ``max_concurrent_requests`` caps the requests the wrapper generates at once, whoever sends
-    them (one wrapper serves all of a model's tasks).
+    them (one wrapper serves all of a model's tasks). ``max_new_tokens`` raises the wrapper's
+    cap on a request's ``max_tokens`` (its own default: 4096) to what the run's tasks ask.
     """
     command = [
         sys.executable,
@@ -85,6 +91,8 @@ def wrapper_command(
         command += ["--engine-health-failures", "3"]
     if max_concurrent_requests is not None:
         command += ["--max-concurrent-requests", str(max_concurrent_requests)]
+    if max_new_tokens is not None:
+        command += ["--max-new-tokens-limit", str(max_new_tokens)]
     for root in media_roots:
         command += ["--allowed-media-root", str(root)]
     return command

@@ -42,8 +42,10 @@ def serve_spec(
     media_roots: list[str],
     gpu_slots_dir: str,
     model_path: str | None = None,
+    max_new_tokens: int | None = None,
 ) -> str:
-    """The ``--spec`` of a serve job (JSON): everything it needs, so it reads no config."""
+    """The ``--spec`` of a serve job (JSON): everything it needs, so it reads no config
+    (``max_new_tokens``: the longest reply its requests may ask for)."""
     return json.dumps(
         {
             "model": model.model_dump(mode="json"),
@@ -51,6 +53,7 @@ def serve_spec(
             "media_roots": media_roots,
             "gpu_slots_dir": gpu_slots_dir,
             "model_path": model_path,
+            "max_new_tokens": max_new_tokens,
         },
         sort_keys=True,
     )
@@ -65,6 +68,7 @@ def run_serve_job(
     media_roots: list[Path],
     gpu_slots_dir: Path,
     model_path: str | None = None,
+    max_new_tokens: int | None = None,
 ) -> None:
     """Serve ``model`` until SIGTERM. ``model_path`` is the job's model input where it has one
     (a built tiny model, the local copy of an ``s3://`` model).
@@ -94,7 +98,8 @@ def run_serve_job(
             return
         try:
             write_status(status_path, status=STARTING, **about)
-            _serve(model, roots, settings, status_path, about, wrapper_log_path, gpu_slots_dir)
+            _serve(model, roots, settings, status_path, about, wrapper_log_path, gpu_slots_dir,
+                   max_new_tokens)  # fmt: skip
         except Terminated:
             log.info("stopped (SIGTERM): the predict jobs are done, or the run was stopped")
         except Exception as exc:
@@ -112,6 +117,7 @@ def _serve(
     about: dict[str, Any],
     wrapper_log_path: Path,
     gpu_slots_dir: Path,
+    max_new_tokens: int | None = None,
 ) -> None:
     location = about["model_path"]
     env: dict[str, str] = {}
@@ -142,6 +148,7 @@ def _serve(
                 media_roots=roots,
                 stall_timeout_s=settings.stall_timeout_s,
                 max_concurrent_requests=settings.concurrency,
+                max_new_tokens=max_new_tokens,
             )
 
         log.info("starting the wrapper for %s (%s, %s)", model.name, model.backend, location)
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             media_roots=[Path(root) for root in spec["media_roots"]],
             gpu_slots_dir=Path(spec["gpu_slots_dir"]),
             model_path=spec.get("model_path"),
+            max_new_tokens=spec.get("max_new_tokens"),
         )
     except Exception:
         log.exception("the server of the model failed")

@@ -20,10 +20,12 @@ from vlmhyperbench.config.schema import (
 )
 from vlmhyperbench.datasets.digest import dataset_digest
 from vlmhyperbench.datasets.manifest import read_manifest
+from vlmhyperbench.inference.launcher import WRAPPER_MAX_NEW_TOKENS
 from vlmhyperbench.inference.model_source import tiny_model_dir
 from vlmhyperbench.inference.prompts import TaskPrompts
 from vlmhyperbench.metrics.score_job import score_spec
 from vlmhyperbench.pipeline.fingerprints import (
+    effective_generation,
     model_identity,
     predict_fingerprint,
     score_fingerprint,
@@ -185,6 +187,20 @@ class Plan:
         }
         folders = {self.dataset_dir(dataset) for dataset in datasets}
         return sorted(folder for folder in folders if not is_s3(folder))
+
+    def max_new_tokens(self, server: str) -> int:
+        """The longest reply the server's requests ask for: its models' tasks' ``max_tokens``
+        (and, for a judge, its metrics'), at least the wrapper's own cap."""
+        asked = [WRAPPER_MAX_NEW_TOKENS]
+        for model in self.experiment.models_of(server):
+            for task in self.experiment.tasks_of(model):
+                narrowed = self.experiment.for_pair(model, task).registry
+                generation = effective_generation(narrowed.models[model], narrowed.tasks[task])
+                asked.append(generation["max_tokens"])
+        for metric, judge, _, _ in self.experiment.judgements():
+            if self.experiment.server_of(judge) == server:
+                asked.append(self.experiment.registry.metrics[metric].judge.generation.max_tokens)
+        return max(asked)
 
     def model_inputs(self, server: str | None) -> dict[str, str]:
         """Files a server needs (a locally built model's folder, an ``s3://`` model); none

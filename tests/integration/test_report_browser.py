@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import base64
 import io
-import re
-import shutil
-import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
-from tests.browser import DevTools
+from tests.browser import CHROMIUM, DevTools, chromium_page
 from tests.synthetic_results import (
     JUDGE_UNTRUSTED,
     add_judge_results,
@@ -28,7 +24,6 @@ from tests.synthetic_results import (
 from vlmhyperbench.reporting.build import build_report
 
 websocket = pytest.importorskip("websocket")  # websocket-client
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
 
 
@@ -64,50 +59,9 @@ def judge_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def chromium(tmp_path: Path):
-    process = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--proxy-server=http://127.0.0.1:9",  # nothing listens: no way out
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,2000",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            match = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-            if match:
-                port = int(match.group(1))
-            elif not line and process.poll() is not None:
-                break
-        assert port, "chromium did not start its DevTools endpoint"
-        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=30).json()
-        page = next(t for t in targets if t.get("type") == "page")
-        client = DevTools(page["webSocketDebuggerUrl"])
+def chromium(tmp_path: Path) -> Iterator[DevTools]:
+    with chromium_page(tmp_path / "profile") as client:
         yield client
-        client.ws.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def inspect(chromium: DevTools, page: Path) -> dict[str, Any]:

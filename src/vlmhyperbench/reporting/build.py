@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vlmhyperbench.metrics.aggregate import GROUP_COLUMNS
-from vlmhyperbench.reporting import figures, judges, perf, settings, tables
+from vlmhyperbench.reporting import figures, judges, mws_vision, perf, settings, tables
 from vlmhyperbench.reporting.compare import compare_baseline, compare_run
 from vlmhyperbench.reporting.html import render_index, svg_data_uri
 from vlmhyperbench.reporting.leaderboard import render_leaderboard
@@ -260,6 +260,8 @@ def build_report(
     report.warnings += perf_warnings
     judge_sections, judge_warnings = judges.judge_sections(results, baseline)
     report.warnings += judge_warnings
+    mws_section, mws_warnings = mws_vision.mws_vision_section(results, n_boot=n_boot, seed=seed)
+    report.warnings += mws_warnings
     clock.done("tables and sections")
     rendered = figures.render_all(specs, workers=workers)
     clock.done(f"{len(rendered)} figures")
@@ -268,6 +270,9 @@ def build_report(
     _write_perf_tables(report, perf_sections)
     _write_judge_tables(report, judge_sections)
     _write_sweep_tables(report, results, task_sections)
+    if mws_section is not None:
+        text = tables.mws_vision_table(mws_section)
+        report.files.append(_write_text(report.out / "tables" / "mws_vision.tex", text))
     baseline_context = None
     if baseline is not None:
         baseline_context = _baseline_section(report, results, baseline, n_boot=n_boot, seed=seed)
@@ -276,6 +281,7 @@ def build_report(
     context = _page_context(results, run, task_sections, provenance, baseline_context, report)
     context["perf"] = perf_sections
     context["judges"] = judge_sections
+    context["mws_vision"] = mws_section
     report.files.append(_write_text(report.out / "index.html", render_index(context)))
     clock.done("index.html")
     for warning in report.warnings:

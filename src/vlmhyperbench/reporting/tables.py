@@ -289,3 +289,43 @@ def judges_table(section: dict[str, Any]) -> str:
     header = ["Task", "Judge", "Model", "Mean verdict", "Judged", "Invalid", "Errors", "Panel"]
     caption = f"Judge metric {section['name']}: each judge against the panel, and their agreement"
     return _tabular("lllrrrrr", header, body, caption)
+
+
+def mws_vision_table(section: dict[str, Any]) -> str:
+    """MWS-Vision-Bench per model: the five category means and Overall (the mean of the five),
+    each with its 95% CI, best per column bold; ``--`` for a category not run and for the
+    Overall of a model without all five (its count of categories beside it)."""
+    categories = section["categories"]
+    rows = section["rows"]
+    best = {
+        c["metric"]: _best(pd.Series([_cell_value(r["cells"][c["metric"]]) for r in rows]), True)
+        for c in categories
+    }
+    best_overall = _best(pd.Series([_cell_value(r["overall"]) for r in rows]), True)
+    body = []
+    for r in rows:
+        cells = [escape(r["model"])]
+        for c in categories:
+            cells.append(_mws_cell(r["cells"][c["metric"]], best[c["metric"]]))
+        if r["overall"] is None:
+            cells.append(f"-- {{\\scriptsize({len(r['categories'])} of {len(categories)})}}")
+        else:
+            cells.append(_mws_cell(r["overall"], best_overall))
+        body.append(cells)
+    header = ["Model", *[escape(c["label"]) for c in categories], "Overall"]
+    caption = (
+        "MWS-Vision-Bench: category means and Overall (the mean of the five), 95% CIs "
+        "(Overall's from resampling pages)"
+    )
+    return _tabular("l" + "r" * (len(categories) + 1), header, body, caption)
+
+
+def _cell_value(cell: dict[str, Any] | None) -> float | None:
+    return None if cell is None else cell["value"]
+
+
+def _mws_cell(cell: dict[str, Any] | None, best: float | None) -> str:
+    if cell is None:
+        return "--"
+    bold = best is not None and round(cell["value"], DIGITS) == best
+    return with_ci(cell["value"], cell["ci_low"], cell["ci_high"], bold=bold)

@@ -218,6 +218,35 @@ def test_a_missing_category_is_a_dash_never_zero_nor_a_partial_overall(mixed_run
     assert no_vqa["cells"]["mws_vqa"] is None and no_vqa["cells"]["mws_kie"] is not None
 
 
+def test_gaps_are_warnings_and_leave_no_false_number(tmp_path: Path) -> None:
+    frames = five(8)
+    results = write_run(tmp_path / "results", {"m": frames, "twice": five(9)})
+    (results / "scores" / "m" / "mws_kie" / "mws_kie.parquet").unlink()
+    # a second task scored by mws_ocr for one model: which one counts is ambiguous
+    extra = write_run(tmp_path / "extra", {"twice": {"mws_ocr": five(10)["mws_ocr"]}})
+    shutil.copytree(extra / "scores" / "twice" / "mws_ocr", results / "scores" / "twice" / "ocr2")
+    summary = pd.read_parquet(results / "summary.parquet")
+    added = pd.read_parquet(extra / "summary.parquet").assign(task="ocr2")
+    write_summary(pd.concat([summary, added]), results / "summary.parquet", results / "summary.csv")
+    section, warnings = mws_vision_section(load_results(results), n_boot=100, seed=0)
+    rows = rows_by_model(section)
+    # no per-question KIE scores: Overall from the category means, without a CI
+    assert rows["m"]["overall"]["value"] == overall(
+        {m: c["value"] for m, c in rows["m"]["cells"].items()}
+    )
+    assert rows["m"]["overall"]["ci_low"] is None
+    assert rows["m"]["placements"][0].startswith("Overall 0.")
+    assert "[" not in rows["m"]["placements"][0].split(":")[0]
+    # OCR from two tasks: left out, so no Overall
+    assert rows["twice"]["cells"]["mws_ocr"] is None and rows["twice"]["overall"] is None
+    assert any("m lacks the per-question scores of 1 of its 5" in w for w in warnings)
+    assert any(
+        "twice has Full-page OCR (mws_ocr) from 2 tasks (mws_ocr, ocr2)" in w for w in warnings
+    )
+    again, _ = mws_vision_section(load_results(results), n_boot=100, seed=0)
+    assert again == section  # seeded: the same numbers on every build
+
+
 # --- the placement on the published table ------------------------------------------------------
 
 

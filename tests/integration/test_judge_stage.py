@@ -28,6 +28,7 @@ from tests.integration.test_judge_standin import standin
 pytestmark = pytest.mark.slow
 
 TASK = "demo_field_vqa"
+SCORE = f"results/scores/tiny-llava/{TASK}/judge_correct.json"  # a target short of the report
 JUDGE_PROMPT = (
     "Вопрос: {{ question }}\nЭталон: {{ answers | join(' | ') }}\n"
     "Ответ модели: {{ prediction }}\n"
@@ -94,7 +95,7 @@ def test_judged_once_then_never_then_the_edited_sample_then_only_a_new_judge(
         standin(tmp_path, *flips["two"], name="two") as (two, _),
     ):
         setup(workdir, {"judge-one": one}, limit=8)
-        snakemake(workdir)
+        snakemake(workdir, SCORE)  # the judge metric's score, not the report: faster
         requests = asked(one)
         assert len(requests) == 8  # one request per judged sample
         # the random tiny model's answers are all wrong: "correct" exactly where judge-one flips
@@ -109,7 +110,7 @@ def test_judged_once_then_never_then_the_edited_sample_then_only_a_new_judge(
         assert sorted(j["verdict"] for j in judged) == sorted(meant)
         assert {j["judge_model"] for j in judged} == {"standin-judge"}
 
-        snakemake(workdir)
+        snakemake(workdir, SCORE)
         assert asked(one) == []  # a re-run asks nothing
 
         manifest = workdir / "data" / "demo_docs_vqa" / "manifest.jsonl"
@@ -117,17 +118,17 @@ def test_judged_once_then_never_then_the_edited_sample_then_only_a_new_judge(
         first = next(r for r in records if r["id"] == judged[0]["id"])
         first["question"] += " (уточнение)"
         manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        snakemake(workdir)
+        snakemake(workdir, SCORE)
         (request,) = asked(one)  # exactly the edited sample, re-asked
         assert "(уточнение)" in request["prompt"]
 
         setup(workdir, {"judge-one": one, "judge-two": two}, limit=8)
-        dry = snakemake(workdir, "-n")
+        dry = snakemake(workdir, "-n", SCORE)
         judge_jobs = jobs_by_wildcard(dry.stdout, "judge_", "metric")
         assert judge_jobs == {"judge_correct": 1}  # judge-two's only
         assert "rule judge_judge-two:" in dry.stdout and "rule judge_judge-one:" not in dry.stdout
         assert jobs_by_wildcard(dry.stdout, "predict_", "model") == {}
-        snakemake(workdir)
+        snakemake(workdir)  # to the report
         assert len(asked(two)) == 8 and asked(one) == []
     check_panel_agreement(workdir)
 
@@ -160,7 +161,7 @@ def test_a_served_tiny_judge_runs_in_its_serve_job_and_its_noise_is_invalid(
     metric = workdir / "config" / "metrics" / "judge_correct.yaml"
     judge = {"models": ["tiny-judge"], "prompt": {"user": JUDGE_PROMPT}}
     write_yaml(metric, {**read_yaml(metric), "judge": judge})
-    result = snakemake(workdir)
+    result = snakemake(workdir, SCORE)
     output = result.stdout + result.stderr
     assert "rule serve_tiny-judge:" in output and "rule judge_tiny-judge:" in output
     assert loads_under(workdir / "logs") == {"tiny-llava": 1, "tiny-judge": 1}
@@ -195,7 +196,7 @@ def test_a_killed_judge_job_resumes_with_the_missing_samples_only(tmp_path: Path
         setup(workdir, {"judge-one": url}, limit=8)
         snakemake(workdir, f"results/predictions/tiny-llava/{TASK}.jsonl")
         process = subprocess.Popen(
-            snakemake_command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            snakemake_command(workdir, SCORE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
         try:
@@ -208,7 +209,7 @@ def test_a_killed_judge_job_resumes_with_the_missing_samples_only(tmp_path: Path
         assert 3 <= len(before) < 8, "the kill should land mid-run"
         asked(url)
         snakemake(workdir, "--unlock")
-        snakemake(workdir, "--rerun-incomplete")
+        snakemake(workdir, "--rerun-incomplete", SCORE)
         resent = {r["prompt"].splitlines()[0] for r in asked(url)}
     lines = judgements(workdir, "judge-one")
     assert len(lines) == 8 and len({line["id"] for line in lines}) == 8  # 0 lost

@@ -186,3 +186,24 @@ def test_infrastructure_failures_are_told_from_the_samples_own() -> None:
     )
     assert [_backoff(n, status(503)) for n in range(6)] == [0.5, 1, 2, 4, 8, 8]
     assert _backoff(0, status(429, {"retry-after": "3"})) == 3
+
+
+def test_a_task_may_send_its_images_after_the_text(tmp_path: Path) -> None:
+    """MWS-Vision-Bench's runner sends the question, then the page; its tasks say so."""
+    from vlmhyperbench.config.schema import TaskEntry
+    from vlmhyperbench.inference.prompts import TaskPrompts
+    from vlmhyperbench.inference.runner import request_body
+
+    (tmp_path / "p.png").write_bytes(b"\x89PNG fake")
+    sample = Sample(id="1", images=["p.png"], question="Что на странице?", answers=["x"])
+    generation = {"max_tokens": 8, "temperature": 0.0}
+    orders = {}
+    for position in ("before_text", "after_text"):
+        task = TaskEntry.model_validate(
+            {"name": "t", "kind": "vqa", "dataset": "d", "metrics": ["exact_match"],
+             "prompt": {"user": "{{ question }}", "image_position": position}}
+        )  # fmt: skip
+        prompts = TaskPrompts.load(task, tmp_path / "t.yaml")
+        body, _ = request_body(task, prompts, tmp_path, sample, generation, "m")
+        orders[position] = [part["type"] for part in body["messages"][-1]["content"]]
+    assert orders == {"before_text": ["image_url", "text"], "after_text": ["text", "image_url"]}

@@ -270,6 +270,9 @@ class Prompt(Strict):
     by_doc_class: dict[str, PromptVariant] = Field(default_factory=dict)
     by_doc_question: dict[str, PromptVariant] = Field(default_factory=dict)
     collection: str | None = None
+    # where the sample's images go in the user message: before its text, or after it (as
+    # some official runners send them)
+    image_position: Literal["before_text", "after_text"] = "before_text"
 
     @model_validator(mode="after")
     def _one_default_system(self) -> Prompt:

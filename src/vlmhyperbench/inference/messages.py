@@ -25,11 +25,16 @@ def image_data_url(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
-def build_messages(prompt: RenderedPrompt, image_paths: list[Path]) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [
+def build_messages(
+    prompt: RenderedPrompt, image_paths: list[Path], images_first: bool = True
+) -> list[dict[str, Any]]:
+    """The chat messages: the system text, then one user message of the images (as data URLs)
+    and the user text, the images before the text unless ``images_first`` is false."""
+    images: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": image_data_url(path)}} for path in image_paths
     ]
-    content.append({"type": "text", "text": prompt.user})
+    text = {"type": "text", "text": prompt.user}
+    content = [*images, text] if images_first else [text, *images]
     messages: list[dict[str, Any]] = []
     if prompt.system:
         messages.append({"role": "system", "content": prompt.system})

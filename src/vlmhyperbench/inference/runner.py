@@ -129,7 +129,11 @@ def request_body(
     prompt = prompts.render(sample)
     body: dict[str, Any] = {
         "model": served_model,
-        "messages": build_messages(prompt, [dataset_dir / image for image in sample.images]),
+        "messages": build_messages(
+            prompt,
+            [dataset_dir / image for image in sample.images],
+            images_first=task.prompt.image_position == "before_text",
+        ),
         "max_tokens": generation["max_tokens"],
         "temperature": generation["temperature"],
     }

@@ -57,6 +57,29 @@ class WrapperServer:
         )
 
 
+def _wait_until_healthy(server: WrapperServer, timeout_s: float) -> None:
+    """Until the wrapper's ``/health`` is 200 (``loading`` meanwhile); fails the test if it
+    exits or is not ready in time."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if server.process.poll() is not None:
+            pytest.fail(f"wrapper exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            response = httpx.get(f"{server.base_url}/health", timeout=2)
+            if response.status_code == 200:
+                return
+            assert response.json()["status"] == "loading", response.text
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"wrapper not ready after {timeout_s}s:\n{server.log()}")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def start_wrapper(tmp_path_factory: pytest.TempPathFactory):
     """``start_wrapper(*serve_args, name=..., env=..., wait=True)`` -> :class:`WrapperServer`.
@@ -66,20 +89,13 @@ def start_wrapper(tmp_path_factory: pytest.TempPathFactory):
     """
     import os
     import signal
-    import socket
     import subprocess
     import sys
-    import time
 
-    import httpx
+    from vlmhyperbench.inference.launcher import free_port
 
     repo = Path(__file__).resolve().parents[1]
     started: list[WrapperServer] = []
-
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
 
     def start(
         *args: str,
@@ -113,20 +129,7 @@ def start_wrapper(tmp_path_factory: pytest.TempPathFactory):
         server = WrapperServer(name, f"http://127.0.0.1:{port}", process, log_path, api_key)
         started.append(server)
         if wait:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"wrapper exited with {process.returncode}:\n{server.log()}")
-                try:
-                    response = httpx.get(f"{server.base_url}/health", timeout=2)
-                    if response.status_code == 200:
-                        break
-                    assert response.json()["status"] == "loading", response.text
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"wrapper not ready after {timeout_s}s:\n{server.log()}")
-                time.sleep(0.1)
+            _wait_until_healthy(server, timeout_s)
         return server
 
     yield start

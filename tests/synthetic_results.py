@@ -69,24 +69,7 @@ def write_synthetic_results(
             p_right = 1.0 / (1.0 + np.exp(-(skill - difficulty)))
             errors = rng.random(samples) < 0.02
             right = (rng.random(samples) < p_right) & ~errors
-            predictions = []
-            for k in range(samples):
-                latency = float(200 + 150 * m + rng.gamma(2.0, 40.0))
-                predictions.append(
-                    {
-                        "id": ids[k],
-                        "prediction": None if errors[k] else ("ok" if right[k] else "Иванов"),
-                        "error": "HTTP 400: image unreadable" if errors[k] else None,
-                        "performance": {
-                            "latency_ms": latency,
-                            "ttft_ms": latency * 0.4,
-                            "tpot_ms": 12.0 + m,
-                            "prompt_tokens": 300,
-                            "completion_tokens": 8,
-                            "peak_memory_mb": 1000.0 + 500 * m,
-                        },
-                    }
-                )
+            predictions = _predictions(rng, ids, errors, right, m)
             _write_predictions(root, model, task, predictions)
             for j in range(metrics):
                 metric = f"metric_{j:02d}"
@@ -132,6 +115,31 @@ def write_synthetic_results(
     summary = build_summary(json_paths)
     write_summary(summary, root / "summary.parquet", root / "summary.csv")
     return root
+
+
+def _predictions(
+    rng: np.random.Generator, ids: list[str], errors: np.ndarray, right: np.ndarray, m: int
+) -> list[dict]:
+    """Model ``m``'s prediction lines: right ("ok"), wrong, or a failed request."""
+    predictions = []
+    for k, sample_id in enumerate(ids):
+        latency = float(200 + 150 * m + rng.gamma(2.0, 40.0))
+        predictions.append(
+            {
+                "id": sample_id,
+                "prediction": None if errors[k] else ("ok" if right[k] else "Иванов"),
+                "error": "HTTP 400: image unreadable" if errors[k] else None,
+                "performance": {
+                    "latency_ms": latency,
+                    "ttft_ms": latency * 0.4,
+                    "tpot_ms": 12.0 + m,
+                    "prompt_tokens": 300,
+                    "completion_tokens": 8,
+                    "peak_memory_mb": 1000.0 + 500 * m,
+                },
+            }
+        )
+    return predictions
 
 
 def _write_predictions(root: Path, model: str, task: str, predictions: list[dict]) -> None:

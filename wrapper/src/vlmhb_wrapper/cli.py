@@ -78,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP")
+    _add_model_arguments(serve)
+    _add_limit_arguments(serve)
+    _add_backend_arguments(serve)
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not log one line per HTTP request"
+    )
+    return parser
+
+
+def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
+    """What is served, where, and how long a reply may be."""
     serve.add_argument(
         "--backend",
         default="hf",
@@ -107,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-new-tokens-limit", type=_positive_int, default=4096)
     serve.add_argument("--default-max-tokens", type=_positive_int, default=512)
 
+
+def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
+    """Who may call, which media it may read, and how big a request may be."""
     security = serve.add_argument_group("security and limits")
     security.add_argument(
         "--api-key-env",
@@ -175,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         "decoded (default: %(default)s)",
     )
 
+
+def _add_backend_arguments(serve: argparse.ArgumentParser) -> None:
+    """Each backend's own settings: hf, vllm / sglang, openai."""
     hf = serve.add_argument_group("hf backend")
     hf.add_argument(
         "--threads",
@@ -241,14 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--upstream-model", default=None, help="model name at the upstream (default: --model)"
     )
     upstream.add_argument("--upstream-timeout", type=float, default=600.0, metavar="S")
-
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
-    serve.add_argument(
-        "--no-access-log", action="store_true", help="do not log one line per HTTP request"
-    )
-    return parser
 
 
 def _secret_from_env(var: str | None, what: str) -> str | None:

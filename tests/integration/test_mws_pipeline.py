@@ -2,10 +2,12 @@
 download holds it, runs the five mws_* tasks with a tiny model and Tesseract on the OCR
 category, and ends in a report whose MWS-Vision-Bench section shows Tesseract's OCR score with
 "—" for the other four, the tiny model's five categories and Overall, and its placement on the
-published validation table."""
+published validation table. The fixture's pages are Russian documents that Tesseract reads
+(mws_ocr 0.703 measured; 0.000 on the blank pages the fixture had before)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +85,22 @@ def test_the_report_has_the_benchmark_section(workdir: Path) -> None:
     expected = overall(dict(zip(means.metric, means.value, strict=True)))
     assert f'<td class="overall">{expected:.3f} <small>[' in row_of(part, MODEL)
     ocr = summary[(summary.model == TESSERACT) & (summary.group_by == "overall")].value.item()
-    assert f"<td>{ocr:.3f} <small>" in tesseract
+    assert ocr > 0.5 and f"<td>{ocr:.3f} <small>" in tesseract  # 0.703 measured: it reads
+
+
+def test_tesseract_reads_the_pages(workdir: Path) -> None:
+    """The pages are documents in Russian: Tesseract's answers are their text, near enough."""
+    path = workdir / "results" / "predictions" / TESSERACT / "mws_ocr.jsonl"
+    replies = {
+        r["id"]: r["prediction"] for r in map(json.loads, path.read_text("utf-8").splitlines())
+    }
+    assert set(replies) == {q[0] for q in fx.KEPT if q[1] == fx.OCR}
+    assert "ДОГОВОР № 15" in replies["1"] and "Москва" in replies["1"]
+    assert "Купить хлеб" in replies["6"]  # "molоко" mixes Latin and Cyrillic: read otherwise
+    scores = pd.read_csv(workdir / "results" / "summary.csv").query(
+        "model == @TESSERACT and group_by == 'doc_class'"
+    )
+    assert (scores.value > 0.4).all() and len(scores) == 2  # 0.873 business, 0.533 handwritten
 
 
 def test_the_report_places_the_run_on_the_published_table(workdir: Path) -> None:

@@ -178,7 +178,10 @@ def test_proxy_non_streaming_and_streaming(vllm_server: Any) -> None:
         assert upstream["latency_ms"] <= perf["latency_ms"]
         assert perf["memory_source"] == "process_rss" and perf["peak_memory_mb"] > 0
     perf = last["performance"]
-    assert perf["ttft_ms"] <= perf["latency_ms"] and perf["tpot_ms"] > 0
+    assert perf["ttft_ms"] <= perf["latency_ms"]
+    # TPOT is measured from the tokens' arrival at the wrapper: on a loaded machine the upstream's
+    # chunks may arrive in one read (TPOT 0), never after the reply's end.
+    assert 0 <= perf["tpot_ms"] * 9 <= perf["latency_ms"] - perf["ttft_ms"] + 0.01
 
 
 def test_vllm_gets_mm_processor_kwargs_per_request(vllm_server: Any) -> None:

@@ -229,6 +229,10 @@ def test_proxy_async_concurrency(vllm_server: Any) -> None:
     assert prompt_tokens == sorted(prompt_tokens) and len(set(prompt_tokens)) == len(questions)
 
 
+def _posts_received(server: Any) -> int:
+    return len(_records(server.bodies)) if server.bodies.exists() else 0
+
+
 def test_proxy_checks_and_inlines_images(vllm_server: Any) -> None:
     from PIL import Image
 
@@ -254,7 +258,9 @@ def test_proxy_checks_and_inlines_images(vllm_server: Any) -> None:
             }
         ]
 
-    before = vllm_server.log(tail=10**7).count("[vllm] INFO:     127.0.0.1")
+    # The engine's own record of each POST, written before it answers (its relayed access log
+    # lags on a loaded machine, and also holds the watchdog's health checks).
+    before = _posts_received(vllm_server)
     with vllm_server.client() as client:
         # file:// is read by the wrapper and sent as a data: URL (the engine has no roots).
         resp = client.chat.completions.create(
@@ -272,8 +278,7 @@ def test_proxy_checks_and_inlines_images(vllm_server: Any) -> None:
         with pytest.raises(openai.BadRequestError) as err:
             client.chat.completions.create(model=vllm_server.name, messages=two, max_tokens=2)
         assert err.value.body["code"] == "too_many_images"
-    time.sleep(0.3)
-    after = vllm_server.log(tail=10**7).count("[vllm] INFO:     127.0.0.1")
+    after = _posts_received(vllm_server)
     assert after - before == 1, "only the valid request may reach the engine"
 
 

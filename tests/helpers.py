@@ -145,3 +145,26 @@ def jobs_by_wildcard(output: str, rule_prefix: str, wildcard: str) -> dict[str, 
 def score_jobs(output: str) -> dict[str, int]:
     """Score jobs per metric (one rule scores every metric)."""
     return jobs_by_wildcard(output, "score", "metric")
+
+
+def latex_document(body: str) -> str:
+    """A minimal document around a table, to compile it."""
+    return (
+        "\\documentclass{article}\n\\usepackage[T2A]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+        "\\usepackage[russian,english]{babel}\n\\usepackage{booktabs}\n"
+        "\\usepackage{graphicx}\n\\usepackage[landscape,margin=1cm]{geometry}\n"
+        f"\\begin{{document}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{document}}\n"
+    )
+
+
+def pdflatex(tex_body: str, workdir: Path, name: str) -> subprocess.CompletedProcess:
+    """Compile a table (``tex_body``) in ``latex_document`` with Debian's texlive."""
+    source = workdir / f"{name}.tex"
+    source.write_text(latex_document(tex_body), encoding="utf-8")
+    return subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", source.name],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

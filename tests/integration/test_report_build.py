@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import pdflatex
 from tests.synthetic_results import add_perf_results, write_synthetic_results
 from vlmhyperbench.reporting.build import build_report
 from vlmhyperbench.reporting.tables import leaderboard_table
@@ -87,34 +88,12 @@ def test_the_report_holds_every_deliverable(report: Path) -> None:
     assert provenance["jobs"]["model-00/task_00"]["model"]["hub_id"] == "org/model-00"
 
 
-def latex_document(body: str) -> str:
-    """A minimal document around a table, to compile it."""
-    return (
-        "\\documentclass{article}\n\\usepackage[T2A]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
-        "\\usepackage[russian,english]{babel}\n\\usepackage{booktabs}\n"
-        "\\usepackage{graphicx}\n\\usepackage[landscape,margin=1cm]{geometry}\n"
-        f"\\begin{{document}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{document}}\n"
-    )
-
-
-def _pdflatex(tex_body: str, workdir: Path, name: str) -> subprocess.CompletedProcess:
-    source = workdir / f"{name}.tex"
-    source.write_text(latex_document(tex_body), encoding="utf-8")
-    return subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", source.name],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs Debian's texlive")
 def test_every_table_compiles_with_texlive(report: Path, tmp_path: Path) -> None:
     tables = sorted((report / "tables").glob("*.tex"))
     assert len(tables) >= 4
     for table in tables:
-        done = _pdflatex(table.read_text(encoding="utf-8"), tmp_path, table.stem)
+        done = pdflatex(table.read_text(encoding="utf-8"), tmp_path, table.stem)
         assert done.returncode == 0, f"{table.name}:\n{done.stdout[-3000:]}"
         assert (tmp_path / f"{table.stem}.pdf").stat().st_size > 1000
 
@@ -134,7 +113,7 @@ def test_cyrillic_and_special_characters_compile(tmp_path: Path) -> None:
     )
     body = leaderboard_table("паспорт #1 {x}", overall, ["точность_%"], ["модель_А", "model&co"])
     assert r"\textbf{0.842} {\scriptsize[0.80, 0.88]}" in body
-    done = _pdflatex(body, tmp_path, "cyrillic")
+    done = pdflatex(body, tmp_path, "cyrillic")
     assert done.returncode == 0, done.stdout[-3000:]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import pdflatex
 from tests.synthetic_results import write_synthetic_results
 from vlmhyperbench.datasets.manifest import Sample
 from vlmhyperbench.metrics.aggregate import aggregate
@@ -334,18 +334,7 @@ def test_the_latex_table(report: Path, tmp_path: Path) -> None:
     )
     if shutil.which("pdflatex") is None:
         return
-    document = (
-        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-        f"\\begin{{document}}\n{latex}\n\\end{{document}}\n"
-    )
-    (tmp_path / "mws.tex").write_text(document, encoding="utf-8")
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "mws.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = pdflatex(latex, tmp_path, "mws")
     assert done.returncode == 0, done.stdout[-2000:]
 
 

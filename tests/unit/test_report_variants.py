@@ -10,7 +10,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import pdflatex
 from tests.synthetic_results import (
     LANGUAGES,
     PLAIN_MODEL,
@@ -231,18 +231,7 @@ def test_the_sweep_latex_table_has_a_row_per_variant(report: Path, tmp_path: Pat
     assert re.fullmatch(r"\d+ \{\\scriptsize\[\d+, \d+\]\} \\\\", rows[0].split(" & ")[3])
     if shutil.which("pdflatex") is None:
         return
-    document = (
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-        f"{latex}\n\\end{{document}}\n"
-    )
-    (tmp_path / "sweep.tex").write_text(document, encoding="utf-8")
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "sweep.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = pdflatex(latex, tmp_path, "sweep")
     assert done.returncode == 0, done.stdout[-2000:]
 
 

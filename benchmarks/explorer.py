@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,9 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.synthetic_results import write_synthetic_results  # noqa: E402
+from tests.synthetic_results import write_synthetic_results_once  # noqa: E402
+from vlmhyperbench.inference.launcher import free_port  # noqa: E402
+from vlmhyperbench.metrics.scoring import read_predictions  # noqa: E402
 
 PAGES = 10  # page images per dataset (the samples share them)
 
@@ -45,9 +46,7 @@ def write_datasets(data: Path, results: Path) -> None:
             image = Image.new("RGB", (800, 1100), "white")
             ImageDraw.Draw(image).text((40, 40), f"{task} page {k}", fill="black")
             image.save(folder / "images" / f"page-{k:02d}.png")
-        ids = [
-            line["id"] for line in _lines(results / "predictions" / "model-00" / f"{task}.jsonl")
-        ]
+        ids = list(read_predictions(results / "predictions" / "model-00" / f"{task}.jsonl"))
         lines = [
             {"id": i, "images": [f"images/page-{n % PAGES:02d}.png"],
              "question": "Какая фамилия указана?", "answers": ["ok"], "doc_class": "passport",
@@ -58,36 +57,22 @@ def write_datasets(data: Path, results: Path) -> None:
         (folder / "manifest.jsonl").write_text(text, encoding="utf-8")
 
 
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 def synthesise(root: Path, args: argparse.Namespace, seed: int) -> Path:
-    results = root / "results"
-    if not (results / "summary.parquet").is_file():
-        start = time.perf_counter()
-        write_synthetic_results(
-            results,
-            models=args.models,
-            tasks=args.tasks,
-            metrics=args.metrics,
-            samples=args.samples,
-            seed=seed,
-        )
-        print(f"synthesised {results} in {time.perf_counter() - start:.0f} s")
+    results = write_synthetic_results_once(
+        root / "results",
+        models=args.models,
+        tasks=args.tasks,
+        metrics=args.metrics,
+        samples=args.samples,
+        seed=seed,
+    )
     if not (root / "data").is_dir():
         write_datasets(root / "data", results)
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(results: Path, baseline: Path | None) -> tuple[subprocess.Popen, str, float]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "vlmhyperbench.cli", "view", str(results), "--port", str(port)]
     command += ["--baseline", str(baseline)] if baseline else []
     start = time.perf_counter()

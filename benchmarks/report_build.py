@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.synthetic_results import write_synthetic_results  # noqa: E402
+from tests.synthetic_results import write_synthetic_results_once  # noqa: E402
 
 BUILD = """
 import logging
@@ -41,17 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="vlmhb-report-bench-"))
-    results = root / "results"
-    if not (results / "summary.parquet").is_file():
-        start = time.perf_counter()
-        write_synthetic_results(
-            results,
-            models=args.models,
-            tasks=args.tasks,
-            metrics=args.metrics,
-            samples=args.samples,
-        )
-        print(f"synthesised {results} in {time.perf_counter() - start:.0f} s")
+    results = write_synthetic_results_once(
+        root / "results",
+        models=args.models,
+        tasks=args.tasks,
+        metrics=args.metrics,
+        samples=args.samples,
+    )
     out = root / "report"
     start = time.perf_counter()
     done = subprocess.run(

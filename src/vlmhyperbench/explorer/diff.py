@@ -9,16 +9,14 @@ unchanged; their mean change is the report's ``change``.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from vlmhyperbench.explorer.catalog import Catalog
-from vlmhyperbench.explorer.query import score_path
 from vlmhyperbench.reporting.compare import compare_baseline
-from vlmhyperbench.reporting.results import Results, read_sample_scores, read_values
+from vlmhyperbench.reporting.results import Results, read_scores
 
 TOLERANCE = 1e-9  # a smaller change of a sample's value is no change
 
@@ -45,40 +43,13 @@ class ModelDiff:
         return self.n - len(self.improved) - len(self.regressed)
 
 
-def _model_scores(catalog: Catalog, model: str, task: str) -> tuple[dict, list[str]]:
-    """One model's score files of ``task`` (its main metric first, with text), and warnings."""
-    scores, warnings, main = {}, [], None
-    primary = catalog.primary(task)
-    for metric in catalog.metrics(task):
-        path = score_path(catalog.root, model, task, metric)
-        if not path.is_file():
-            continue
-        try:
-            read = (
-                read_sample_scores(path, with_text=True)
-                if metric == primary
-                else read_values(path, main)
-            )
-        except Exception as exc:  # a truncated or foreign file, as in load_results
-            warnings.append(f"{catalog.results.rel(path)}: unreadable ({exc})")
-            continue
-        main = read if metric == primary else main
-        scores[(model, task, metric)] = read
-    return scores, warnings
-
-
 def task_results(catalog: Catalog, task: str, threads: int = 4) -> Results:
     """A :class:`Results` holding ``task``'s per-sample scores only (the main metric with its
-    text, the others their values), read as the report reads them (models in ``threads``
-    threads, as ``load_results`` does); a file that cannot be read is left out with a warning,
-    as the report's gaps are."""
+    text, the others their values), read by the report's own reader; a file that cannot be
+    read is left out with a warning, as the report's gaps are."""
     summary = catalog.results.summary
     results = Results(root=catalog.root, summary=summary[summary["task"] == task])
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        read = pool.map(lambda model: _model_scores(catalog, model, task), catalog.models(task))
-        for scores, warnings in read:
-            results.scores.update(scores)
-            results.warnings += warnings
+    read_scores(results, sorted(results.score_keys()), threads)
     return results
 
 

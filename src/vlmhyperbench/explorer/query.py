@@ -25,13 +25,10 @@ import pyarrow.parquet as pq
 
 from vlmhyperbench.explorer.catalog import Catalog
 from vlmhyperbench.explorer.filters import PAGE_SIZE, TaskFilter
+from vlmhyperbench.reporting.results import score_path
 
 TEXT_COLUMNS = ("question", "reference", "prediction", "error")
 ALWAYS_GROUPED = ("subset", "doc_class", "question_type")
-
-
-def score_path(root: Path, model: str, task: str, metric: str) -> Path:
-    return root / "scores" / model / task / f"{metric}.parquet"
 
 
 def quoted(name: str) -> str:

@@ -43,7 +43,7 @@ from vlmhyperbench.config.schema import ApiCost, SelfHostedCost
 from vlmhyperbench.judge.verdicts import parse_verdict
 from vlmhyperbench.perf.cost import NO_COST, usd
 from vlmhyperbench.reporting.perf import Price, pricing_text
-from vlmhyperbench.reporting.results import Results
+from vlmhyperbench.reporting.results import Results, score_path
 from vlmhyperbench.reporting.variants import VARIANTS_FILE
 from vlmhyperbench.stats.agreement import (
     human_agreement,
@@ -202,7 +202,7 @@ def read_judge_frame(
 ) -> tuple[pd.DataFrame | None, str | None]:
     """A score parquet's id, verdict and status per judge (float / str, missing columns as
     None) and human label; ``None`` and a warning when the file cannot be read."""
-    path = root / "scores" / model / task / f"{metric.name}.parquet"
+    path = score_path(root, model, task, metric.name)
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:

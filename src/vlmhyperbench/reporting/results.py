@@ -84,6 +84,10 @@ class Results:
     def higher_is_better(self, task: str, metric: str) -> bool:
         return self._higher.get((task, metric), True)
 
+    def score_keys(self) -> set[tuple[str, str, str]]:
+        """The (model, task, metric) triples the summary has a score for."""
+        return {(r.model, r.task, r.metric) for r in self.overall.itertuples()}
+
     def by_metric(self, task: str, metric: str) -> dict[str, SampleScores]:
         """model → per-sample scores of one (task, metric); built once, after loading."""
         if self._by_metric is None:
@@ -248,22 +252,19 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows, columns=columns), warnings
 
 
-def _score_path(root: Path, model: str, task: str, metric: str) -> Path:
+def score_path(root: Path, model: str, task: str, metric: str) -> Path:
     return root / "scores" / model / task / f"{metric}.parquet"
 
 
-def load_results(root: str | Path, *, threads: int = 4) -> Results:
-    """Everything the report reads, from ``root`` (a ``results/`` folder) alone."""
-    root = Path(root)
-    if not root.is_dir():
-        raise NotAResultsFolder(f"{root}: no such folder")
-    results = Results(root=root, summary=read_summary(root))
-    overall = results.overall
-    keys = sorted({(r.model, r.task, r.metric) for r in overall.itertuples()})
+def read_scores(results: Results, keys: list[tuple[str, str, str]], threads: int = 4) -> None:
+    """Read the (model, task, metric) score files of ``keys`` into ``results.scores``: a main
+    metric's in full (with its text), the others' ids and values, in ``threads`` threads; a
+    missing or unreadable file is a warning (a gap)."""
+    root = results.root
     primary = {task: results.primary(task) for task in results.tasks()}
 
     def read(key: tuple[str, str, str]) -> tuple[tuple, SampleScores | None, str | None]:
-        path = _score_path(root, *key)
+        path = score_path(root, *key)
         if not path.is_file():
             gap = "score file missing; per-sample statistics skipped"
             return key, None, f"{results.rel(path)}: {gap}"
@@ -285,6 +286,16 @@ def load_results(root: str | Path, *, threads: int = 4) -> Results:
                     results.scores[key] = scores
                 if warning:
                     results.warnings.append(warning)
+
+
+def load_results(root: str | Path, *, threads: int = 4) -> Results:
+    """Everything the report reads, from ``root`` (a ``results/`` folder) alone."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NotAResultsFolder(f"{root}: no such folder")
+    results = Results(root=root, summary=read_summary(root))
+    overall = results.overall
+    read_scores(results, sorted(results.score_keys()), threads)
 
     for path in sorted((root / "predictions").glob("*/*.jsonl")):
         model, task = path.parent.name, path.stem

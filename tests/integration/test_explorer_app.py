@@ -487,6 +487,7 @@ def test_export_is_one_self_contained_page(site: Site, browser: DevTools, tmp_pa
     )
     assert done.exit_code == 0, done.output
     expected = site.ids(lambda k: right("alpha", k) and not right("beta", k))
+    assert f"({len(expected)} samples)" in " ".join(done.output.split())
     text = out.read_text(encoding="utf-8")
     assert "<script" not in text.lower() and 'src="/' not in text
     assert "://" not in text  # no link to a server or anywhere else

@@ -84,7 +84,7 @@ def create_app(explorer: Explorer, *, loopback_only: bool = True) -> FastAPI:
         f = parse_filter(request.query_params.multi_items())
         name = quote(f"{known(task)}.html", safe="")
         return HTMLResponse(
-            export_html(explorer, task, f),
+            export_html(explorer, task, f)[0],
             headers={**HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
         )
 

@@ -19,6 +19,7 @@ from vlmhyperbench.reporting.results import Results, read_summary
 from vlmhyperbench.reporting.variants import VARIANTS_FILE, load_variants, name_order
 
 if TYPE_CHECKING:
+    from vlmhyperbench.explorer.filters import TaskFilter
     from vlmhyperbench.reporting.judges import JudgeMetric
 
 
@@ -84,6 +85,11 @@ class Catalog:
 
     def higher_is_better(self, task: str, metric: str) -> bool:
         return self.results.higher_is_better(task, metric)
+
+    def in_view(self, task: str, f: TaskFilter) -> tuple[str, list[str]]:
+        """The metric ``f`` looks at and the models it shows: its own, else the task's main
+        metric and all the task's models."""
+        return f.metric or self.primary(task), list(f.models) or self.models(task)
 
     def group_columns(self, task: str) -> list[str]:
         """The columns the task's scores are grouped by in the summary (subset, doc_class, …)."""

@@ -14,19 +14,22 @@ from vlmhyperbench.explorer.filters import TaskFilter, parse_query
 from vlmhyperbench.explorer.pages import sample_rows, task_view
 from vlmhyperbench.explorer.render import render, static_text
 from vlmhyperbench.explorer.session import Explorer
+from vlmhyperbench.runtime.io import atomic_write
 
 EXPORT_LIMIT = 500  # samples on an exported page at most
 
 
-def export_html(explorer: Explorer, task: str, f: TaskFilter, limit: int = EXPORT_LIMIT) -> str:
-    """The page: the first ``limit`` samples of ``task`` that pass ``f``, in its order."""
+def export_html(
+    explorer: Explorer, task: str, f: TaskFilter, limit: int = EXPORT_LIMIT
+) -> tuple[str, int]:
+    """The page of the first ``limit`` samples of ``task`` that pass ``f``, in its order, and
+    how many samples it holds."""
     run = explorer.run
     view = replace(task_view(run, task, f), page=1)
-    metric = view.metric or run.catalog.primary(task)
-    shown = list(view.models) or run.catalog.models(task)
+    metric, shown = run.catalog.in_view(task, view)
     page = run.store.page(task, view, size=limit)
     rows = sample_rows(run, task, page, shown, metric, explorer.media.thumbnail_data_uri)
-    return render(
+    text = render(
         "export.html.j2",
         {
             "run": run.catalog.root.name,
@@ -40,6 +43,7 @@ def export_html(explorer: Explorer, task: str, f: TaskFilter, limit: int = EXPOR
             "css": static_text("explorer.css"),
         },
     )
+    return text, len(rows)
 
 
 def write_export(explorer: Explorer, out: Path, task: str, query: str, limit: int) -> int:
@@ -53,6 +57,7 @@ def write_export(explorer: Explorer, out: Path, task: str, query: str, limit: in
         raise KeyError(
             f"{task}: no such task in {results} ({', '.join(explorer.run.catalog.tasks())})"
         )
-    text = export_html(explorer, task, parse_query(query), limit)
-    target.write_text(text, encoding="utf-8")
-    return text.count("<tr data-id=")
+    text, samples = export_html(explorer, task, parse_query(query), limit)
+    with atomic_write(target, encoding="utf-8") as page:
+        page.write(text)
+    return samples

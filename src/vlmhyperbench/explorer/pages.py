@@ -117,8 +117,7 @@ def task_page(explorer: Explorer, task: str, raw: TaskFilter, image_src: ImageSo
     run = explorer.run
     catalog = run.catalog
     f = task_view(run, task, raw)
-    metric = f.metric or catalog.primary(task)
-    shown = list(f.models) or catalog.models(task)
+    metric, shown = catalog.in_view(task, f)
     page = run.store.page(task, f)
     pages = max(1, math.ceil(page.total / PAGE_SIZE))
     return {

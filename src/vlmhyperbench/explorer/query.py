@@ -214,12 +214,11 @@ class ScoreStore:
     def page(self, task: str, f: TaskFilter, size: int = PAGE_SIZE) -> Page:
         """The samples of ``task`` that pass ``f`` (checked), in its order: page ``f.page`` of
         ``size`` samples."""
-        metric = f.metric or self.catalog.primary(task)
+        metric, shown = self.catalog.in_view(task, f)
         higher = self.catalog.higher_is_better(task, metric)
         with self._lock:
             t = self.tables(task)
             values = self.values_table(task, metric)
-            shown = list(f.models) or self.catalog.models(task)
             sql, params = page_sql(t, values, f, shown=shown, higher=higher, size=size)
             found = self._sql(sql, params)
             total = found[0][-1] if found else self._count(sql, params)

@@ -43,7 +43,6 @@ from vlmhyperbench.reporting.published_leaderboard import (
 from vlmhyperbench.reporting.results import Results, SampleScores
 from vlmhyperbench.stats.resampling import bootstrap_counts, cluster_index, cluster_sums
 
-VALIDATION = "validation"
 CI_LEVEL = 0.95
 #: how far outside its CI a point may lie through float rounding alone (then the CI takes it in)
 ROUNDING = 1e-12
@@ -206,22 +205,16 @@ def _placements(row: dict[str, Any], board: PublishedLeaderboard) -> list[str]:
     for column, entry in wanted:
         ci = (entry["ci_low"], entry["ci_high"])
         usable = None not in ci and ci[0] <= entry["value"] <= ci[1]
-        text = place(board, entry["value"], ci if usable else None, column=column).text
+        value, split = entry["value"], row["split"]
+        text = place(board, value, ci if usable else None, column=column, split=split).text
         lines.append(f"Overall {text}" if column == "overall" else text)
     return lines
 
 
-def _not_placed(split: str | None, board: PublishedLeaderboard) -> str:
-    """Why a model's numbers are not placed on ``board``."""
-    if split is None:
-        return (
-            "not placed: its samples' split (their subset) is unknown or mixed, and only a "
-            f"{board.split} score can be placed on the {board.split} table"
-        )
+def _unknown_split(board: PublishedLeaderboard) -> str:
     return (
-        f"not placed: it ran on the {split} split, and a {split} score is not comparable with "
-        f"the {board.split} table ({board.table_date}): the splits hold different pages and "
-        "questions"
+        "not placed: its samples' split (their subset) is unknown or mixed, and only a "
+        f"{board.split} score can be placed on the {board.split} table"
     )
 
 
@@ -255,10 +248,13 @@ def model_row(
     }
     if board is None:
         row["not_placed"] = "not placed: the published table could not be read (see Gaps)"
-    elif row["split"] != board.split:
-        row["not_placed"] = _not_placed(row["split"], board)
+    elif row["split"] is None:
+        row["not_placed"] = _unknown_split(board)
     else:
-        row["placements"] = _placements(row, board)
+        try:  # place() refuses a score of another split than the table's
+            row["placements"] = _placements(row, board)
+        except LeaderboardError as exc:
+            row["not_placed"] = f"not placed: it ran on the {row['split']} split, and {exc}"
     return row
 
 

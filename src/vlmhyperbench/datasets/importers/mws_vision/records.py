@@ -9,15 +9,10 @@ from typing import Any
 from vlmhyperbench.datasets.importers.common import DatasetImportError, ImportReport
 from vlmhyperbench.datasets.importers.mws_vision.images import page_id
 from vlmhyperbench.datasets.manifest import Sample
+from vlmhyperbench.metrics.mws.overall import CATEGORY_METRICS
 
 #: The official ``type`` of each category (``src/evaluation/eval_parallel.py``) and our name.
-CATEGORIES = {
-    "full-page OCR ru": "ocr",
-    "document parsing ru": "markdown",
-    "text grounding ru": "grounding",
-    "key information extraction ru": "kie",
-    "reasoning VQA ru": "vqa",
-}
+CATEGORIES = {kind: metric.removeprefix("mws_") for kind, metric in CATEGORY_METRICS.items()}
 _ONE_REFERENCE = {"ocr", "markdown", "kie"}  # the official scorer asserts len(answers) == 1
 
 

@@ -38,6 +38,7 @@ from vlmhyperbench.inference.runner import RunStats, Sender
 from vlmhyperbench.inference.server import wait_for_server
 from vlmhyperbench.judge.pairwise import (
     ORDERS,
+    PAIRWISE_KEYS,
     Order,
     answers_in_order,
     journal_id,
@@ -211,16 +212,20 @@ def _recorded(run: JudgeRun, item: JudgeItem) -> dict[str, Any]:
     return record
 
 
+def _pairwise_layout(line: dict[str, Any]) -> dict[str, Any]:
+    return {key: line.get(key) for key in (*JUDGEMENT_KEYS, *PAIRWISE_KEYS)}
+
+
 def judgement_lines(run: JudgeRun) -> Iterator[dict[str, Any]]:
     """A line per judged sample, in the items' order (a pairwise sample's two orders make one
-    line), then the compared-against model's ties with itself."""
+    line, with the pairwise keys too), then the compared-against model's ties with itself."""
     for sample_id, group in groupby(run.items, key=lambda item: item.sample.id):
         records = [_recorded(run, item) for item in group]
         if len(records) == 1:
             yield judgement_line(records[0], run.rule)
         else:
-            yield pairwise_line(sample_id, *records, regex=run.rule.regex)
-    yield from (self_tie_line(sample_id) for sample_id in run.self_ties)
+            yield _pairwise_layout(pairwise_line(sample_id, *records, regex=run.rule.regex))
+    yield from (_pairwise_layout(self_tie_line(sample_id)) for sample_id in run.self_ties)
 
 
 def write_judgements(run: JudgeRun, output_path: Path) -> None:

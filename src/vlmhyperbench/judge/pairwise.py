@@ -61,7 +61,8 @@ def _read(record: dict[str, Any], regex: str | None) -> Verdict:
 def pairwise_line(
     sample_id: str, first: dict[str, Any], swapped: dict[str, Any], regex: str | None
 ) -> dict[str, Any]:
-    """The sample's judgements line from the two orders' journal records."""
+    """The sample's judgements line from the two orders' journal records (the keys it has;
+    the judge job lays every line out with all the keys)."""
     latencies = [r.get("latency_ms") for r in (first, swapped)]
     line = {
         "id": sample_id,
@@ -72,16 +73,13 @@ def pairwise_line(
         "system_fingerprint": first.get("system_fingerprint"),
         "usage": _sum_usage([first, swapped]),
         "latency_ms": sum(latencies) if None not in latencies else None,
-        "first": None, "swapped": None, "position_consistent": None,
-    }  # fmt: skip
+    }
     if line["error"] is not None:
-        return {**line, "verdict": None, "label": None, "status": "error",
-                "detail": line["error"]}  # fmt: skip
+        return {**line, "status": "error", "detail": line["error"]}
     verdicts = {order: _read(r, regex) for order, r in zip(ORDERS, (first, swapped), strict=True)}
     bad = [f"{order}: {v.detail}" for order, v in verdicts.items() if v.value is None]
     if bad:
-        return {**line, "verdict": None, "label": None, "status": "invalid",
-                "detail": "; ".join(bad)}  # fmt: skip
+        return {**line, "status": "invalid", "detail": "; ".join(bad)}
     sides = [model_side(verdicts[order], order) for order in ORDERS]
     consistent = sides[0] == sides[1]
     value = sides[0] if consistent else TIE
@@ -94,8 +92,5 @@ def self_tie_line(sample_id: str) -> dict[str, Any]:
     """The ``against`` model's line for a sample it answered: a tie with itself, not asked."""
     return {
         "id": sample_id, "verdict": TIE, "label": LABELS[TIE], "status": "ok",
-        "detail": "the compared-against model itself: a tie, not asked", "error": None,
-        "reply": None, "judge_model": None, "system_fingerprint": None, "usage": None,
-        "latency_ms": None, "first": None, "swapped": None, "position_consistent": None,
-        "reply_swapped": None,
+        "detail": "the compared-against model itself: a tie, not asked",
     }  # fmt: skip

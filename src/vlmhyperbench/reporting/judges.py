@@ -40,6 +40,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from vlmhyperbench.config.schema import ApiCost, SelfHostedCost
+from vlmhyperbench.judge.pairwise import LABELS as PAIRWISE_LABELS
 from vlmhyperbench.judge.verdicts import parse_verdict
 from vlmhyperbench.perf.cost import NO_COST, usd
 from vlmhyperbench.reporting.perf import Price, pricing_text
@@ -56,8 +57,6 @@ JUDGEMENTS_DIR = "judgements"
 LEVELS = {"binary": "nominal", "score": "interval", "pairwise": "ordinal"}
 WHOLE_TEXT = r"(?s)\A(.*)\Z"  # a human label is read whole, not searched for JSON
 BINARY_LABELS = {1.0: "correct", 0.0: "incorrect"}
-PAIRWISE_LABELS = {1.0: "win", 0.5: "tie", 0.0: "loss"}
-TWO_ORDER_VALUES = (0.0, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def _count(served: Served, line: dict[str, Any]) -> None:
         value = usage.get(key)
         if isinstance(value, int | float) and math.isfinite(value):
             setattr(served, key, getattr(served, key) + int(value))
-    if line.get("first") in TWO_ORDER_VALUES and line.get("swapped") in TWO_ORDER_VALUES:
+    if line.get("first") in PAIRWISE_LABELS and line.get("swapped") in PAIRWISE_LABELS:
         served.first.append(float(line["first"]))
         served.swapped.append(float(line["swapped"]))
 
@@ -446,8 +445,10 @@ def _metric_pairs(results: Results, metric: str) -> dict[str, list[str]]:
     return {t: sorted(set(overall.loc[overall["task"] == t, "model"])) for t in tasks}
 
 
-def _served(results: Results, metric: JudgeMetric) -> tuple[dict[str, Served], list[str]]:
-    models = _metric_pairs(results, metric.name)
+def _served(
+    results: Results, metric: JudgeMetric, models: dict[str, list[str]]
+) -> tuple[dict[str, Served], list[str]]:
+    """What each judge of ``metric`` served for ``models`` (task -> models judged)."""
     pairs = [(model, task) for task, names in models.items() for model in names]
     return read_judgements(results.root, metric, pairs)
 
@@ -461,7 +462,7 @@ def baseline_drift(
     before_metric = next((m for m in metrics if m.name == metric.name), None)
     if before_metric is None:
         return []
-    before, _ = _served(baseline, before_metric)
+    before, _ = _served(baseline, before_metric, _metric_pairs(baseline, metric.name))
     changed = []
     for judge, now in served.items():
         old = before.get(judge)
@@ -495,7 +496,7 @@ def metric_section(
         part, found = task_part(results, metric, task, names)
         parts.append(part)
         warnings += found
-    served, found = _served(results, metric)
+    served, found = _served(results, metric, models)
     drifted = drift(served)
     against_baseline = baseline_drift(metric, served, baseline) if baseline else []
     section = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,7 @@ from vlmhyperbench.config.registry import Registry, deep_merge, load_registry, r
 from vlmhyperbench.config.schema import (
     DatasetEntry,
     ExperimentConfig,
+    JudgeSpec,
     MetricEntry,
     ModelEntry,
     PerfSettings,
@@ -126,16 +128,22 @@ class Experiment:
         names = dict.fromkeys(j for m in metrics if m.judge is not None for j in m.judge.models)
         return {name: self.registry.models[name] for name in names}
 
-    def judgements(self) -> list[tuple[str, str, str, str]]:
-        """Every (metric, judge, model, task) the run asks a judge about: each judge of each
-        judge metric of a pair's task."""
-        found = []
+    def judged_pairs(self) -> Iterator[tuple[RunPair, str, JudgeSpec]]:
+        """Each pair with each judge metric of its task: (pair, metric, the metric's judge)."""
         for pair in self.pairs:
             for metric in pair.task_entry.metrics:
                 judge = self.registry.metrics[metric].judge
                 if judge is not None:
-                    found += [(metric, name, pair.model, pair.task) for name in judge.models]
-        return found
+                    yield pair, metric, judge
+
+    def judgements(self) -> list[tuple[str, str, str, str]]:
+        """Every (metric, judge, model, task) the run asks a judge about: each judge of each
+        judge metric of a pair's task."""
+        return [
+            (metric, name, pair.model, pair.task)
+            for pair, metric, judge in self.judged_pairs()
+            for name in judge.models
+        ]
 
     # ------------------------------------------------------------------ servers
     @cached_property
@@ -639,38 +647,34 @@ def _against_problems(experiment: Experiment) -> list[Problem]:
     """A pairwise verdict's ``against`` model answers every task the metric scores."""
     pairs = {(pair.model, pair.task) for pair in experiment.pairs}
     problems = []
-    for pair in experiment.pairs:
-        for name in pair.task_entry.metrics:
-            judge = experiment.registry.metrics[name].judge
-            against = judge.verdict.against if judge else None
-            if against is None or (against, pair.task) in pairs:
-                continue
-            message = (
-                f"the pairwise verdict compares against {against!r}, which this run does not "
-                f"run on the task {pair.task!r}; add it to the run (or compare against a model "
-                "that answers every task the metric scores)"
-            )
-            path = str(experiment.registry.path_of("metrics", name))
-            problems.append(Problem(path, ("judge", "verdict", "against"), message))
+    for pair, name, judge in experiment.judged_pairs():
+        against = judge.verdict.against
+        if against is None or (against, pair.task) in pairs:
+            continue
+        message = (
+            f"the pairwise verdict compares against {against!r}, which this run does not "
+            f"run on the task {pair.task!r}; add it to the run (or compare against a model "
+            "that answers every task the metric scores)"
+        )
+        path = str(experiment.registry.path_of("metrics", name))
+        problems.append(Problem(path, ("judge", "verdict", "against"), message))
     return list(dict.fromkeys(problems))
 
 
 def _only_when_problems(experiment: Experiment) -> list[Problem]:
     """``only_when`` names a rule-based metric that every task of the judge metric has."""
     problems = []
-    for pair in experiment.pairs:
-        for name in pair.task_entry.metrics:
-            only_when = experiment.registry.metrics[name].judge
-            only_when = only_when.only_when if only_when else None
-            if only_when is None:
-                continue
-            rule = experiment.registry.metrics.get(only_when.metric)
-            if only_when.metric not in pair.task_entry.metrics or rule is None or rule.judge:
-                message = (
-                    f"{only_when.metric!r} must be a rule-based metric of every task "
-                    f"the judge metric scores; the task {pair.task!r} has "
-                    f"{', '.join(pair.task_entry.metrics)}"
-                )
-                path = str(experiment.registry.path_of("metrics", name))
-                problems.append(Problem(path, ("judge", "only_when", "metric"), message))
+    for pair, name, judge in experiment.judged_pairs():
+        only_when = judge.only_when
+        if only_when is None:
+            continue
+        rule = experiment.registry.metrics.get(only_when.metric)
+        if only_when.metric not in pair.task_entry.metrics or rule is None or rule.judge:
+            message = (
+                f"{only_when.metric!r} must be a rule-based metric of every task "
+                f"the judge metric scores; the task {pair.task!r} has "
+                f"{', '.join(pair.task_entry.metrics)}"
+            )
+            path = str(experiment.registry.path_of("metrics", name))
+            problems.append(Problem(path, ("judge", "only_when", "metric"), message))
     return list(dict.fromkeys(problems))

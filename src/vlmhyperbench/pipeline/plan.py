@@ -194,9 +194,8 @@ class Plan:
         asked = [WRAPPER_MAX_NEW_TOKENS]
         for model in self.experiment.models_of(server):
             for task in self.experiment.tasks_of(model):
-                narrowed = self.experiment.for_pair(model, task).registry
-                generation = effective_generation(narrowed.models[model], narrowed.tasks[task])
-                asked.append(generation["max_tokens"])
+                pair = self.experiment.pair(model, task)
+                asked.append(effective_generation(pair.model_entry, pair.task_entry)["max_tokens"])
         for metric, judge, _, _ in self.experiment.judgements():
             if self.experiment.server_of(judge) == server:
                 asked.append(self.experiment.registry.metrics[metric].judge.generation.max_tokens)

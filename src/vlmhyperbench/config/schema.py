@@ -217,6 +217,10 @@ class ApiCost(StrictTypes):
     usd_per_1m_output_tokens: float = Field(ge=0)
 
 
+#: A model's price: self-hosted by the hour, or an API's by the token.
+Price = SelfHostedCost | ApiCost
+
+
 class ModelEntry(Strict):
     name: Name
     base: Base

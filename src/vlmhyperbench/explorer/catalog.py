@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmhyperbench.pipeline.provenance import PROVENANCE_DIR
+from vlmhyperbench.reporting.judge_metrics import JudgeMetric, read_judge_metrics
 from vlmhyperbench.reporting.results import Results, read_summary
-from vlmhyperbench.reporting.variants import VARIANTS_FILE, load_variants, name_order
+from vlmhyperbench.reporting.variants import load_variants, name_order
 
 if TYPE_CHECKING:
     from vlmhyperbench.explorer.filters import TaskFilter
-    from vlmhyperbench.reporting.judges import JudgeMetric
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,8 @@ class Catalog:
     _judge_metrics: dict[str, JudgeMetric] | None = None
 
     def judge_metrics(self) -> dict[str, JudgeMetric]:
-        """The judge metrics ``variants.json`` lists, by name, read on first use (the
-        report's reader; importing it brings the report's statistics, seconds at start)."""
-        if self._judge_metrics is None and not self._lists_judge_metrics():
-            self._judge_metrics = {}
+        """The judge metrics ``variants.json`` lists, by name, read on first use."""
         if self._judge_metrics is None:
-            from vlmhyperbench.reporting.judges import read_judge_metrics
-
             metrics, warnings = read_judge_metrics(self.root)
             self.warnings += warnings
             self._judge_metrics = {m.name: m for m in metrics}
@@ -55,16 +50,6 @@ class Catalog:
     @property
     def root(self) -> Path:
         return self.results.root
-
-    def _lists_judge_metrics(self) -> bool:
-        """Whether ``variants.json`` has judge metrics (or cannot be read: the reader says)."""
-        try:
-            document = json.loads((self.root / VARIANTS_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return False
-        except (OSError, ValueError):
-            return True
-        return not isinstance(document, dict) or bool(document.get("judge_metrics"))
 
     def tasks(self) -> list[str]:
         return self.results.tasks()

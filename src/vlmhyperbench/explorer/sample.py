@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmhyperbench.explorer.catalog import Catalog
+from vlmhyperbench.reporting.judge_metrics import judgements_path
 
 PERFORMANCE_SHOWN = ("latency_ms", "ttft_ms", "tpot_ms", "prompt_tokens", "completion_tokens")
 
@@ -87,8 +88,6 @@ def _judgements(catalog: Catalog, task: str, model: str, sample_id: str) -> list
     judge_metrics = catalog.judge_metrics()
     if not judge_metrics:
         return []
-    from vlmhyperbench.reporting.judges import judgements_path  # the report's plotting too
-
     out = []
     for metric in catalog.metrics(task):
         judge_metric = judge_metrics.get(metric)

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from vlmhyperbench.config.schema import SLO, ApiCost, SelfHostedCost
+from vlmhyperbench.config.schema import SLO, ApiCost, Price, SelfHostedCost
 from vlmhyperbench.perf.cost import cost_per_1k_samples, significant, usd
 from vlmhyperbench.perf.result import LadderResult, LevelResult, PerfResult
 from vlmhyperbench.reporting import figures
@@ -43,7 +43,6 @@ REASONS = {
     "first_level_fails": "not even the first level met the SLO",
 }
 LADDER_UNITS = {"concurrency": "concurrent requests", "rate": "requests/s offered (Poisson)"}
-Price = SelfHostedCost | ApiCost
 
 
 def perf_path(root: Path, model: str, task: str) -> Path:

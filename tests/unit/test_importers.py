@@ -181,6 +181,27 @@ def test_hf_disk_with_column_mapping(tmp_path: Path) -> None:
         import_dataset("hf_disk", source, tmp_path / "bad", name="hf", options={"question": "q"})
 
 
+def test_hf_disk_split_is_the_only_one_or_the_one_named(tmp_path: Path) -> None:
+    import datasets
+
+    source = fx.hf_disk(tmp_path / "src")  # one split, test
+    options = {"image": "img", "question": "q", "answer": "answers", "id": "uid"}
+    samples, _ = import_dataset("hf_disk", source, tmp_path / "one", name="hf", options=options)
+    assert [s.id for s in samples] == ["a1", "a2"]
+    with pytest.raises(DatasetImportError, match=r"no split 'train'; known: \['test'\]"):
+        import_dataset(
+            "hf_disk", source, tmp_path / "x", name="hf", options={**options, "split": "train"}
+        )
+    table = datasets.load_from_disk(str(source))["test"]
+    two = tmp_path / "two"
+    datasets.DatasetDict({"test": table, "train": table.select([1])}).save_to_disk(str(two))
+    with pytest.raises(DatasetImportError, match=r"several splits \['test', 'train'\]; set opt"):
+        import_dataset("hf_disk", two, tmp_path / "y", name="hf", options=options)
+    options["split"] = "train"
+    samples, _ = import_dataset("hf_disk", two, tmp_path / "z", name="hf", options=options)
+    assert [s.id for s in samples] == ["a2"]
+
+
 def test_unknown_format_and_bad_option(tmp_path: Path) -> None:
     with pytest.raises(
         DatasetImportError, match=r"unknown format 'csv'; known formats: class_folders"

@@ -69,6 +69,18 @@ def read_json(path: Path) -> Any:
         raise DatasetImportError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
 
 
+def choose_split(splits: list[str], wanted: str | None, where: Path, option: str) -> str:
+    """The split of a saved dataset to import: ``wanted``, or the only one there is (``option``
+    says how to choose one)."""
+    if wanted is None:
+        if len(splits) != 1:
+            raise DatasetImportError(f"{where}: several splits {splits}; {option}")
+        return splits[0]
+    if wanted not in splits:
+        raise DatasetImportError(f"{where}: no split {wanted!r}; known: {splits}")
+    return wanted
+
+
 def images_and_jsons(source: Path) -> tuple[Path, Path]:
     """The ``images/`` and ``jsons/`` folders of the paired layouts (field JSON, bundles)."""
     image_dir, json_dir = source / "images", source / "jsons"

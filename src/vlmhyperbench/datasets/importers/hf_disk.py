@@ -8,7 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from vlmhyperbench.datasets.importers.common import IMAGES_DIR, DatasetImportError, ImportReport
+from vlmhyperbench.datasets.importers.common import (
+    IMAGES_DIR,
+    DatasetImportError,
+    ImportReport,
+    choose_split,
+)
 from vlmhyperbench.datasets.manifest import Sample
 
 
@@ -40,15 +45,7 @@ def _load(source: Path, split: str | None) -> Any:
             f"{source}: not a dataset saved with save_to_disk ({exc})"
         ) from None
     if isinstance(loaded, datasets.DatasetDict):
-        if split is None:
-            if len(loaded) != 1:
-                raise DatasetImportError(
-                    f"{source}: several splits {list(loaded)}; set options.split"
-                )
-            split = next(iter(loaded))
-        if split not in loaded:
-            raise DatasetImportError(f"{source}: no split {split!r}; known: {list(loaded)}")
-        loaded = loaded[split]
+        loaded = loaded[choose_split(list(loaded), split, source, "set options.split")]
     return loaded
 
 

@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmhyperbench.datasets.importers.common import DatasetImportError, read_json
+from vlmhyperbench.datasets.importers.common import (
+    DatasetImportError,
+    choose_split,
+    read_json,
+)
 
 KEYS = ("id", "type", "dataset_name", "question", "answers")
 REQUIRED = ("id", "type", "question", "answers")
@@ -168,14 +172,7 @@ def _saved_files(folder: Path, split: str | None) -> list[Path]:
     """The Arrow files of a ``save_to_disk`` folder (of one split of a ``DatasetDict``)."""
     if (folder / "dataset_dict.json").is_file():
         splits = read_json(folder / "dataset_dict.json").get("splits", [])
-        if split is None and len(splits) != 1:
-            raise DatasetImportError(
-                f"{folder}: several splits {splits}; choose one with -o hub_split=NAME"
-            )
-        chosen = split if split is not None else splits[0]
-        if chosen not in splits:
-            raise DatasetImportError(f"{folder}: no split {chosen!r}; known: {splits}")
-        folder = folder / chosen
+        folder = folder / choose_split(splits, split, folder, "choose one with -o hub_split=NAME")
     state = read_json(folder / "state.json")
     try:
         return [folder / entry["filename"] for entry in state["_data_files"]]

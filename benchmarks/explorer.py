@@ -28,7 +28,10 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.synthetic_results import write_synthetic_results_once  # noqa: E402
+from tests.synthetic_results import (  # noqa: E402
+    add_scale_arguments,
+    write_synthetic_results_once,
+)
 from vlmhyperbench.inference.launcher import free_port  # noqa: E402
 from vlmhyperbench.metrics.scoring import read_predictions  # noqa: E402
 
@@ -58,14 +61,7 @@ def write_datasets(data: Path, results: Path) -> None:
 
 
 def synthesise(root: Path, args: argparse.Namespace, seed: int) -> Path:
-    results = write_synthetic_results_once(
-        root / "results",
-        models=args.models,
-        tasks=args.tasks,
-        metrics=args.metrics,
-        samples=args.samples,
-        seed=seed,
-    )
+    results = write_synthetic_results_once(root / "results", args, seed)
     if not (root / "data").is_dir():
         write_datasets(root / "data", results)
     return results
@@ -134,10 +130,7 @@ def measure(url: str, args: argparse.Namespace, diff: bool) -> list[tuple[str, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--tasks", type=int, default=25)
-    parser.add_argument("--metrics", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=1000)
+    add_scale_arguments(parser)
     parser.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the files")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run diff")
     args = parser.parse_args()

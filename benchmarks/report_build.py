@@ -19,7 +19,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.synthetic_results import write_synthetic_results_once  # noqa: E402
+from tests.synthetic_results import (  # noqa: E402
+    add_scale_arguments,
+    write_synthetic_results_once,
+)
 
 BUILD = """
 import logging
@@ -33,21 +36,12 @@ print(len(report.files), "files,", len(report.warnings), "gaps")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--tasks", type=int, default=25)
-    parser.add_argument("--metrics", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=1000)
+    add_scale_arguments(parser)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     args = parser.parse_args()
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="vlmhb-report-bench-"))
-    results = write_synthetic_results_once(
-        root / "results",
-        models=args.models,
-        tasks=args.tasks,
-        metrics=args.metrics,
-        samples=args.samples,
-    )
+    results = write_synthetic_results_once(root / "results", args)
     out = root / "report"
     start = time.perf_counter()
     done = subprocess.run(

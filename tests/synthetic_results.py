@@ -8,6 +8,7 @@ them). Seeded: the same arguments give the same files.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -118,17 +119,27 @@ def write_synthetic_results(
     return root
 
 
+#: The run the benchmarks measure by default (a paper's scale): models × tasks × metrics × samples.
+PAPER_SCALE = {"models": 20, "tasks": 25, "metrics": 20, "samples": 1000}
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """A benchmark's ``--models``, ``--tasks``, ``--metrics`` and ``--samples`` (paper scale)."""
+    for name, default in PAPER_SCALE.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+
+
 def write_synthetic_results_once(
-    root: str | Path, *, models: int, tasks: int, metrics: int, samples: int, seed: int = 0
+    root: str | Path, scale: argparse.Namespace, seed: int = 0
 ) -> Path:
-    """For the benchmarks: ``write_synthetic_results`` unless ``root`` already holds a run (a kept
-    ``--workdir``), saying how long it took."""
+    """For the benchmarks: ``write_synthetic_results`` at ``scale`` (``add_scale_arguments``'
+    options) unless ``root`` already holds a run (a kept ``--workdir``), saying how long it
+    took."""
     root = Path(root)
     if not (root / "summary.parquet").is_file():
         start = time.perf_counter()
-        write_synthetic_results(
-            root, models=models, tasks=tasks, metrics=metrics, samples=samples, seed=seed
-        )
+        shape = {name: getattr(scale, name) for name in PAPER_SCALE}
+        write_synthetic_results(root, **shape, seed=seed)
         print(f"synthesised {root} in {time.perf_counter() - start:.0f} s")
     return root
 
